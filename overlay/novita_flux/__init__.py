@@ -1,0 +1,43 @@
+"""novita-flux: a typed client for Novita AI's FLUX.1 [schnell] text-to-image API."""
+
+from novita_flux._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    BudgetExceededError,
+    ImageDownloadError,
+    ImageExpiredError,
+    InternalServerError,
+    MissingAPIKeyError,
+    NotFoundError,
+    NovitaError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    ValidationError,
+)
+from novita_flux._request import estimate_cost
+from novita_flux._version import __version__
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "ImageDownloadError",
+    "ImageExpiredError",
+    "InternalServerError",
+    "MissingAPIKeyError",
+    "NotFoundError",
+    "NovitaError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseValidationError",
+    "ValidationError",
+    "__version__",
+    "estimate_cost",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from novita_flux._cli import main
+
+sys.exit(main())

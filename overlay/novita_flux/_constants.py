@@ -1,0 +1,25 @@
+"""Defaults of the client: the only numbers the overlay chooses itself (the API's own ranges,
+enums and prices live in the spec)."""
+
+from typing import Final
+
+API_KEY_ENV: Final = "NOVITA_API_KEY"
+BASE_URL_ENV: Final = "NOVITA_BASE_URL"
+KEY_HELP_URL: Final = "https://novita.ai/settings/key-management"
+
+DEFAULT_TIMEOUT: Final = 60.0  # seconds per attempt
+DEFAULT_MAX_RETRIES: Final = 2
+
+DEFAULT_WIDTH: Final = 1024
+DEFAULT_HEIGHT: Final = 1024
+DEFAULT_STEPS: Final = 4  # FLUX.1 [schnell] is distilled for 1-4 steps
+DEFAULT_IMAGE_NUM: Final = 1
+
+INITIAL_RETRY_DELAY: Final = 0.5  # seconds; doubles each retry
+MAX_RETRY_DELAY: Final = 8.0
+MAX_RETRY_AFTER: Final = 60.0  # a longer Retry-After is not waited for: the error is raised
+
+MAX_IMAGE_BYTES: Final = 64 * 1024 * 1024  # far above any 2048x2048 image the API returns
+DOWNLOAD_CHUNK: Final = 64 * 1024
+
+LOGGER_NAME: Final = "novita_flux"

@@ -1,0 +1,181 @@
+"""Every error novita_flux raises, all under NovitaError.
+
+Nothing a server or a user sends surfaces as a bare KeyError, TypeError or JSONDecodeError: each
+failure below keeps what the server said (status, reason, message, task id) and never the API key.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from novita_flux._spec import known_reasons
+
+_BODY_LIMIT = 2000  # characters of a raw body kept on an error
+
+
+class NovitaError(Exception):
+    """Base of every error raised by novita_flux."""
+
+
+# --- Raised before anything is sent -----------------------------------------------------------
+
+
+class ValidationError(NovitaError, ValueError):
+    """An argument is outside what the API accepts; nothing was sent."""
+
+    def __init__(self, field: str, value: Any, expected: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+        self.expected = expected
+
+
+class BudgetExceededError(NovitaError):
+    """The estimated cost is above the budget you set; nothing was sent."""
+
+    def __init__(self, cost: Decimal, budget: Decimal, what: str = "request") -> None:
+        super().__init__(f"estimated cost ${cost} of this {what} exceeds the budget ${budget}")
+        self.cost = cost
+        self.budget = budget
+
+
+class MissingAPIKeyError(NovitaError):
+    """No API key was given and NOVITA_API_KEY is not set."""
+
+
+# --- The API answered with an error status ----------------------------------------------------
+
+
+class APIStatusError(NovitaError):
+    """The API answered with a non-2xx status; carries its error envelope."""
+
+    def __init__(self, response: httpx.Response, body: object, retry_after: float | None) -> None:
+        envelope = body if isinstance(body, dict) else {}
+        self.response = response
+        self.status_code = response.status_code
+        self.body = body if body is not None else _truncate(response.text)
+        self.code = _typed(envelope, "code", int)
+        self.reason = _typed(envelope, "reason", str)
+        self.message = _typed(envelope, "message", str)
+        self.metadata: dict[str, Any] = _typed(envelope, "metadata", dict) or {}
+        self.task_id = _typed(self.metadata, "task_id", str) or _typed(
+            _typed(envelope, "task", dict) or {}, "task_id", str
+        )
+        self.retry_after = retry_after
+        text = f"{self.status_code} {self.reason or response.reason_phrase}"
+        if self.message:
+            text += f": {self.message}"
+        elif body is None and response.text:
+            text += f": {_truncate(response.text, 200)}"
+        if self.task_id:
+            text += f" (task_id={self.task_id})"
+        super().__init__(text)
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was rejected (invalid body, size, prompt, or balance)."""
+
+
+class AuthenticationError(APIStatusError):
+    """The key is missing, unknown or invalid (401, or an auth reason on 400/403)."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not use this API."""
+
+
+class NotFoundError(APIStatusError):
+    """404: the API path does not exist."""
+
+
+class RateLimitError(APIStatusError):
+    """429: the key's rate limit was reached."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the API failed; safe to retry later."""
+
+
+# --- The API answered 2xx, but not what the contract promises ----------------------------------
+
+
+class ResponseValidationError(NovitaError):
+    """A 2xx body that does not match the spec (bad JSON, missing fields, unknown image type)."""
+
+    def __init__(self, response: httpx.Response, problem: str) -> None:
+        super().__init__(
+            f"the API's {response.status_code} response breaks the contract: {problem}"
+        )
+        self.response = response
+        self.status_code = response.status_code
+        self.problem = problem
+        self.body = _truncate(response.text)
+
+
+# --- No answer --------------------------------------------------------------------------------
+
+
+class APIConnectionError(NovitaError):
+    """The API could not be reached, or the connection broke before an answer."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The API did not answer within the timeout."""
+
+
+# --- Images -----------------------------------------------------------------------------------
+
+
+class ImageDownloadError(NovitaError):
+    """An image could not be downloaded, or what came back is not the image promised."""
+
+
+class ImageExpiredError(ImageDownloadError):
+    """The image's pre-signed URL is past its expiry; generate again."""
+
+
+_BY_KIND: dict[str, type[APIStatusError]] = {
+    "bad_request": BadRequestError,
+    "authentication": AuthenticationError,
+    "permission": PermissionDeniedError,
+    "not_found": NotFoundError,
+    "rate_limit": RateLimitError,
+    "server": InternalServerError,
+}
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def status_error(response: httpx.Response, retry_after: float | None = None) -> APIStatusError:
+    """The exception for an error response: by the spec's known reason first, status second."""
+    try:
+        body: object = json.loads(response.content)
+    except ValueError:
+        body = None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    known = known_reasons().get(reason) if isinstance(reason, str) else None
+    if known is not None:
+        cls = _BY_KIND[known.kind]
+    elif response.status_code >= 500:
+        cls = InternalServerError
+    else:
+        cls = _BY_STATUS.get(response.status_code, APIStatusError)
+    return cls(response, body, retry_after)
+
+
+def _typed(mapping: dict[str, Any], key: str, kind: type[Any]) -> Any:
+    value = mapping.get(key)
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+
+def _truncate(text: str, limit: int = _BODY_LIMIT) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more]"

@@ -1,0 +1,101 @@
+"""Requests checked against the spec before anything is sent, and what they cost."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation, localcontext
+from functools import cache
+from typing import Any
+
+from novita_flux._errors import BudgetExceededError, ValidationError
+from novita_flux._schema import SchemaViolation, compile_schema, conform, show
+from novita_flux._spec import Schema, pricing, request_schema
+
+
+@cache
+def compiled_request_schema() -> Schema:
+    return compile_schema(request_schema())
+
+
+def field_schema(name: str) -> Schema:
+    properties: dict[str, Schema] = compiled_request_schema()["properties"]
+    return properties[name]
+
+
+def validate_request(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON body for these fields, or ValidationError naming the first field that is off."""
+    try:
+        body: dict[str, Any] = conform(compiled_request_schema(), dict(fields))
+    except SchemaViolation as violation:
+        raise as_validation_error(violation) from None
+    return body
+
+
+def validate_field(name: str, value: Any) -> Any:
+    try:
+        return conform(field_schema(name), value, (name,))
+    except SchemaViolation as violation:
+        raise as_validation_error(violation) from None
+
+
+def as_validation_error(violation: SchemaViolation) -> ValidationError:
+    return ValidationError(violation.field, violation.value, violation.expected, str(violation))
+
+
+def random_seed() -> int:
+    seed = field_schema("seed")
+    return random.randint(seed["minimum"], seed["maximum"])
+
+
+def estimate_cost(width: int, height: int, steps: int, image_num: int = 1) -> Decimal:
+    """Exact price in USD of one call: the spec's per-image price times image_num.
+
+    >>> estimate_cost(512, 512, 4)
+    Decimal('0.00075')
+    """
+    pixel_steps = 1
+    for name, value in (("width", width), ("height", height), ("steps", steps)):
+        pixel_steps *= validate_field(name, value)
+    count = validate_field("image_num", image_num)
+    price = pricing()
+    with localcontext() as context:
+        context.prec = 80  # far more digits than any exact result here needs: no rounding
+        cost = price.coefficient * (pixel_steps * count) / price.pixel_steps_unit
+    return _plain(cost)
+
+
+def request_cost(body: Mapping[str, Any]) -> Decimal:
+    return estimate_cost(body["width"], body["height"], body["steps"], body["image_num"])
+
+
+def as_budget(value: Decimal | float | int | str, field: str = "max_cost") -> Decimal:
+    """A budget in USD as a Decimal; floats are read by their shortest repr (0.1 is 0.1)."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | float | int | str):
+        raise ValidationError(
+            field, value, "a non-negative amount", f"{field}: {show(value)} is not an amount"
+        )
+    try:
+        amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount < 0:
+        raise ValidationError(
+            field,
+            value,
+            "a non-negative amount in USD",
+            f"{field}: {show(value)} is not a non-negative amount in USD",
+        )
+    return amount
+
+
+def check_budget(cost: Decimal, budget: Decimal | None, what: str = "request") -> None:
+    if budget is not None and cost > budget:
+        raise BudgetExceededError(cost, budget, what)
+
+
+def _plain(amount: Decimal) -> Decimal:
+    """Drop trailing zeros without switching to exponent notation (0.000750 -> 0.00075)."""
+    normal = amount.normalize()
+    exponent = normal.as_tuple().exponent
+    return normal.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else normal

@@ -1,0 +1,109 @@
+"""The OpenAPI contract, read once from the copy that `make generate` ships with the client.
+
+Every range, enum, default, error reason and price coefficient the overlay, the reference server
+and the tests use comes from here, so the spec stays the one place where each is written down.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any, Final, NamedTuple
+
+import novita_flux_api
+
+SPEC_PATH: Final = Path(novita_flux_api.__file__).with_name("openapi.json")
+
+Schema = dict[str, Any]
+
+
+class Operation(NamedTuple):
+    method: str
+    path: str
+    body: dict[str, Any]
+
+
+class KnownReason(NamedTuple):
+    status: int
+    kind: str  # bad_request, authentication, permission, not_found, rate_limit, server
+
+
+class Pricing(NamedTuple):
+    coefficient: Decimal
+    pixel_steps_unit: int
+    currency: str
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The whole OpenAPI document as a dict (do not mutate it)."""
+    loaded: dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+    return loaded
+
+
+def resolve(schema: Schema) -> Schema:
+    """Follow a local `$ref` (`#/components/...`) to the schema it names."""
+    while "$ref" in schema:
+        node: Any = document()
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+@cache
+def operation() -> Operation:
+    """The endpoint: the spec describes exactly one operation."""
+    ((path, methods),) = document()["paths"].items()
+    ((method, body),) = ((m, b) for m, b in methods.items() if not m.startswith("x-"))
+    return Operation(method.upper(), path, body)
+
+
+@cache
+def request_schema() -> Schema:
+    content = operation().body["requestBody"]["content"]["application/json"]
+    return resolve(content["schema"])
+
+
+@cache
+def request_example() -> dict[str, Any]:
+    example: dict[str, Any] = operation().body["requestBody"]["content"]["application/json"][
+        "example"
+    ]
+    return example
+
+
+@cache
+def response_schema(status: int = 200) -> Schema:
+    response = resolve(operation().body["responses"][str(status)])
+    return resolve(response["content"]["application/json"]["schema"])
+
+
+@cache
+def documented_statuses() -> tuple[int, ...]:
+    return tuple(sorted(int(code) for code in operation().body["responses"]))
+
+
+@cache
+def error_schema() -> Schema:
+    return resolve(document()["components"]["schemas"]["ErrorResponse"])
+
+
+@cache
+def known_reasons() -> dict[str, KnownReason]:
+    reasons = error_schema()["x-known-reasons"]
+    return {name: KnownReason(entry["status"], entry["kind"]) for name, entry in reasons.items()}
+
+
+@cache
+def pricing() -> Pricing:
+    raw = document()["info"]["x-pricing"]
+    return Pricing(Decimal(raw["coefficient"]), int(raw["pixel_steps_unit"]), raw["currency"])
+
+
+@cache
+def default_base_url() -> str:
+    url: str = document()["servers"][0]["url"]
+    return url
