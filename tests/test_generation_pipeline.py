@@ -21,13 +21,13 @@ def test_a_spec_change_without_regeneration_is_reported_as_drift(tmp_path: Path)
     marker = "        image_num:\n"
     assert marker in text
     spec.write_text(
-        text.replace(marker, "        guidance:\n          type: number\n" + marker, 1),
+        text.replace(marker, "        drift_probe_field:\n          type: number\n" + marker, 1),
         encoding="utf-8",
     )
     fresh = tmp_path / generate.PACKAGE
     generate.generate_into(fresh, spec)
     changes = "".join(generate.diff(generate.tree(fresh), generate.tree(generate.TARGET)))
-    assert "guidance" in changes
+    assert "drift_probe_field" in changes
     assert "models/flux_1_schnell_request.py" in changes
 
 
