@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+from novita_flux import _retry
+
+from tests.support import Sleeps
 
 settings.register_profile(
     "ci",
@@ -21,3 +25,17 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
+    """No real waiting in retry tests: every backoff is recorded instead."""
+    recorder = Sleeps()
+    monkeypatch.setattr(_retry, "sleep", recorder)
+    monkeypatch.setattr(_retry, "async_sleep", recorder.async_call)
+    return recorder

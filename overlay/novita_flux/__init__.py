@@ -1,5 +1,6 @@
 """novita-flux: a typed client for Novita AI's FLUX.1 [schnell] text-to-image API."""
 
+from novita_flux._client import AsyncFluxSchnell, FluxSchnell
 from novita_flux._errors import (
     APIConnectionError,
     APIStatusError,
@@ -18,6 +19,7 @@ from novita_flux._errors import (
     ResponseValidationError,
     ValidationError,
 )
+from novita_flux._models import GeneratedImage, Generation
 from novita_flux._request import estimate_cost
 from novita_flux._version import __version__
 
@@ -25,9 +27,13 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncFluxSchnell",
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
+    "FluxSchnell",
+    "GeneratedImage",
+    "Generation",
     "ImageDownloadError",
     "ImageExpiredError",
     "InternalServerError",

@@ -1,0 +1,697 @@
+"""FluxSchnell and AsyncFluxSchnell: the clients a user imports.
+
+The retry loop and the image download are written once, as generators that yield what to do
+next (send this request, stream this image, sleep this long); each client only carries them
+out with its own httpx client. Everything HTTP-shaped about the endpoint (method, path, body
+serialisation, response models) comes from the generated package.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Generator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import IO, Any, Generic, Self, TypeVar, cast
+from urllib.parse import urlsplit
+
+import attrs
+import httpx
+from novita_flux_api.api.default import flux_1_schnell as _operation
+from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse
+
+from novita_flux import _retry
+from novita_flux._constants import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_HEIGHT,
+    DEFAULT_IMAGE_NUM,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_STEPS,
+    DEFAULT_TIMEOUT,
+    DEFAULT_WIDTH,
+    DOWNLOAD_CHUNK,
+    KEY_HELP_URL,
+    LOGGER_NAME,
+    MAX_IMAGE_BYTES,
+)
+from novita_flux._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ImageDownloadError,
+    MissingAPIKeyError,
+    NovitaError,
+    ResponseValidationError,
+    ValidationError,
+    status_error,
+)
+from novita_flux._images import (
+    ImageReceiver,
+    check_not_expired,
+    file_name,
+    publish,
+    sidecar,
+    staged_file,
+    write_json_atomically,
+)
+from novita_flux._models import GeneratedImage, Generation
+from novita_flux._request import (
+    as_budget,
+    check_budget,
+    random_seed,
+    request_cost,
+    validate_request,
+)
+from novita_flux._schema import SchemaViolation, compile_schema, conform, show
+from novita_flux._spec import Schema, default_base_url, response_schema
+from novita_flux._version import __version__
+
+logger = logging.getLogger(LOGGER_NAME)
+
+Timeout = float | httpx.Timeout | None
+Budget = Decimal | float | int | str
+HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
+
+
+class _NotGiven:
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Any = _NotGiven()
+
+
+# --- What the flows ask their driver to do -----------------------------------------------------
+
+
+@attrs.frozen
+class _Send:
+    """Send this API request and hand back the response (or throw the transport error)."""
+
+    request: httpx.Request
+
+
+@attrs.frozen
+class _Fetch:
+    """Stream this image into the receiver and hand back the response."""
+
+    request: httpx.Request
+    receiver: ImageReceiver
+
+
+@attrs.frozen
+class _Sleep:
+    seconds: float
+
+
+_Step = _Send | _Fetch | _Sleep
+_Flow = Generator[_Step, httpx.Response | None, Any]
+
+
+class _APIKeyAuth(httpx.Auth):
+    """Adds the bearer key to requests for the API's own origin and to nothing else."""
+
+    def __init__(self, key: str, origin: tuple[str, str, int | None]) -> None:
+        self._header = f"Bearer {key}"
+        self._origin = origin
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if _origin(str(request.url)) == self._origin:
+            request.headers["Authorization"] = self._header
+        yield request
+
+    def __repr__(self) -> str:
+        return "<APIKeyAuth key=****>"
+
+
+@cache
+def _compiled_response_schema() -> Schema:
+    return compile_schema(response_schema(200))
+
+
+class _BaseClient(Generic[HttpT]):
+    """Configuration, request building, response parsing and the two flows; no I/O."""
+
+    _http: HttpT
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: Timeout,
+        max_retries: int,
+        http_client: HttpT | None,
+        http_client_type: type[HttpT],
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
+        if not key.strip():
+            raise MissingAPIKeyError(
+                f"no API key: pass api_key=... or set the {API_KEY_ENV} environment variable "
+                f"(create a key at {KEY_HELP_URL})"
+            )
+        self.base_url: str = _check_base_url(
+            base_url or os.environ.get(BASE_URL_ENV) or default_base_url()
+        )
+        if http_client is not None and not isinstance(http_client, http_client_type):
+            raise ValidationError(
+                "http_client",
+                http_client,
+                f"an {http_client_type.__module__}.{http_client_type.__name__}",
+                f"http_client: {show(http_client)} is not an httpx.{http_client_type.__name__}",
+            )
+        if timeout is NOT_GIVEN:
+            timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
+        self.timeout: httpx.Timeout = _check_timeout(timeout)
+        self.max_retries: int = _check_max_retries(max_retries)
+        self._auth: _APIKeyAuth = _APIKeyAuth(key.strip(), _origin(self.base_url))
+        self._owns_http: bool = http_client is None
+        # No auth and no default headers on the httpx client itself: the key is added per
+        # request, for the API's origin only, so image downloads can never carry it.
+        self._http = http_client if http_client is not None else http_client_type()
+        # Method, path and body shape come from the generated operation, so a regenerated
+        # spec moves the client with it.
+        self._operation = _operation._get_kwargs(body=Flux1SchnellRequest.from_dict(_EXAMPLE))
+        self._url = self.base_url + self._operation["url"]
+        self._headers = {
+            **self._operation["headers"],
+            "User-Agent": f"novita-flux/{__version__} httpx/{httpx.__version__}",
+            "Accept": "application/json",
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, "
+            f"timeout={self.timeout!r}, max_retries={self.max_retries})"
+        )
+
+    def with_options(self, *, timeout: Timeout = NOT_GIVEN, max_retries: int | None = None) -> Self:
+        """A client sharing this one's connections, with other defaults."""
+        clone = copy.copy(self)
+        clone._owns_http = False
+        if timeout is not NOT_GIVEN:
+            clone.timeout = _check_timeout(timeout)
+        if max_retries is not None:
+            clone.max_retries = _check_max_retries(max_retries)
+        return clone
+
+    # --- building and parsing ---
+
+    def _prepare(
+        self,
+        prompt: str,
+        *,
+        width: int,
+        height: int,
+        steps: int,
+        seed: int | None,
+        image_num: int,
+        response_image_type: str | None,
+        max_cost: Budget | None,
+    ) -> tuple[dict[str, Any], Decimal]:
+        fields: dict[str, Any] = {
+            "prompt": prompt,
+            "seed": random_seed() if seed is None else seed,
+            "steps": steps,
+            "width": width,
+            "height": height,
+            "image_num": image_num,
+        }
+        if response_image_type is not None:
+            fields["response_image_type"] = response_image_type
+        body = validate_request(fields)
+        cost = request_cost(body)
+        check_budget(cost, None if max_cost is None else as_budget(max_cost))
+        # Through the generated model, so the body sent is exactly what it serialises.
+        return Flux1SchnellRequest.from_dict(body).to_dict(), cost
+
+    def _api_request(self, body: dict[str, Any], timeout: Timeout) -> httpx.Request:
+        return self._http.build_request(
+            self._operation["method"],
+            self._url,
+            json=body,
+            headers=self._headers,
+            timeout=self._timeout_for(timeout),
+        )
+
+    def _timeout_for(self, timeout: Timeout) -> httpx.Timeout:
+        if timeout is NOT_GIVEN:
+            return self.timeout
+        return _check_timeout(timeout)
+
+    def _retries_for(self, max_retries: int | None) -> int:
+        return self.max_retries if max_retries is None else _check_max_retries(max_retries)
+
+    @staticmethod
+    def _parse(response: httpx.Response, body: dict[str, Any], cost: Decimal) -> Generation:
+        received = datetime.now(UTC)
+        try:
+            payload = json.loads(response.content)
+        except ValueError as error:
+            raise ResponseValidationError(response, f"the body is not JSON ({error})") from None
+        try:
+            conform(_compiled_response_schema(), payload)
+            parsed = Flux1SchnellResponse.from_dict(payload)
+        except SchemaViolation as violation:
+            raise ResponseValidationError(response, str(violation)) from None
+        except (KeyError, TypeError, ValueError) as error:  # belt and braces: the model itself
+            raise ResponseValidationError(response, repr(error)) from None
+        images = [
+            GeneratedImage(
+                url=image.image_url,
+                ttl=image.image_url_ttl,
+                type=image.image_type.value,
+                expires_at=_expiry(received, image.image_url_ttl),
+                index=index,
+            )
+            for index, image in enumerate(parsed.images)
+        ]
+        return Generation(
+            task_id=parsed.task.task_id, images=images, seed=body["seed"], request=body, cost=cost
+        )
+
+    # --- the flows: what to do, written once for both clients ---
+
+    def _generate_flow(
+        self, body: dict[str, Any], cost: Decimal, timeout: Timeout, max_retries: int
+    ) -> Generator[_Step, httpx.Response | None, Generation]:
+        request = self._api_request(body, timeout)
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            error: NovitaError
+            retryable = False
+            try:
+                response = yield _Send(request)
+            except httpx.TransportError as exc:
+                error = _connection_error(exc, request)
+                retryable = isinstance(exc, _retry.UNSENT_ERRORS)
+                retry_after = None
+            else:
+                assert response is not None
+                logger.debug(
+                    "%s %s -> %d in %.1f ms (attempt %d)",
+                    request.method,
+                    request.url,
+                    response.status_code,
+                    (time.perf_counter() - started) * 1000,
+                    attempt + 1,
+                )
+                if response.is_success:
+                    return self._parse(response, body, cost)
+                retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
+                error = status_error(response, retry_after)
+                retryable = _retry.retryable_status(response.status_code)
+            delay = _retry.retry_delay(attempt, max_retries, retry_after) if retryable else None
+            if delay is None:
+                raise error
+            logger.info("retrying in %.2f s after: %s", delay, error)
+            yield _Sleep(delay)
+            attempt += 1
+
+    def _download_flow(
+        self, image: GeneratedImage, sink: IO[bytes], timeout: Timeout, max_bytes: int
+    ) -> Generator[_Step, httpx.Response | None, None]:
+        check_not_expired(image)
+        request = self._http.build_request("GET", image.url, timeout=self._timeout_for(timeout))
+        # An injected client may carry default headers; none of them may reach the storage host.
+        request.headers.pop("Authorization", None)
+        attempt = 0
+        while True:
+            sink.seek(0)
+            sink.truncate()
+            try:
+                response = yield _Fetch(request, ImageReceiver(image, sink, max_bytes))
+            except httpx.TransportError as exc:
+                error = ImageDownloadError(f"could not download image {image.index}: {exc!r}")
+                error.__cause__ = exc
+                retry_after = None
+            else:
+                assert response is not None
+                if response.is_success:
+                    return
+                error = ImageDownloadError(
+                    f"the storage host answered {response.status_code} for image {image.index}"
+                    f": {response.text[:200]}"
+                )
+                if not _retry.retryable_status(response.status_code):
+                    raise error
+                retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
+            delay = _retry.retry_delay(attempt, self.max_retries, retry_after)
+            if delay is None:
+                raise error
+            logger.info("retrying download in %.2f s after: %s", delay, error)
+            yield _Sleep(delay)
+            attempt += 1
+
+
+class FluxSchnell(_BaseClient[httpx.Client]):
+    """Synchronous client for FLUX.1 [schnell] text to image.
+
+    The API key comes from `api_key` or NOVITA_API_KEY, the base URL from `base_url`,
+    NOVITA_BASE_URL or the spec's server. Pass your own `http_client` to control proxies,
+    limits or transports: it keeps working with auth, and it is not closed by this client.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: Timeout = NOT_GIVEN,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+            http_client_type=httpx.Client,
+        )
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        width: int = DEFAULT_WIDTH,
+        height: int = DEFAULT_HEIGHT,
+        steps: int = DEFAULT_STEPS,
+        seed: int | None = None,
+        image_num: int = DEFAULT_IMAGE_NUM,
+        response_image_type: str | None = "png",
+        max_cost: Budget | None = None,
+        timeout: Timeout = NOT_GIVEN,
+        max_retries: int | None = None,
+    ) -> Generation:
+        """Generate images; every argument is checked against the spec before anything is sent."""
+        body, cost = self._prepare(
+            prompt,
+            width=width,
+            height=height,
+            steps=steps,
+            seed=seed,
+            image_num=image_num,
+            response_image_type=response_image_type,
+            max_cost=max_cost,
+        )
+        flow = self._generate_flow(body, cost, timeout, self._retries_for(max_retries))
+        return cast(Generation, self._drive(flow))
+
+    def download(
+        self,
+        image: GeneratedImage,
+        *,
+        timeout: Timeout = NOT_GIVEN,
+        max_bytes: int = MAX_IMAGE_BYTES,
+    ) -> bytes:
+        """The image's bytes, checked to be the type promised; the API key is never sent."""
+        buffer = io.BytesIO()
+        self._drive(self._download_flow(image, buffer, timeout, max_bytes))
+        return buffer.getvalue()
+
+    def save(
+        self,
+        generation: Generation,
+        directory: str | os.PathLike[str],
+        *,
+        metadata: bool = False,
+        timeout: Timeout = NOT_GIVEN,
+        max_bytes: int = MAX_IMAGE_BYTES,
+    ) -> list[Path]:
+        """Stream each image to a file in `directory`, atomically; return the paths.
+
+        Files are named `<task_id>_<index>.<ext>`; a different file already there is never
+        replaced. With `metadata`, a `<file>.json` sidecar records how to reproduce the image.
+        """
+        folder = _make_folder(directory)
+        paths = []
+        for image in generation.images:
+            with staged_file(folder) as handle:
+                self._drive(self._download_flow(image, handle, timeout, max_bytes))
+                path = publish(handle, folder / file_name(generation, image))
+            if metadata:
+                write_json_atomically(_sidecar_path(path), sidecar(generation, image))
+            paths.append(path)
+        return paths
+
+    def close(self) -> None:
+        """Close the connections this client opened (an injected http_client stays open)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _drive(self, flow: _Flow) -> Any:
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, _Sleep):
+                    _retry.sleep(step.seconds)
+                    step = flow.send(None)
+                    continue
+                try:
+                    response = self._carry_out(step)
+                except httpx.TransportError as exc:
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(response)
+        except StopIteration as done:
+            return done.value
+
+    def _carry_out(self, step: _Send | _Fetch) -> httpx.Response:
+        if isinstance(step, _Send):
+            return self._http.send(step.request, auth=self._auth, follow_redirects=False)
+        response = self._http.send(step.request, stream=True, auth=None, follow_redirects=True)
+        try:
+            if response.is_success:
+                step.receiver.expect_length(response.headers.get("Content-Length"))
+                for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
+                    step.receiver.feed(chunk)
+                step.receiver.finish()
+            else:
+                response.read()
+        finally:
+            response.close()
+        return response
+
+
+class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
+    """Asynchronous client: every method of FluxSchnell, awaited."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: Timeout = NOT_GIVEN,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+            http_client_type=httpx.AsyncClient,
+        )
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        width: int = DEFAULT_WIDTH,
+        height: int = DEFAULT_HEIGHT,
+        steps: int = DEFAULT_STEPS,
+        seed: int | None = None,
+        image_num: int = DEFAULT_IMAGE_NUM,
+        response_image_type: str | None = "png",
+        max_cost: Budget | None = None,
+        timeout: Timeout = NOT_GIVEN,
+        max_retries: int | None = None,
+    ) -> Generation:
+        """Generate images; every argument is checked against the spec before anything is sent."""
+        body, cost = self._prepare(
+            prompt,
+            width=width,
+            height=height,
+            steps=steps,
+            seed=seed,
+            image_num=image_num,
+            response_image_type=response_image_type,
+            max_cost=max_cost,
+        )
+        flow = self._generate_flow(body, cost, timeout, self._retries_for(max_retries))
+        return cast(Generation, await self._drive(flow))
+
+    async def download(
+        self,
+        image: GeneratedImage,
+        *,
+        timeout: Timeout = NOT_GIVEN,
+        max_bytes: int = MAX_IMAGE_BYTES,
+    ) -> bytes:
+        """The image's bytes, checked to be the type promised; the API key is never sent."""
+        buffer = io.BytesIO()
+        await self._drive(self._download_flow(image, buffer, timeout, max_bytes))
+        return buffer.getvalue()
+
+    async def save(
+        self,
+        generation: Generation,
+        directory: str | os.PathLike[str],
+        *,
+        metadata: bool = False,
+        timeout: Timeout = NOT_GIVEN,
+        max_bytes: int = MAX_IMAGE_BYTES,
+    ) -> list[Path]:
+        """Stream each image to a file in `directory`, atomically; return the paths."""
+        folder = _make_folder(directory)
+        paths = []
+        for image in generation.images:
+            with staged_file(folder) as handle:
+                await self._drive(self._download_flow(image, handle, timeout, max_bytes))
+                path = publish(handle, folder / file_name(generation, image))
+            if metadata:
+                write_json_atomically(_sidecar_path(path), sidecar(generation, image))
+            paths.append(path)
+        return paths
+
+    async def close(self) -> None:
+        """Close the connections this client opened (an injected http_client stays open)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _drive(self, flow: _Flow) -> Any:
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, _Sleep):
+                    await _retry.async_sleep(step.seconds)
+                    step = flow.send(None)
+                    continue
+                try:
+                    response = await self._carry_out(step)
+                except httpx.TransportError as exc:
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(response)
+        except StopIteration as done:
+            return done.value
+
+    async def _carry_out(self, step: _Send | _Fetch) -> httpx.Response:
+        if isinstance(step, _Send):
+            return await self._http.send(step.request, auth=self._auth, follow_redirects=False)
+        response = await self._http.send(
+            step.request, stream=True, auth=None, follow_redirects=True
+        )
+        try:
+            if response.is_success:
+                step.receiver.expect_length(response.headers.get("Content-Length"))
+                async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
+                    step.receiver.feed(chunk)
+                step.receiver.finish()
+            else:
+                await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+
+# A syntactically complete body, only to ask the generated operation for its method and path.
+_EXAMPLE = {"prompt": "-", "seed": 0, "steps": 1, "width": 64, "height": 64, "image_num": 1}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+def _check_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(
+            "base_url",
+            url,
+            "an http(s) URL",
+            f"base_url: {show(url)} is not an http(s) URL such as {default_base_url()!r}",
+        )
+    return url.rstrip("/")
+
+
+def _check_timeout(timeout: Timeout) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if timeout is None:
+        return httpx.Timeout(None)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValidationError(
+            "timeout",
+            timeout,
+            "a positive number of seconds, an httpx.Timeout or None",
+            f"timeout: {show(timeout)} is not a positive number of seconds, "
+            "an httpx.Timeout or None",
+        )
+    return httpx.Timeout(float(timeout))
+
+
+def _check_max_retries(max_retries: int) -> int:
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValidationError(
+            "max_retries",
+            max_retries,
+            "an integer >= 0",
+            f"max_retries: {show(max_retries)} is not an integer >= 0",
+        )
+    return max_retries
+
+
+def _connection_error(exc: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
+    where = f"{request.method} {request.url.copy_with(query=None)}"
+    if isinstance(exc, httpx.TimeoutException):
+        sent = not isinstance(exc, _retry.UNSENT_ERRORS)
+        note = "; the request may have been processed (and billed), so it was not retried"
+        error: APIConnectionError = APITimeoutError(
+            f"{where} timed out ({type(exc).__name__}){note if sent else ''}"
+        )
+    else:
+        error = APIConnectionError(f"{where} failed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _expiry(received: datetime, ttl: int) -> datetime:
+    try:
+        return received + timedelta(seconds=ttl)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
+
+
+def _make_folder(directory: str | os.PathLike[str]) -> Path:
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")

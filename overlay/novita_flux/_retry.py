@@ -1,0 +1,68 @@
+"""When to try again, and how long to wait first. Pure functions: no I/O but the two sleeps,
+which tests replace to run without real waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from novita_flux._constants import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY
+
+sleep = time.sleep
+async_sleep = asyncio.sleep
+
+# A generation is paid for: retry a transport failure only when the request cannot have
+# reached the API. A read timeout or a broken answer may follow a billed generation, so those
+# are raised, never repeated behind the caller's back.
+UNSENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+
+
+def retryable_status(status: int) -> bool:
+    return status in (408, 429) or status >= 500
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    seconds: float
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(seconds, 0.0)
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: about 0.5, 1, 2, 4, 8 s, each cut by up to a quarter."""
+    delay = min(INITIAL_RETRY_DELAY * 2.0 ** min(attempt, 32), MAX_RETRY_DELAY)
+    return delay * (1 - 0.25 * random.random())
+
+
+def retry_delay(attempt: int, max_retries: int, retry_after: float | None) -> float | None:
+    """Seconds to wait before retry number `attempt + 1`, or None to give up."""
+    if attempt >= max_retries:
+        return None
+    if retry_after is None:
+        return backoff(attempt)
+    # The server named a wait longer than we are willing to sit through: better to raise
+    # (the error carries retry_after) than to block the caller for minutes.
+    return retry_after if retry_after <= MAX_RETRY_AFTER else None

@@ -1,0 +1,47 @@
+"""Helpers shared by the tests: the endpoint's URL and bodies shaped like the spec's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from novita_flux import _spec
+
+API_URL = _spec.default_base_url() + _spec.operation().path
+IMAGE_URL = "https://storage.example.com/out/task-1/{index}.{ext}?X-Amz-Signature=abc"
+KEY = "sk-live-0123456789abcdef"
+
+MAGIC = {
+    "png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 24,
+    "jpeg": b"\xff\xd8\xff\xe0" + b"\x00" * 24,
+    "webp": b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 16,
+}
+
+
+def image_url(index: int = 0, image_type: str = "png") -> str:
+    return IMAGE_URL.format(index=index, ext=image_type)
+
+
+def success_body(
+    image_num: int = 1, image_type: str = "png", ttl: int = 3600, task_id: str = "task-1"
+) -> dict[str, Any]:
+    return {
+        "images": [
+            {"image_url": image_url(i, image_type), "image_url_ttl": ttl, "image_type": image_type}
+            for i in range(image_num)
+        ],
+        "task": {"task_id": task_id},
+    }
+
+
+def error_body(status: int, reason: str, message: str = "went wrong", **metadata: Any) -> dict:
+    return {"code": status, "reason": reason, "message": message, "metadata": metadata}
+
+
+class Sleeps(list[float]):
+    """Records the delays the retry loop asks for, instead of sleeping."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+    async def async_call(self, seconds: float) -> None:
+        self.append(seconds)
