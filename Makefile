@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[dev,testing]'
 	@touch $(STAMP)
 
+# The documentation's example request, generated offline against the bundled reference server.
 demo: $(STAMP)
-	$(BIN)/novita-flux price --width 512 --height 512 --steps 4
+	$(BIN)/python scripts/demo.py out
 
 test: lint check-generated
 	$(BIN)/python -m pytest

@@ -377,7 +377,8 @@ def test_a_client_closes_what_it_opened() -> None:
 def generation_of(*types: str, ttl: int = 3600) -> Generation:
     expires = datetime.now(UTC) + timedelta(seconds=ttl)
     images = [GeneratedImage(image_url(i, t), ttl, t, expires, i) for i, t in enumerate(types)]
-    return Generation("task-1", images, 1, {"prompt": "x"}, cost=0)  # type: ignore[arg-type]
+    request = {"prompt": "x", "width": 1024, "height": 1024, "steps": 4, "seed": 1}
+    return Generation("task-1", images, 1, request, cost=0)  # type: ignore[arg-type]
 
 
 def test_download_never_sends_the_key_even_through_an_injected_client() -> None:
@@ -421,14 +422,17 @@ def test_an_expired_image_is_refused_before_any_request() -> None:
 
 def test_save_writes_each_image_atomically_and_never_overwrites_another(tmp_path: Path) -> None:
     generation = generation_of("png", "webp")
-    clash = tmp_path / "task-1_0.png"
+    clash = tmp_path / "x_1024x1024_s4_seed1_0.png"
     clash.write_bytes(b"someone else's image")
     with respx.mock:
         respx.get(image_url(0, "png")).respond(200, content=MAGIC["png"])
         respx.get(image_url(1, "webp")).respond(200, content=MAGIC["webp"])
         first = client().save(generation, tmp_path, metadata=True)
         again = client().save(generation, tmp_path)
-    assert [p.name for p in first] == ["task-1_0-2.png", "task-1_1.webp"]
+    assert [p.name for p in first] == [
+        "x_1024x1024_s4_seed1_0-2.png",
+        "x_1024x1024_s4_seed1_1.webp",
+    ]
     assert again == first  # the same image saved twice is found, not duplicated
     assert clash.read_bytes() == b"someone else's image"
     assert first[0].read_bytes() == MAGIC["png"]

@@ -1,5 +1,6 @@
 """novita-flux: a typed client for Novita AI's FLUX.1 [schnell] text-to-image API."""
 
+from novita_flux._batch import BatchResult
 from novita_flux._client import AsyncFluxSchnell, FluxSchnell
 from novita_flux._errors import (
     APIConnectionError,
@@ -30,6 +31,7 @@ __all__ = [
     "AsyncFluxSchnell",
     "AuthenticationError",
     "BadRequestError",
+    "BatchResult",
     "BudgetExceededError",
     "FluxSchnell",
     "GeneratedImage",

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
@@ -28,9 +28,11 @@ from novita_flux_api.api.default import flux_1_schnell as _operation
 from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse
 
 from novita_flux import _retry
+from novita_flux._batch import BatchResult, ImagePacer, OnResult, plan_batch, run_async, run_sync
 from novita_flux._constants import (
     API_KEY_ENV,
     BASE_URL_ENV,
+    DEFAULT_CONCURRENCY,
     DEFAULT_HEIGHT,
     DEFAULT_IMAGE_NUM,
     DEFAULT_MAX_RETRIES,
@@ -62,13 +64,7 @@ from novita_flux._images import (
     write_json_atomically,
 )
 from novita_flux._models import GeneratedImage, Generation
-from novita_flux._request import (
-    as_budget,
-    check_budget,
-    random_seed,
-    request_cost,
-    validate_request,
-)
+from novita_flux._request import prepare_request
 from novita_flux._schema import SchemaViolation, compile_schema, conform, show
 from novita_flux._spec import Schema, default_base_url, response_schema
 from novita_flux._version import __version__
@@ -203,34 +199,6 @@ class _BaseClient(Generic[HttpT]):
         return clone
 
     # --- building and parsing ---
-
-    def _prepare(
-        self,
-        prompt: str,
-        *,
-        width: int,
-        height: int,
-        steps: int,
-        seed: int | None,
-        image_num: int,
-        response_image_type: str | None,
-        max_cost: Budget | None,
-    ) -> tuple[dict[str, Any], Decimal]:
-        fields: dict[str, Any] = {
-            "prompt": prompt,
-            "seed": random_seed() if seed is None else seed,
-            "steps": steps,
-            "width": width,
-            "height": height,
-            "image_num": image_num,
-        }
-        if response_image_type is not None:
-            fields["response_image_type"] = response_image_type
-        body = validate_request(fields)
-        cost = request_cost(body)
-        check_budget(cost, None if max_cost is None else as_budget(max_cost))
-        # Through the generated model, so the body sent is exactly what it serialises.
-        return Flux1SchnellRequest.from_dict(body).to_dict(), cost
 
     def _api_request(self, body: dict[str, Any], timeout: Timeout) -> httpx.Request:
         return self._http.build_request(
@@ -393,18 +361,50 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         max_retries: int | None = None,
     ) -> Generation:
         """Generate images; every argument is checked against the spec before anything is sent."""
-        body, cost = self._prepare(
-            prompt,
-            width=width,
-            height=height,
-            steps=steps,
-            seed=seed,
-            image_num=image_num,
-            response_image_type=response_image_type,
-            max_cost=max_cost,
+        body, cost = prepare_request(
+            {
+                "prompt": prompt,
+                "width": width,
+                "height": height,
+                "steps": steps,
+                "seed": seed,
+                "image_num": image_num,
+                "response_image_type": response_image_type,
+            },
+            max_cost,
         )
         flow = self._generate_flow(body, cost, timeout, self._retries_for(max_retries))
         return cast(Generation, self._drive(flow))
+
+    def generate_many(
+        self,
+        requests: Iterable[Mapping[str, Any]],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        images_per_minute: int | None = None,
+        max_total_cost: Budget | None = None,
+        on_result: OnResult | None = None,
+        timeout: Timeout = NOT_GIVEN,
+        max_retries: int | None = None,
+    ) -> list[BatchResult]:
+        """Run many requests (dicts of `generate`'s fields) on `concurrency` threads.
+
+        Every request is checked and priced first; `max_total_cost` refuses the whole batch
+        before anything is sent. With `images_per_minute`, requests are released so that no
+        rolling minute carries more images. Returns one BatchResult per request, in input order,
+        holding its Generation or its exception; `on_result` sees each one as it finishes. On
+        Ctrl-C, requests already sent are finished and reported before KeyboardInterrupt.
+        """
+        pacer = None if images_per_minute is None else ImagePacer(images_per_minute)
+        plan = plan_batch(
+            requests, images_per_minute=images_per_minute, max_total_cost=max_total_cost
+        )
+        retries = self._retries_for(max_retries)
+
+        def send(body: dict[str, Any], cost: Decimal) -> Generation:
+            return cast(Generation, self._drive(self._generate_flow(body, cost, timeout, retries)))
+
+        return run_sync(plan, send, concurrency=concurrency, pacer=pacer, on_result=on_result)
 
     def download(
         self,
@@ -424,23 +424,26 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         directory: str | os.PathLike[str],
         *,
         metadata: bool = False,
+        on_saved: Callable[[Path], Any] | None = None,
         timeout: Timeout = NOT_GIVEN,
         max_bytes: int = MAX_IMAGE_BYTES,
     ) -> list[Path]:
         """Stream each image to a file in `directory`, atomically; return the paths.
 
-        Files are named `<task_id>_<index>.<ext>`; a different file already there is never
-        replaced. With `metadata`, a `<file>.json` sidecar records how to reproduce the image.
+        Files are named after the request (`<prompt>_<w>x<h>_s<steps>_seed<seed>_<i>.<ext>`):
+        saving the same image again finds the existing file, and a different file already
+        there is never replaced (`-2` is appended). With `metadata`, a `<file>.json` sidecar
+        records how to reproduce the image. `on_saved` is called with each path as it lands.
         """
         folder = _make_folder(directory)
         paths = []
         for image in generation.images:
             with staged_file(folder) as handle:
                 self._drive(self._download_flow(image, handle, timeout, max_bytes))
-                path = publish(handle, folder / file_name(generation, image))
-            if metadata:
-                write_json_atomically(_sidecar_path(path), sidecar(generation, image))
+                path = _publish(generation, image, handle, folder, metadata)
             paths.append(path)
+            if on_saved is not None:
+                on_saved(path)
         return paths
 
     def close(self) -> None:
@@ -524,18 +527,53 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         max_retries: int | None = None,
     ) -> Generation:
         """Generate images; every argument is checked against the spec before anything is sent."""
-        body, cost = self._prepare(
-            prompt,
-            width=width,
-            height=height,
-            steps=steps,
-            seed=seed,
-            image_num=image_num,
-            response_image_type=response_image_type,
-            max_cost=max_cost,
+        body, cost = prepare_request(
+            {
+                "prompt": prompt,
+                "width": width,
+                "height": height,
+                "steps": steps,
+                "seed": seed,
+                "image_num": image_num,
+                "response_image_type": response_image_type,
+            },
+            max_cost,
         )
         flow = self._generate_flow(body, cost, timeout, self._retries_for(max_retries))
         return cast(Generation, await self._drive(flow))
+
+    async def generate_many(
+        self,
+        requests: Iterable[Mapping[str, Any]],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        images_per_minute: int | None = None,
+        max_total_cost: Budget | None = None,
+        on_result: OnResult | None = None,
+        timeout: Timeout = NOT_GIVEN,
+        max_retries: int | None = None,
+    ) -> list[BatchResult]:
+        """Run many requests (dicts of `generate`'s fields) with at most `concurrency` in flight.
+
+        Every request is checked and priced first; `max_total_cost` refuses the whole batch
+        before anything is sent. With `images_per_minute`, requests are released so that no
+        rolling minute carries more images. Returns one BatchResult per request, in input order,
+        holding its Generation or its exception; `on_result` (sync or async) sees each one as
+        it finishes.
+        """
+        pacer = None if images_per_minute is None else ImagePacer(images_per_minute)
+        plan = plan_batch(
+            requests, images_per_minute=images_per_minute, max_total_cost=max_total_cost
+        )
+        retries = self._retries_for(max_retries)
+
+        async def send(body: dict[str, Any], cost: Decimal) -> Generation:
+            flow = self._generate_flow(body, cost, timeout, retries)
+            return cast(Generation, await self._drive(flow))
+
+        return await run_async(
+            plan, send, concurrency=concurrency, pacer=pacer, on_result=on_result
+        )
 
     async def download(
         self,
@@ -555,19 +593,21 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         directory: str | os.PathLike[str],
         *,
         metadata: bool = False,
+        on_saved: Callable[[Path], Any] | None = None,
         timeout: Timeout = NOT_GIVEN,
         max_bytes: int = MAX_IMAGE_BYTES,
     ) -> list[Path]:
-        """Stream each image to a file in `directory`, atomically; return the paths."""
+        """Stream each image to a file in `directory`, atomically; return the paths (see
+        FluxSchnell.save for the names)."""
         folder = _make_folder(directory)
         paths = []
         for image in generation.images:
             with staged_file(folder) as handle:
                 await self._drive(self._download_flow(image, handle, timeout, max_bytes))
-                path = publish(handle, folder / file_name(generation, image))
-            if metadata:
-                write_json_atomically(_sidecar_path(path), sidecar(generation, image))
+                path = _publish(generation, image, handle, folder, metadata)
             paths.append(path)
+            if on_saved is not None:
+                on_saved(path)
         return paths
 
     async def close(self) -> None:
@@ -693,5 +733,10 @@ def _make_folder(directory: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def _sidecar_path(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
+def _publish(
+    generation: Generation, image: GeneratedImage, handle: IO[bytes], folder: Path, metadata: bool
+) -> Path:
+    path = publish(handle, folder / file_name(generation, image))
+    if metadata:
+        write_json_atomically(path.with_name(path.name + ".json"), sidecar(generation, image))
+    return path

@@ -9,6 +9,7 @@ KEY_HELP_URL: Final = "https://novita.ai/settings/key-management"
 
 DEFAULT_TIMEOUT: Final = 60.0  # seconds per attempt
 DEFAULT_MAX_RETRIES: Final = 2
+DEFAULT_CONCURRENCY: Final = 4  # requests in flight in generate_many
 
 DEFAULT_WIDTH: Final = 1024
 DEFAULT_HEIGHT: Final = 1024

@@ -84,8 +84,26 @@ class ImageReceiver:
 
 
 def file_name(generation: Generation, image: GeneratedImage) -> str:
-    task = re.sub(r"[^A-Za-z0-9._-]", "_", generation.task_id).strip(".") or "task"
-    return f"{task}_{image.index}{EXTENSIONS[image.type]}"
+    """A name that says what the image is and is the same whenever the request is the same:
+    `<prompt-slug>_<width>x<height>_s<steps>_seed<seed>_<index>.<ext>`."""
+    request = generation.request
+    slug = re.sub(r"[^a-z0-9]+", "-", str(request.get("prompt", "")).lower()).strip("-")
+    slug = slug[:40].rstrip("-") or "image"
+    size = f"{request.get('width')}x{request.get('height')}"
+    return (
+        f"{slug}_{size}_s{request.get('steps')}_seed{generation.seed}_{image.index}"
+        f"{EXTENSIONS[image.type]}"
+    )
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import, while nothing else runs: os.umask can only be read by setting it.
+_FILE_MODE = 0o666 & ~_current_umask()
 
 
 @contextlib.contextmanager
@@ -94,6 +112,8 @@ def staged_file(directory: Path) -> Iterator[IO[bytes]]:
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed and removed below
         dir=directory, prefix=".novita-", suffix=".part", delete=False
     )
+    # mkstemp makes files private (0600); a saved image gets the mode any new file would.
+    os.chmod(handle.name, _FILE_MODE)
     try:
         yield handle
     finally:
@@ -124,12 +144,17 @@ def publish(handle: IO[bytes], target: Path) -> Path:
         return candidate
 
 
-def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` in one step: readers see the old file or the new one."""
     with staged_file(path.parent) as handle:
-        handle.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+        handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
         os.replace(handle.name, path)
+
+
+def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
+    write_bytes_atomically(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def sidecar(generation: Generation, image: GeneratedImage) -> dict[str, Any]:

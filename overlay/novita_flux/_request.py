@@ -8,6 +8,9 @@ from decimal import Decimal, InvalidOperation, localcontext
 from functools import cache
 from typing import Any
 
+from novita_flux_api.models import Flux1SchnellRequest
+
+from novita_flux._constants import DEFAULT_HEIGHT, DEFAULT_IMAGE_NUM, DEFAULT_STEPS, DEFAULT_WIDTH
 from novita_flux._errors import BudgetExceededError, ValidationError
 from novita_flux._schema import SchemaViolation, compile_schema, conform, show
 from novita_flux._spec import Schema, pricing, request_schema
@@ -21,6 +24,30 @@ def compiled_request_schema() -> Schema:
 def field_schema(name: str) -> Schema:
     properties: dict[str, Schema] = compiled_request_schema()["properties"]
     return properties[name]
+
+
+def prepare_request(
+    fields: Mapping[str, Any], max_cost: Decimal | float | int | str | None = None
+) -> tuple[dict[str, Any], Decimal]:
+    """The exact JSON body to send for these fields, and its cost.
+
+    Fields use the API's names; absent or None ones take the client's defaults (a random seed,
+    the spec's default image type). Raises ValidationError or BudgetExceededError, so nothing
+    that would be refused or is over budget is ever sent.
+    """
+    merged = {
+        "width": DEFAULT_WIDTH,
+        "height": DEFAULT_HEIGHT,
+        "steps": DEFAULT_STEPS,
+        "image_num": DEFAULT_IMAGE_NUM,
+        **{name: value for name, value in fields.items() if value is not None},
+    }
+    merged.setdefault("seed", random_seed())
+    body = validate_request(merged)
+    cost = request_cost(body)
+    check_budget(cost, None if max_cost is None else as_budget(max_cost))
+    # Through the generated model, so the body sent is exactly what it serialises.
+    return Flux1SchnellRequest.from_dict(body).to_dict(), cost
 
 
 def validate_request(fields: Mapping[str, Any]) -> dict[str, Any]:

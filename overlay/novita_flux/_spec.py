@@ -104,6 +104,13 @@ def pricing() -> Pricing:
 
 
 @cache
+def default_images_per_minute() -> int:
+    """The API's documented default rate limit per key."""
+    limit: int = document()["info"]["x-rate-limit"]["images_per_minute"]
+    return limit
+
+
+@cache
 def default_base_url() -> str:
     url: str = document()["servers"][0]["url"]
     return url
