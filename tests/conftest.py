@@ -6,8 +6,8 @@ import os
 
 import pytest
 from hypothesis import HealthCheck, settings
-from novita_flux import _retry
 
+from novita_flux import _retry
 from tests.support import Sleeps
 
 settings.register_profile(

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
+
 from novita_flux import (
     APIConnectionError,
     APIStatusError,
@@ -34,7 +35,6 @@ from novita_flux import (
     estimate_cost,
 )
 from novita_flux._request import field_schema
-
 from tests.support import API_URL, KEY, MAGIC, Sleeps, error_body, image_url, success_body
 
 

@@ -6,8 +6,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import yaml
-from novita_flux import _spec
 from openapi_spec_validator import validate
+
+from novita_flux import _spec
 
 SPEC_FILE = Path(__file__).resolve().parent.parent / "openapi" / "flux-1-schnell.yaml"
 

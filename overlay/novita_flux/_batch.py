@@ -3,18 +3,16 @@ run with bounded concurrency, and reported one result per request in input order
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
+from novita_flux._constants import PACING_SLACK
 from novita_flux._errors import NovitaError, ValidationError
 from novita_flux._models import Generation
 from novita_flux._request import as_budget, check_budget, prepare_request
@@ -90,8 +88,9 @@ def total_cost(plan: Iterable[PlannedRequest]) -> Decimal:
 class ImagePacer:
     """When the next request may go so that no rolling window carries more than `limit` images.
 
-    Requests are spaced evenly (n images buy n * window / limit seconds) rather than sent in a
-    burst, and a sliding-window check keeps the promise strict when image counts differ.
+    Requests are spaced evenly (n images buy n * window / limit seconds, plus PACING_SLACK)
+    rather than sent in a burst, and a sliding-window check keeps the promise strict when image
+    counts differ.
     Pure bookkeeping: callers pass the clock and do the waiting.
     """
 
@@ -123,7 +122,7 @@ class ImagePacer:
 
     def record(self, images: int, now: float) -> None:
         self._released.append((now, images))
-        self._next_free = now + images * self.window / self.limit
+        self._next_free = now + images * self.window / self.limit * PACING_SLACK
 
 
 OnResult = Callable[[BatchResult], Any]
@@ -148,6 +147,8 @@ async def run_async(
     pacer: ImagePacer | None,
     on_result: OnResult | None,
 ) -> list[BatchResult]:
+    import asyncio  # here, not at the top: `import novita_flux` stays as light as httpx
+
     results: list[BatchResult | None] = [None] * len(plan)
     pending = iter(plan)
     gate = asyncio.Lock()
@@ -169,7 +170,7 @@ async def run_async(
             results[item.index] = result
             if on_result is not None:
                 outcome = on_result(result)
-                if inspect.isawaitable(outcome):
+                if asyncio.iscoroutine(outcome) or asyncio.isfuture(outcome):
                     await outcome
 
     workers = min(_check_concurrency(concurrency), max(len(plan), 1))
@@ -185,6 +186,8 @@ def run_sync(
     pacer: ImagePacer | None,
     on_result: OnResult | None,
 ) -> list[BatchResult]:
+    from concurrent.futures import ThreadPoolExecutor
+
     results: list[BatchResult | None] = [None] * len(plan)
     pending = iter(plan)
     take, gate, stopping = threading.Lock(), threading.Lock(), threading.Event()
@@ -228,6 +231,8 @@ def run_sync(
 
 
 async def _async_wait(pacer: ImagePacer, images: int) -> None:
+    import asyncio
+
     # Re-check after every sleep: asyncio may wake a little early, and the promise is strict.
     while (delay := pacer.delay(images, time.monotonic())) > 0:
         await asyncio.sleep(delay)

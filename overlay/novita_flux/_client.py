@@ -24,8 +24,6 @@ from urllib.parse import urlsplit
 
 import attrs
 import httpx
-from novita_flux_api.api.default import flux_1_schnell as _operation
-from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse
 
 from novita_flux import _retry
 from novita_flux._batch import BatchResult, ImagePacer, OnResult, plan_batch, run_async, run_sync
@@ -42,6 +40,7 @@ from novita_flux._constants import (
     DOWNLOAD_CHUNK,
     KEY_HELP_URL,
     LOGGER_NAME,
+    MAX_CONNECTIONS,
     MAX_IMAGE_BYTES,
 )
 from novita_flux._errors import (
@@ -68,6 +67,8 @@ from novita_flux._request import prepare_request
 from novita_flux._schema import SchemaViolation, compile_schema, conform, show
 from novita_flux._spec import Schema, default_base_url, response_schema
 from novita_flux._version import __version__
+from novita_flux_api.api.default import flux_1_schnell as _operation
+from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -171,7 +172,10 @@ class _BaseClient(Generic[HttpT]):
         self._owns_http: bool = http_client is None
         # No auth and no default headers on the httpx client itself: the key is added per
         # request, for the API's origin only, so image downloads can never carry it.
-        self._http = http_client if http_client is not None else http_client_type()
+        limits = httpx.Limits(
+            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+        )
+        self._http = http_client if http_client is not None else http_client_type(limits=limits)
         # Method, path and body shape come from the generated operation, so a regenerated
         # spec moves the client with it.
         self._operation = _operation._get_kwargs(body=Flux1SchnellRequest.from_dict(_EXAMPLE))

@@ -9,7 +9,13 @@ KEY_HELP_URL: Final = "https://novita.ai/settings/key-management"
 
 DEFAULT_TIMEOUT: Final = 60.0  # seconds per attempt
 DEFAULT_MAX_RETRIES: Final = 2
+# A batch at high concurrency reuses its connections instead of reopening all but 20 (httpx's
+# default keep-alive pool) after every wave.
+MAX_CONNECTIONS: Final = 100
 DEFAULT_CONCURRENCY: Final = 4  # requests in flight in generate_many
+# Paced requests are spaced 1% wider than the limit allows, so that network jitter on the way to
+# the API cannot make a rolling minute count one image too many.
+PACING_SLACK: Final = 1.01
 
 DEFAULT_WIDTH: Final = 1024
 DEFAULT_HEIGHT: Final = 1024

@@ -8,12 +8,11 @@ from decimal import Decimal, InvalidOperation, localcontext
 from functools import cache
 from typing import Any
 
-from novita_flux_api.models import Flux1SchnellRequest
-
 from novita_flux._constants import DEFAULT_HEIGHT, DEFAULT_IMAGE_NUM, DEFAULT_STEPS, DEFAULT_WIDTH
 from novita_flux._errors import BudgetExceededError, ValidationError
 from novita_flux._schema import SchemaViolation, compile_schema, conform, show
 from novita_flux._spec import Schema, pricing, request_schema
+from novita_flux_api.models import Flux1SchnellRequest
 
 
 @cache
@@ -81,19 +80,24 @@ def estimate_cost(width: int, height: int, steps: int, image_num: int = 1) -> De
     >>> estimate_cost(512, 512, 4)
     Decimal('0.00075')
     """
-    pixel_steps = 1
-    for name, value in (("width", width), ("height", height), ("steps", steps)):
-        pixel_steps *= validate_field(name, value)
-    count = validate_field("image_num", image_num)
-    price = pricing()
-    with localcontext() as context:
-        context.prec = 80  # far more digits than any exact result here needs: no rounding
-        cost = price.coefficient * (pixel_steps * count) / price.pixel_steps_unit
-    return _plain(cost)
+    return _price(
+        validate_field("width", width) * validate_field("height", height),
+        validate_field("steps", steps),
+        validate_field("image_num", image_num),
+    )
 
 
 def request_cost(body: Mapping[str, Any]) -> Decimal:
-    return estimate_cost(body["width"], body["height"], body["steps"], body["image_num"])
+    """The price of a body that validate_request has already accepted."""
+    return _price(body["width"] * body["height"], body["steps"], body["image_num"])
+
+
+def _price(pixels: int, steps: int, images: int) -> Decimal:
+    price = pricing()
+    with localcontext() as context:
+        context.prec = 80  # far more digits than any exact result here needs: no rounding
+        cost = price.coefficient * (pixels * steps * images) / price.pixel_steps_unit
+    return _plain(cost)
 
 
 def as_budget(value: Decimal | float | int | str, field: str = "max_cost") -> Decimal:

@@ -3,7 +3,6 @@ which tests replace to run without real waiting."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from datetime import UTC, datetime
@@ -14,7 +13,13 @@ import httpx
 from novita_flux._constants import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY
 
 sleep = time.sleep
-async_sleep = asyncio.sleep
+
+
+async def async_sleep(seconds: float) -> None:
+    import asyncio  # here, not at the top: `import novita_flux` stays as light as httpx
+
+    await asyncio.sleep(seconds)
+
 
 # A generation is paid for: retry a transport failure only when the request cannot have
 # reached the API. A read timeout or a broken answer may follow a billed generation, so those

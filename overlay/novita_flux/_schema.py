@@ -93,15 +93,23 @@ def show(value: Any, limit: int = 60) -> str:
     return text
 
 
+Checker = Callable[[Any, Location], Any]
+_CHECKERS: dict[int, tuple[Schema, Checker]] = {}
+
+
 def conform(schema: Schema, value: Any, location: Location = ()) -> Any:
     """Return value if it conforms to the compiled schema (whole floats become ints where an
-    integer is expected, as JSON does not tell 46.0 from 46); raise SchemaViolation if not."""
-    kind = schema.get("type")
-    if kind is not None:
-        value = _BY_TYPE[kind](schema, value, location)
-    if "enum" in schema and value not in schema["enum"]:
-        _fail(schema, value, location)
-    return value
+    integer is expected, as JSON does not tell 46.0 from 46); raise SchemaViolation if not.
+
+    Each schema is turned into a tree of small checking functions once, on first use: every
+    request and response passes through here, so the per-call work is kept to the checks.
+    """
+    entry = _CHECKERS.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        if len(_CHECKERS) > 256:  # only ever a handful of spec schemas; bound stray ones
+            _CHECKERS.clear()
+        entry = _CHECKERS[id(schema)] = (schema, _checker(schema))
+    return entry[1](value, location)
 
 
 def _fail(schema: Schema, value: Any, location: Location) -> NoReturn:
@@ -109,79 +117,124 @@ def _fail(schema: Schema, value: Any, location: Location) -> NoReturn:
     raise SchemaViolation(location, value, f"{show(value)} is not {expected}", expected)
 
 
-def _integer(schema: Schema, value: Any, location: Location) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if type(value) is not int:  # bool is an int subclass but never a valid integer here
-        _fail(schema, value, location)
-    return _in_range(schema, value, location)
+def _checker(schema: Schema) -> Checker:
+    kind = schema.get("type")
+    check_type = _BY_TYPE[kind](schema) if kind is not None else _anything
+    if "enum" not in schema:
+        return check_type
+    allowed = schema["enum"]
 
-
-def _number(schema: Schema, value: Any, location: Location) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        _fail(schema, value, location)
-    return _in_range(schema, value, location)
-
-
-def _in_range(schema: Schema, value: Any, location: Location) -> Any:
-    low, high = schema.get("minimum"), schema.get("maximum")
-    if (low is not None and value < low) or (high is not None and value > high):
-        _fail(schema, value, location)
-    return value
-
-
-def _string(schema: Schema, value: Any, location: Location) -> Any:
-    if not isinstance(value, str):
-        _fail(schema, value, location)
-    if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
-        _fail(schema, value, location)
-    if schema.get("format") == "uri":
-        parts = urlsplit(value)
-        if not (parts.scheme and parts.netloc):
+    def check(value: Any, location: Location) -> Any:
+        value = check_type(value, location)
+        if value not in allowed:
             _fail(schema, value, location)
-    return value
-
-
-def _boolean(schema: Schema, value: Any, location: Location) -> Any:
-    if not isinstance(value, bool):
-        _fail(schema, value, location)
-    return value
-
-
-def _array(schema: Schema, value: Any, location: Location) -> Any:
-    if not isinstance(value, list):
-        _fail(schema, value, location)
-    items = schema.get("items")
-    if items is None:
         return value
-    return [conform(items, item, (*location, index)) for index, item in enumerate(value)]
+
+    return check
 
 
-def _object(schema: Schema, value: Any, location: Location) -> Any:
-    if not isinstance(value, dict):
-        _fail(schema, value, location)
-    properties: dict[str, Schema] = schema.get("properties", {})
+def _anything(value: Any, location: Location) -> Any:
+    return value
+
+
+def _integer(schema: Schema) -> Checker:
+    low, high = schema.get("minimum"), schema.get("maximum")
+
+    def check(value: Any, location: Location) -> Any:
+        if type(value) is not int:  # bool is an int subclass but never a valid integer here
+            if not (isinstance(value, float) and value.is_integer()):
+                _fail(schema, value, location)
+            value = int(value)
+        if (low is not None and value < low) or (high is not None and value > high):
+            _fail(schema, value, location)
+        return value
+
+    return check
+
+
+def _number(schema: Schema) -> Checker:
+    low, high = schema.get("minimum"), schema.get("maximum")
+
+    def check(value: Any, location: Location) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            _fail(schema, value, location)
+        if (low is not None and value < low) or (high is not None and value > high):
+            _fail(schema, value, location)
+        return value
+
+    return check
+
+
+def _string(schema: Schema) -> Checker:
+    low, high = schema.get("minLength", 0), schema.get("maxLength")
+    uri = schema.get("format") == "uri"
+
+    def check(value: Any, location: Location) -> Any:
+        if not isinstance(value, str) or len(value) < low:
+            _fail(schema, value, location)
+        if high is not None and len(value) > high:
+            _fail(schema, value, location)
+        if uri:
+            parts = urlsplit(value)
+            if not (parts.scheme and parts.netloc):
+                _fail(schema, value, location)
+        return value
+
+    return check
+
+
+def _boolean(schema: Schema) -> Checker:
+    def check(value: Any, location: Location) -> Any:
+        if not isinstance(value, bool):
+            _fail(schema, value, location)
+        return value
+
+    return check
+
+
+def _array(schema: Schema) -> Checker:
+    items = _checker(schema["items"]) if "items" in schema else None
+
+    def check(value: Any, location: Location) -> Any:
+        if not isinstance(value, list):
+            _fail(schema, value, location)
+        if items is None:
+            return value
+        return [items(item, (*location, index)) for index, item in enumerate(value)]
+
+    return check
+
+
+def _object(schema: Schema) -> Checker:
+    properties = {name: _checker(sub) for name, sub in schema.get("properties", {}).items()}
     extra = schema.get("additionalProperties", True)
-    for key in value:
-        if key not in properties and extra is False:
-            known = ", ".join(properties)
-            raise SchemaViolation(
-                (*location, key), value[key], f"unknown field; known fields: {known}", known
-            )
-    for name in schema.get("required", ()):
-        if name not in value:
-            expected = describe(properties.get(name, {}))
-            raise SchemaViolation(
-                (*location, name), None, f"missing; required: {expected}", expected
-            )
-    result = {}
-    for key, item in value.items():
-        sub = properties.get(key, extra if isinstance(extra, dict) else None)
-        result[key] = conform(sub, item, (*location, key)) if sub is not None else item
-    return result
+    check_extra = _checker(extra) if isinstance(extra, dict) else None
+    required = tuple(schema.get("required", ()))
+    known = ", ".join(properties)
+
+    def check(value: Any, location: Location) -> Any:
+        if not isinstance(value, dict):
+            _fail(schema, value, location)
+        if extra is False:
+            for key in value:
+                if key not in properties:
+                    problem = f"unknown field; known fields: {known}"
+                    raise SchemaViolation((*location, key), value[key], problem, known)
+        for name in required:
+            if name not in value:
+                expected = describe(schema.get("properties", {}).get(name, {}))
+                problem = f"missing; required: {expected}"
+                raise SchemaViolation((*location, name), None, problem, expected)
+        result = {}
+        for key, item in value.items():
+            sub = properties.get(key, check_extra)
+            result[key] = item if sub is None else sub(item, (*location, key))
+        return result
+
+    return check
 
 
-_BY_TYPE: Final[dict[str, Callable[[Schema, Any, Location], Any]]] = {
+_BY_TYPE: Final[dict[str, Callable[[Schema], Checker]]] = {
     "integer": _integer,
     "number": _number,
     "string": _string,

@@ -1,0 +1,152 @@
+"""The API's one operation: latency, the key, the body, queued faults, the rate limit, then links.
+
+Authentication comes before the body. Novita documents three reasons for a bad key (MISSING_API_KEY
+400, FAILED_TO_AUTH 401, INVALID_API_KEY 403) but not which request earns which; this server gives
+no Authorization header at all 401 FAILED_TO_AUTH and a key that is not the app's 403
+INVALID_API_KEY, the statuses HTTP (and schemathesis's `ignored_auth` check) expect for missing
+and wrong credentials, and keeps 400 MISSING_API_KEY for a header that carries no bearer key
+("Bearer " with nothing after it, or another scheme).
+
+Where the real API's behaviour is unknown, the server is the stricter choice, so a client that
+passes against it works against the real one: the body must be sent as application/json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import math
+import uuid
+from typing import Any, NoReturn
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from novita_flux._request import as_validation_error, compiled_request_schema, field_schema
+from novita_flux._schema import SchemaViolation, conform
+from novita_flux.testing._envelope import error_response, json_response
+from novita_flux.testing._faults import Planned
+from novita_flux.testing._links import ImageLink, caption, prompt_hash, signed_url
+from novita_flux.testing._malformed import malformed_response
+from novita_flux.testing._settings import Endpoint, Settings
+
+
+def api_endpoint(settings: Settings) -> Endpoint:
+    faults = settings.faults
+
+    async def generate(request: Request) -> Response:
+        faults._count_api_request()
+        if faults.latency:
+            await asyncio.sleep(faults.latency)
+        denied = authenticate(request.headers.get("authorization"), settings.api_key)
+        if denied is not None:
+            return denied
+        body = await read_body(request)
+        if isinstance(body, Response):
+            return body
+        now = settings.clock()
+        fault = faults._next_fault()  # a queued fault comes before the per-minute limit
+        if fault is not None and fault.malformed is None:
+            return planned_error(fault)
+        wait = faults._admit(body["image_num"], now) if fault is None else None
+        if wait is not None:
+            return error_response(
+                "RATE_LIMIT_EXCEEDED",
+                f"rate limit exceeded: at most {faults.images_per_minute} images per minute",
+                headers={"Retry-After": str(wait)},
+            )
+        base_url = request.app.state.image_base_url or str(request.base_url)
+        payload = generated(settings, body, now, base_url)
+        if fault is not None and fault.malformed is not None:
+            return malformed_response(fault.malformed, payload)
+        return json_response(payload)
+
+    return generate
+
+
+def authenticate(header: str | None, api_key: str) -> Response | None:
+    """None if the header carries the app's key; the error answer otherwise."""
+    if header is None:
+        return error_response("FAILED_TO_AUTH", "failed to auth: no Authorization header")
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return error_response(
+            "MISSING_API_KEY", "missing api key: expected Authorization: Bearer <API key>"
+        )
+    # Header values arrive decoded as latin-1, so this encoding gives back the bytes sent.
+    if not hmac.compare_digest(token.encode("latin-1"), api_key.encode()):
+        return error_response("INVALID_API_KEY", "invalid api key")
+    return None
+
+
+async def read_body(request: Request) -> dict[str, Any] | Response:
+    """The validated body, or the 400 that names the field, the value and the range."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        return error_response(
+            "INVALID_REQUEST_BODY",
+            f"body: must be sent as application/json, not {media_type or 'no Content-Type'}",
+            metadata={"field": "body"},
+        )
+    try:
+        parsed = json.loads(await request.body(), parse_constant=_not_json)
+    except (ValueError, RecursionError) as error:
+        return error_response(
+            "INVALID_REQUEST_BODY", f"body: not valid JSON ({error})", metadata={"field": "body"}
+        )
+    try:
+        body: dict[str, Any] = conform(compiled_request_schema(), parsed)
+    except SchemaViolation as violation:
+        invalid = as_validation_error(violation)
+        metadata = {"field": invalid.field, "expected": invalid.expected}
+        return error_response("INVALID_REQUEST_BODY", str(invalid), metadata=metadata)
+    return body
+
+
+def planned_error(fault: Planned) -> Response:
+    metadata = {"task_id": str(uuid.uuid4())} if fault.reason == "TASK_FAILED" else {}
+    headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+    return error_response(
+        fault.reason, fault.message, status=fault.status, metadata=metadata, headers=headers
+    )
+
+
+def generated(
+    settings: Settings, body: dict[str, Any], now: float, base_url: str
+) -> dict[str, Any]:
+    """The 200 body: one signed link per image; nothing is rendered until a link is fetched."""
+    task_id = str(uuid.uuid4())
+    image_type: str = (
+        body.get("response_image_type") or field_schema("response_image_type")["default"]
+    )
+    ttl = settings.image_url_ttl
+    links = [
+        ImageLink(
+            task_id=task_id,
+            index=index,
+            image_type=image_type,
+            width=body["width"],
+            height=body["height"],
+            seed=body["seed"],
+            steps=body["steps"],
+            prompt_hash=prompt_hash(body["prompt"]),
+            caption=caption(body["prompt"]),
+            expires=math.ceil(now + ttl),
+        )
+        for index in range(body["image_num"])
+    ]
+    images = [
+        {
+            "image_url": signed_url(settings.secret, base_url, link),
+            "image_url_ttl": ttl,
+            "image_type": image_type,
+        }
+        for link in links
+    ]
+    return {"images": images, "task": {"task_id": task_id}}
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not a JSON value")

@@ -1,0 +1,82 @@
+"""create_app: the reference server as an ASGI app, its operation read from the spec."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from novita_flux._schema import SchemaViolation, compile_schema, conform
+from novita_flux._spec import document, operation
+from novita_flux.testing._api import api_endpoint
+from novita_flux.testing._envelope import error_response
+from novita_flux.testing._faults import Faults
+from novita_flux.testing._images import image_endpoint
+from novita_flux.testing._links import IMAGE_ROUTE
+from novita_flux.testing._settings import Settings
+
+
+def create_app(
+    *,
+    api_key: str = "test-key",
+    image_url_ttl: int = 3600,
+    images_per_minute: int | None = None,
+    latency: float = 0.0,
+    image_base_url: str | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """An offline stand-in for the API, serving the spec's operation and the images it links.
+
+    api_key: the one key accepted. image_url_ttl: seconds an image link stays valid.
+    images_per_minute, latency: the initial `app.state.faults` settings. image_base_url: the
+    origin image links point at (`app.state.image_base_url`, settable later); by default the
+    origin each API request was sent to. clock: unix seconds, for link expiry and the rate
+    window; a test may pass a fake one to move time.
+    """
+    if not isinstance(api_key, str) or not api_key:
+        raise ValueError("api_key must be a non-empty string")
+    try:
+        ttl = conform(_ttl_schema(), image_url_ttl, ("image_url_ttl",))
+    except SchemaViolation as violation:
+        raise ValueError(str(violation)) from None
+    faults = Faults(latency=latency, images_per_minute=images_per_minute)
+    settings = Settings(api_key, ttl, clock, faults, secrets.token_bytes(32))
+    api = operation()
+    app = Starlette(
+        routes=[
+            Route(api.path, api_endpoint(settings), methods=[api.method]),
+            Route(IMAGE_ROUTE, image_endpoint(settings), methods=["GET"]),
+        ],
+        exception_handlers={404: _not_found, 405: _method_not_allowed},
+    )
+    app.router.redirect_slashes = False  # the real API answers 404, not a redirect
+    app.state.faults = faults
+    app.state.image_base_url = image_base_url
+    return app
+
+
+def _ttl_schema() -> dict[str, object]:
+    image = document()["components"]["schemas"]["Image"]
+    ttl: dict[str, object] = compile_schema(image)["properties"]["image_url_ttl"]
+    return ttl
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error_response("API_NOT_FOUND", f"api not found: {request.method} {request.url.path}")
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    # Not a reason the spec lists: HTTP itself asks for 405 and an Allow header here.
+    allow = (exc.headers or {}).get("Allow", "") if isinstance(exc, HTTPException) else ""
+    return error_response(
+        "METHOD_NOT_ALLOWED",
+        f"method {request.method} is not allowed here; allowed: {allow}",
+        status=405,
+        headers={"Allow": allow},
+    )

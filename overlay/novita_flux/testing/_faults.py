@@ -1,0 +1,174 @@
+"""Faults: what the reference server should get wrong next, and what it has seen so far."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from typing import Literal, NamedTuple, get_args
+
+from novita_flux._spec import known_reasons
+
+MalformedKind = Literal[
+    "not_json", "truncated_json", "missing_field", "wrong_type", "unknown_image_type"
+]
+MALFORMED_KINDS: tuple[MalformedKind, ...] = get_args(MalformedKind)
+
+WINDOW = 60.0  # seconds: the API's limit is per minute, counted over a rolling window
+
+
+class Planned(NamedTuple):
+    """One queued fault: an error envelope, or a 200 whose body breaks the contract."""
+
+    status: int
+    reason: str = ""
+    message: str = ""
+    retry_after: str | None = None
+    malformed: MalformedKind | None = None
+
+
+class Faults:
+    """Fault injection and counters of one reference server app (`app.state.faults`).
+
+    Queued faults answer the next requests that would otherwise have succeeded (authenticated,
+    with a valid body), one request each, in the order they were queued. `latency` delays every
+    API request; `images_per_minute` turns on the API's rolling per-minute image limit. Safe to
+    use from the test's thread while a `ReferenceServer` serves in another.
+
+    Counters of what a client did: `api_requests` (every request to the operation, retries
+    included, whatever its answer),
+    `image_requests` (every request to an image link), `image_downloads` (images served) and
+    `image_requests_with_authorization` (image requests that carried an Authorization header;
+    a client that keeps its key to itself leaves it at 0).
+    """
+
+    def __init__(self, *, latency: float = 0.0, images_per_minute: int | None = None) -> None:
+        self._initial = (latency, images_per_minute)
+        self._lock = threading.Lock()
+        self._queue: deque[Planned] = deque()
+        self._window: deque[tuple[float, int]] = deque()
+        self.latency = latency
+        self.images_per_minute = images_per_minute
+        self.api_requests = 0
+        self.image_requests = 0
+        self.image_downloads = 0
+        self.image_requests_with_authorization = 0
+
+    @property
+    def latency(self) -> float:
+        """Seconds every API request waits before it is answered."""
+        return self._latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        if not seconds >= 0:
+            raise ValueError(f"latency must be >= 0 seconds, not {seconds!r}")
+        self._latency = float(seconds)
+
+    @property
+    def images_per_minute(self) -> int | None:
+        """The most images all calls may generate in any 60 s; None for no limit."""
+        return self._images_per_minute
+
+    @images_per_minute.setter
+    def images_per_minute(self, limit: int | None) -> None:
+        if limit is not None and (isinstance(limit, bool) or limit < 1):
+            raise ValueError(f"images_per_minute must be >= 1 or None, not {limit!r}")
+        self._images_per_minute = limit
+
+    @property
+    def pending(self) -> int:
+        """How many queued faults have not been served yet."""
+        with self._lock:
+            return len(self._queue)
+
+    def rate_limit_next(self, n: int = 1, *, retry_after: int | str | None = 1) -> None:
+        """Answer the next n requests 429 RATE_LIMIT_EXCEEDED.
+
+        retry_after is the Retry-After header: seconds, a verbatim string (an HTTP date, or
+        something malformed to test a client's parsing), or None to send no header.
+        """
+        self.fail_next(n, reason="RATE_LIMIT_EXCEEDED", retry_after=retry_after)
+
+    def fail_next(
+        self,
+        n: int = 1,
+        *,
+        reason: str = "TASK_FAILED",
+        status: int | None = None,
+        message: str | None = None,
+        retry_after: int | str | None = None,
+    ) -> None:
+        """Answer the next n requests with the error envelope of reason.
+
+        The status is the spec's for a known reason (TASK_FAILED 500, SERVICE_NOT_AVAILABLE 503,
+        BILLING_BALANCE_NOT_ENOUGH 400, ...); a reason the spec does not know needs status.
+        TASK_FAILED carries a fresh task_id in its metadata, as the real API's does.
+        """
+        known = known_reasons().get(reason)
+        if status is None:
+            if known is None:
+                raise ValueError(f"{reason!r} is not a reason the spec knows; pass its status")
+            status = known.status
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an error status (400-599), not {status}")
+        text = message if message is not None else reason.lower().replace("_", " ")
+        header = None if retry_after is None else str(retry_after)
+        self._plan(n, Planned(status, reason, text, header))
+
+    def malform_next(self, n: int = 1, kind: MalformedKind = "not_json") -> None:
+        """Answer the next n requests 200 with a body that breaks the contract in this way:
+        not_json, truncated_json, missing_field (no `images`), wrong_type (`image_url_ttl` a
+        string) or unknown_image_type (`image_type` "gif")."""
+        if kind not in MALFORMED_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(MALFORMED_KINDS)}, not {kind!r}")
+        self._plan(n, Planned(200, malformed=kind))
+
+    def reset(self) -> None:
+        """Forget queued faults, counters and the rate window; restore latency and the limit."""
+        with self._lock:
+            self._queue.clear()
+            self._window.clear()
+            self.latency, self.images_per_minute = self._initial
+            self.api_requests = self.image_requests = self.image_downloads = 0
+            self.image_requests_with_authorization = 0
+
+    # --- Used by the app ----------------------------------------------------------------------
+
+    def _plan(self, n: int, fault: Planned) -> None:
+        if isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be >= 1, not {n!r}")
+        with self._lock:
+            self._queue.extend([fault] * n)
+
+    def _count_api_request(self) -> None:
+        with self._lock:
+            self.api_requests += 1
+
+    def _count_image_request(self, *, authorized: bool, served: bool) -> None:
+        with self._lock:
+            self.image_requests += 1
+            self.image_requests_with_authorization += authorized
+            self.image_downloads += served
+
+    def _next_fault(self) -> Planned | None:
+        with self._lock:
+            return self._queue.popleft() if self._queue else None
+
+    def _admit(self, images: int, now: float) -> int | None:
+        """Record images generated at now; or, over the limit, the whole seconds to wait."""
+        with self._lock:
+            while self._window and self._window[0][0] <= now - WINDOW:
+                self._window.popleft()
+            limit = self._images_per_minute
+            used = sum(count for _, count in self._window)
+            if limit is None or used + images <= limit:
+                self._window.append((now, images))
+                return None
+            if images > limit:
+                return math.ceil(WINDOW)  # never fits; a minute is the honest answer
+            for stamp, count in self._window:
+                used -= count
+                if used + images <= limit:
+                    return max(1, math.ceil(stamp + WINDOW - now))
+            return math.ceil(WINDOW)  # unreachable: an empty window always fits

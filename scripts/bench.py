@@ -1,0 +1,326 @@
+"""`make bench`: what the overlay costs, measured against raw httpx on the same server.
+
+Every figure is a median of repeated runs, and each baseline is measured in the same run as the
+figure it is compared with. The reference server runs in its own process (`novita-flux
+serve-mock`) on loopback, so client and server do not share a GIL.
+
+    python scripts/bench.py [--repeats N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import compileall
+import contextlib
+import math
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from novita_flux import AsyncFluxSchnell, FluxSchnell
+from novita_flux._request import prepare_request
+from novita_flux._spec import operation
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "bench-key"
+ROWS: list[tuple[str, str, str, str, str, bool]] = []
+
+
+def row(measure: str, ours: str, baseline: str, ratio: str, target: str, ok: bool) -> None:
+    ROWS.append((measure, ours, baseline, ratio, target, ok))
+    print(f"  {measure}: {ours} vs {baseline} -> {ratio} ({'ok' if ok else 'MISSED'} {target})")
+
+
+@contextlib.contextmanager
+def server(*flags: str) -> Iterator[str]:
+    """`novita-flux serve-mock` in a child process; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "novita_flux", "serve-mock", "--port", str(port)]
+    command += ["--api-key", KEY, "--log-level", "warning", *flags]
+    child = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or child.poll() is not None:
+                    raise RuntimeError("the reference server did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
+def body(prompt: str = "a lighthouse at dusk", **fields: Any) -> dict[str, Any]:
+    request, _ = prepare_request(
+        {"prompt": prompt, "seed": 1, "width": 512, "height": 512, **fields}
+    )
+    return request
+
+
+def median_time(function: Callable[[], Any], calls: int) -> float:
+    started = time.perf_counter()
+    for _ in range(calls):
+        function()
+    return (time.perf_counter() - started) / calls
+
+
+# --- 1. per-call overhead ---------------------------------------------------------------------
+
+
+def bench_overhead(repeats: int, calls: int) -> None:
+    print("1. per-call overhead: FluxSchnell.generate vs httpx.Client.post + .json()")
+    with server() as url:
+        request = body()
+        endpoint = url + operation().path
+        headers = {"Authorization": f"Bearer {KEY}"}
+        ours, raw = [], []
+        with FluxSchnell(api_key=KEY, base_url=url) as flux, httpx.Client() as http:
+            for _ in range(50):  # warm both connections and the server up
+                flux.generate(**request)
+                http.post(endpoint, json=request, headers=headers).json()
+            for round_ in range(repeats):
+                # Alternate which goes first so drift in the machine does not favour one.
+                pair = [
+                    (ours, lambda: flux.generate(**request)),
+                    (raw, lambda: http.post(endpoint, json=request, headers=headers).json()),
+                ]
+                for results, call in pair if round_ % 2 == 0 else pair[::-1]:
+                    results.append(median_time(call, calls))
+    a, b = statistics.median(ours), statistics.median(raw)
+    row(
+        "per-call time",
+        f"{a * 1e6:.0f} us",
+        f"{b * 1e6:.0f} us",
+        f"{a / b:.3f}",
+        "<= 1.10",
+        a / b <= 1.10,
+    )
+
+
+# --- 2. batch throughput ----------------------------------------------------------------------
+
+
+async def raw_batch(url: str, requests: list[dict[str, Any]], concurrency: int) -> None:
+    gate = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(limits=limits) as http:
+
+        async def one(request: dict[str, Any]) -> None:
+            async with gate:
+                response = await http.post(
+                    url + operation().path, json=request, headers={"Authorization": f"Bearer {KEY}"}
+                )
+                response.json()
+
+        await asyncio.gather(*(one(request) for request in requests))
+
+
+async def our_batch(url: str, requests: list[dict[str, Any]], concurrency: int) -> None:
+    async with AsyncFluxSchnell(api_key=KEY, base_url=url) as flux:
+        results = await flux.generate_many(requests, concurrency=concurrency)
+    failed = [result.error for result in results if not result.ok]
+    if failed:
+        raise RuntimeError(f"{len(failed)} requests failed: {failed[0]!r}")
+
+
+def bench_throughput(repeats: int, count: int, latency: float, levels: list[int]) -> None:
+    print(f"2. batch throughput: {count} requests, {latency * 1000:.0f} ms server latency")
+    requests = [body(f"prompt {i}", width=64, height=64) for i in range(count)]
+    with server("--latency", str(latency)) as url:
+        asyncio.run(our_batch(url, requests[:20], 20))  # warm up
+        for level in levels:
+            runs = 1 if level == 1 else repeats  # 20 s a run at concurrency 1
+            ours, raw = [], []
+            for _ in range(runs):
+                for results, batch in ((ours, our_batch), (raw, raw_batch)):
+                    started = time.perf_counter()
+                    asyncio.run(batch(url, requests, level))
+                    results.append(count / (time.perf_counter() - started))
+            a, b = statistics.median(ours), statistics.median(raw)
+            naive = level / latency
+            # With `count` requests and `level` slots, the last wave cannot be full: no client
+            # can beat ceil(count / level) rounds of `latency`.
+            ideal = count / (math.ceil(count / level) * latency)
+            row(
+                f"throughput @ concurrency {level}",
+                f"{a:.1f} req/s",
+                f"ideal {ideal:.1f} (c/latency {naive:.0f}); raw httpx {b:.1f}",
+                f"{a / ideal:.3f}",
+                ">= 0.90 of ideal",
+                a / ideal >= 0.90,
+            )
+
+
+# --- 3. pacing accuracy -----------------------------------------------------------------------
+
+
+async def paced_send_times(url: str, count: int, limit: int) -> list[float]:
+    sent: list[float] = []
+
+    async def stamp(request: httpx.Request) -> None:
+        sent.append(time.monotonic())
+
+    async with httpx.AsyncClient(event_hooks={"request": [stamp]}) as http:
+        flux = AsyncFluxSchnell(api_key=KEY, base_url=url, http_client=http)
+        requests = [body(f"paced {i}", width=64, height=64) for i in range(count)]
+        await flux.generate_many(requests, concurrency=8, images_per_minute=limit)
+    return sorted(sent)
+
+
+def peak_rate(times: list[float], window: float) -> float:
+    """Most images sent in any window of `window` seconds, as images per minute."""
+    most = max(sum(1 for t in times if start <= t < start + window) for start in times)
+    return most * 60 / window
+
+
+def bench_pacing(repeats: int, count: int, limit: int) -> None:
+    print(f"3. pacing: images_per_minute={limit}, {count} one-image requests")
+    achieved, peaks = [], []
+    with server() as url:
+        for _ in range(repeats):
+            times = asyncio.run(paced_send_times(url, count, limit))
+            achieved.append((len(times) - 1) / (times[-1] - times[0]) * 60)
+            peaks.append(max(peak_rate(times, window) for window in (1.0, 5.0)))
+    rate, peak = statistics.median(achieved), max(peaks)
+    row(
+        "achieved rate",
+        f"{rate:.1f} img/min",
+        f"limit {limit}",
+        f"{rate / limit:.3f}",
+        "within 5%",
+        abs(rate / limit - 1) <= 0.05,
+    )
+    row(
+        "peak over any 1 s / 5 s window",
+        f"{peak:.1f} img/min",
+        f"limit {limit}",
+        f"{peak / limit:.3f}",
+        "never above",
+        peak <= limit,
+    )
+
+
+# --- 4. import time ---------------------------------------------------------------------------
+
+
+def import_seconds(module: str) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    return float(output.stdout)
+
+
+def bench_import(repeats: int) -> None:
+    print("4. import time: import novita_flux vs import httpx (fresh processes)")
+    # Installed wheels ship compiled bytecode; give the editable checkout the same footing.
+    compileall.compile_dir(ROOT / "overlay", quiet=1)
+    compileall.compile_dir(ROOT / "generated", quiet=1)
+    ours, raw = [], []
+    for _ in range(max(repeats * 5, 11)):
+        ours.append(import_seconds("novita_flux"))
+        raw.append(import_seconds("httpx"))
+    a, b = statistics.median(ours), statistics.median(raw)
+    row(
+        "import time",
+        f"{a * 1000:.1f} ms",
+        f"{b * 1000:.1f} ms",
+        f"{a / b:.2f}",
+        "<= 1.5",
+        a / b <= 1.5,
+    )
+    heavy = subprocess.run(
+        [sys.executable, "-c", "import sys, novita_flux; print(sorted({'PIL', 'starlette', "
+         "'uvicorn', 'novita_flux.testing', 'novita_flux._cli', 'asyncio'} & set(sys.modules)))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    row("heavy modules loaded by import", heavy, "[]", "-", "none", heavy == "[]")
+
+
+# --- 5. download memory -----------------------------------------------------------------------
+
+
+def bench_download(images: int, size: int) -> None:
+    print(f"5. download memory: saving {images} {size}x{size} PNG images")
+    with server() as url, FluxSchnell(api_key=KEY, base_url=url) as flux:
+        generation = flux.generate(
+            "a very detailed map", width=size, height=size, image_num=images, seed=7
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            tracemalloc.start()
+            baseline = tracemalloc.get_traced_memory()[0]
+            paths = flux.save(generation, folder)
+            peak = tracemalloc.get_traced_memory()[1] - baseline
+            tracemalloc.stop()
+            largest = max(path.stat().st_size for path in paths)
+            tracemalloc.start()
+            flux.download(generation.images[0])  # for contrast: one image held whole
+            held = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    row(
+        "peak memory while saving",
+        f"{peak / 1e6:.2f} MB",
+        f"largest image {largest / 1e6:.2f} MB (download() of one: {held / 1e6:.2f} MB)",
+        f"{peak / largest:.2f}",
+        "< 2x largest",
+        peak < 2 * largest,
+    )
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), "
+        f"Python {platform.python_version()}, httpx {httpx.__version__}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer calls; for a smoke run")
+    args = parser.parse_args()
+    repeats = 2 if args.quick else args.repeats
+    print(f"novita-flux bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}\n")
+    bench_overhead(repeats, 50 if args.quick else 300)
+    bench_throughput(
+        min(repeats, 3), 40 if args.quick else 200, 0.1, [8, 32] if args.quick else [1, 8, 32, 64]
+    )
+    bench_pacing(min(repeats, 3), 20 if args.quick else 60, 600)
+    bench_import(repeats)
+    bench_download(8, 512 if args.quick else 2048)
+    print("\n| measure | novita-flux | baseline | ratio | target | met |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for measure, ours, baseline, ratio, target, ok in ROWS:
+        print(f"| {measure} | {ours} | {baseline} | {ratio} | {target} | {'yes' if ok else 'NO'} |")
+    return 0 if all(ok for *_, ok in ROWS) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""The novita-flux command: exit codes, messages, files, and batches that resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from novita_flux._cli import main
+from novita_flux.testing import ReferenceServer
+from tests.support import Sleeps
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ReferenceServer]:
+    with ReferenceServer() as running:
+        yield running
+
+
+@pytest.fixture
+def api(server: ReferenceServer, monkeypatch: pytest.MonkeyPatch) -> ReferenceServer:
+    """The CLI pointed at the reference server through the environment, as a user would."""
+    server.faults.reset()
+    monkeypatch.setenv("NOVITA_API_KEY", server.api_key)
+    monkeypatch.setenv("NOVITA_BASE_URL", server.url)
+    return server
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    if argv[0] == "batch" and "--images-per-minute" not in argv:
+        argv = (*argv, "--images-per-minute", "0")  # the reference server sets no limit
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- price, dry run, bad input ------------------------------------------------------------------
+
+
+def test_price_prints_the_exact_cost(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "price", "--width", "512", "--height", "512", "--steps", "4") == (
+        0,
+        "$0.00075\n",
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["price", "--width", "4096", "--height", "512", "--steps", "4"], "width"),
+        (["generate", "x", "--steps", "0", "--dry-run"], "steps"),
+        (["generate", "", "--dry-run"], "prompt"),
+        (["generate", "x", "-n", "9", "--mock"], "image_num"),
+    ],
+)
+def test_invalid_input_exits_2_with_one_line_naming_the_field(
+    capsys: pytest.CaptureFixture[str], argv: list[str], field: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    (line,) = [text for text in err.splitlines() if text.startswith("novita-flux:")]
+    assert field in line
+    assert "Traceback" not in err
+
+
+def test_dry_run_prints_the_request_and_cost_and_sends_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOVITA_API_KEY", raising=False)
+    code, out, _ = run(capsys, "generate", "a fox", "--seed", "5", "--dry-run", "--type", "webp")
+    assert code == 0
+    request = json.loads(out[: out.rindex("}") + 1])
+    assert request == {
+        "prompt": "a fox",
+        "seed": 5,
+        "steps": 4,
+        "width": 1024,
+        "height": 1024,
+        "image_num": 1,
+        "response_image_type": "webp",
+    }
+    assert out.rstrip().endswith("estimated cost: $0.003")
+
+
+def test_a_missing_key_says_how_to_set_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOVITA_API_KEY", raising=False)
+    code, _, err = run(capsys, "generate", "x")
+    assert code == 2
+    assert "NOVITA_API_KEY" in err
+    assert "--mock" in err
+
+
+def test_an_over_budget_request_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "generate", "x", "--max-cost", "0.001", "--dry-run")
+    assert code == 2
+    assert "exceeds the budget $0.001" in err
+
+
+# --- generate -----------------------------------------------------------------------------------
+
+
+def test_generate_saves_real_images_with_metadata(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path
+) -> None:
+    code, out, _ = run(
+        capsys, "generate", "a red fox", "--width", "320", "--height", "200", "--seed", "9",
+        "-n", "2", "--type", "jpeg", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0
+    paths = [Path(line.split()[0]) for line in out.splitlines() if line.startswith(str(tmp_path))]
+    assert len(paths) == 2
+    for path in paths:
+        with Image.open(path) as image:
+            assert (image.format, image.size) == ("JPEG", (320, 200))
+        sidecar = json.loads(Path(f"{path}.json").read_text())
+        assert sidecar["seed"] == 9
+        assert sidecar["request"]["prompt"] == "a red fox"
+    assert "cost $0.00036" in out  # 2 * 0.003 * 320 * 200 * 4 / 4194304
+    assert api.faults.image_requests_with_authorization == 0
+
+
+def test_mock_generates_offline_and_twice_gives_identical_bytes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOVITA_API_KEY", raising=False)
+    argv = ["generate", "a tiger eye", "--width", "256", "--height", "256", "--seed", "2024"]
+    assert run(capsys, *argv, "--mock", "--out", str(tmp_path / "a"))[0] == 0
+    assert run(capsys, *argv, "--mock", "--out", str(tmp_path / "b"))[0] == 0
+    (first,) = (tmp_path / "a").glob("*.png")
+    (second,) = (tmp_path / "b").glob("*.png")
+    assert first.name == second.name
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_an_api_error_exits_1_with_one_line(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOVITA_API_KEY", "wrong-key")
+    code, out, err = run(capsys, "generate", "x", "--width", "64", "--height", "64")
+    assert code == 1
+    assert out == ""
+    assert err.splitlines()[-1].startswith("novita-flux: AuthenticationError: 403 INVALID_API_KEY")
+    assert "wrong-key" not in err
+    assert "Traceback" not in err
+
+
+# --- batch --------------------------------------------------------------------------------------
+
+
+def write_jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def manifest(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_batch_reports_bad_lines_by_number_and_runs_the_rest(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path
+) -> None:
+    source = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            '{"prompt": "one", "width": 64, "height": 64}',
+            "{not json",
+            '{"prompt": "two", "width": 64, "height": 64, "steps": 500}',
+            "",
+            '{"prompt": "three", "width": 64, "height": 64, "image_num": 2}',
+        ],
+    )
+    code, _, err = run(capsys, "batch", str(source), "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert "line 2: not valid JSON" in err
+    assert "line 3: steps: 500 is not an integer in [1, 100]" in err
+    entries = {entry["line"]: entry for entry in manifest(tmp_path / "out")}
+    assert {n: e["status"] for n, e in entries.items()} == {
+        1: "done",
+        2: "invalid",
+        3: "invalid",
+        5: "done",
+    }
+    assert len(entries[5]["files"]) == 2
+    assert all((tmp_path / "out" / name).is_file() for name in entries[5]["files"])
+    assert api.faults.api_requests == 2
+
+
+def test_batch_refuses_a_total_over_budget_before_sending(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", ['{"prompt": "a"}', '{"prompt": "b"}'])
+    code, _, err = run(
+        capsys, "batch", str(source), "--out", str(tmp_path), "--max-total-cost", "0.005"
+    )
+    assert code == 2
+    assert "estimated cost $0.006 of this batch exceeds the budget $0.005" in err
+    assert api.faults.api_requests == 0
+
+
+def test_a_rerun_resumes_retrying_failures_and_never_pays_twice(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path, sleeps: Sleeps
+) -> None:
+    lines = [f'{{"prompt": "p{i}", "width": 64, "height": 64}}' for i in range(4)]
+    source = write_jsonl(tmp_path / "in.jsonl", lines)
+    out = tmp_path / "out"
+    api.faults.fail_next(3, reason="SERVICE_NOT_AVAILABLE")  # one request: 3 attempts, all 503
+    code, _, err = run(capsys, "batch", str(source), "--out", str(out), "--concurrency", "1")
+    assert code == 1
+    assert "SERVICE_NOT_AVAILABLE" in err
+    first = {entry["line"]: entry for entry in manifest(out)}
+    assert sorted(entry["status"] for entry in first.values()) == ["done", "done", "done", "failed"]
+    (failed,) = [entry for entry in first.values() if entry["status"] == "failed"]
+    calls_before = api.faults.api_requests
+
+    code, _, _ = run(capsys, "batch", str(source), "--out", str(out))
+    assert code == 0
+    assert api.faults.api_requests == calls_before + 1  # only the failed line is sent again
+    second = {entry["line"]: entry for entry in manifest(out)}
+    assert all(entry["status"] == "done" for entry in second.values())
+    assert second[failed["line"]]["seed"] == failed["seed"]  # retried with the same seed
+    assert all(second[n]["task_id"] == first[n]["task_id"] for n in first if n != failed["line"])
+
+    code, _, _ = run(capsys, "batch", str(source), "--out", str(out))
+    assert (code, api.faults.api_requests) == (0, calls_before + 1)
+
+
+def interrupt_after_first_result(out: Path) -> threading.Thread:
+    """Send Ctrl-C (SIGINT) as soon as the manifest records a first finished line."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            path = out / "manifest.jsonl"
+            if path.exists() and '"done"' in path.read_text():
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
+
+
+def test_ctrl_c_leaves_a_consistent_manifest_and_the_rerun_finishes(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path
+) -> None:
+    lines = [f'{{"prompt": "p{i}", "width": 64, "height": 64}}' for i in range(10)]
+    source = write_jsonl(tmp_path / "in.jsonl", lines)
+    out = tmp_path / "out"
+    api.faults.latency = 0.2
+    watcher = interrupt_after_first_result(out)
+    code, _, err = run(capsys, "batch", str(source), "--out", str(out), "--concurrency", "2")
+    watcher.join()
+    assert code == 130
+    assert "run the same command again" in err
+    interrupted = manifest(out)
+    # The first wave (2 requests) finished, and each worker may already have sent its next.
+    assert 0 < len(interrupted) <= 4
+    for entry in interrupted:  # every recorded line is complete: status, files on disk
+        assert entry["status"] == "done"
+        assert all((out / name).is_file() for name in entry["files"])
+    assert not list(out.glob(".novita-*"))  # no half-written files
+    assert api.faults.api_requests == len(interrupted)  # everything sent was recorded
+
+    api.faults.latency = 0.0
+    code, _, _ = run(capsys, "batch", str(source), "--out", str(out))
+    assert code == 0
+    assert api.faults.api_requests == 10  # the rerun sent only what was missing
+    assert [entry["status"] for entry in manifest(out)] == ["done"] * 10
