@@ -323,18 +323,17 @@ async def test_images_are_rendered_when_fetched_not_when_generated(
     assert rendered == []
 
 
-def test_the_largest_png_renders_well_under_a_second() -> None:
+def test_the_largest_png_is_served_whole_and_weighs_what_a_real_one_does() -> None:
+    # How fast it renders is `make bench`'s business, not a test's.
     with ReferenceServer() as server:
         response = httpx.post(
             server.url + API.path,
             json=request_body(width=LARGEST, height=LARGEST),
             headers=AUTH,
         )
-        started = time.perf_counter()
         download = httpx.get(response.json()["images"][0]["image_url"])
-        elapsed = time.perf_counter() - started
     assert Image.open(io.BytesIO(download.content)).size == (LARGEST, LARGEST)
-    assert elapsed < 1.0
+    assert int(download.headers["Content-Length"]) == len(download.content) > 1_000_000
 
 
 # --- Image links --------------------------------------------------------------------------

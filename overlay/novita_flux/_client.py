@@ -222,8 +222,9 @@ class _BaseClient(Generic[HttpT]):
         return self.max_retries if max_retries is None else _check_max_retries(max_retries)
 
     @staticmethod
-    def _parse(response: httpx.Response, body: dict[str, Any], cost: Decimal) -> Generation:
-        received = datetime.now(UTC)
+    def _parse(
+        response: httpx.Response, body: dict[str, Any], cost: Decimal, sent: datetime
+    ) -> Generation:
         try:
             payload = json.loads(response.content)
         except ValueError as error:
@@ -240,7 +241,7 @@ class _BaseClient(Generic[HttpT]):
                 url=image.image_url,
                 ttl=image.image_url_ttl,
                 type=image.image_type.value,
-                expires_at=_expiry(received, image.image_url_ttl),
+                expires_at=_expiry(sent, image.image_url_ttl),
                 index=index,
             )
             for index, image in enumerate(parsed.images)
@@ -258,6 +259,9 @@ class _BaseClient(Generic[HttpT]):
         attempt = 0
         while True:
             started = time.perf_counter()
+            # Links are timed from before the API could have issued them, so expires_at is
+            # never later than the storage host's own expiry.
+            sent = datetime.now(UTC)
             error: NovitaError
             retryable = False
             try:
@@ -277,7 +281,7 @@ class _BaseClient(Generic[HttpT]):
                     attempt + 1,
                 )
                 if response.is_success:
-                    return self._parse(response, body, cost)
+                    return self._parse(response, body, cost, sent)
                 retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
                 error = status_error(response, retry_after)
                 retryable = _retry.retryable_status(response.status_code)

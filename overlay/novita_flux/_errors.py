@@ -62,16 +62,17 @@ class APIStatusError(NovitaError):
         self.reason = _typed(envelope, "reason", str)
         self.message = _typed(envelope, "message", str)
         self.metadata: dict[str, Any] = _typed(envelope, "metadata", dict) or {}
-        self.task_id = _typed(self.metadata, "task_id", str) or _typed(
-            _typed(envelope, "task", dict) or {}, "task_id", str
-        )
+        task_id = _typed(self.metadata, "task_id", str)
+        if task_id is None:  # not `or`: an empty id is still what the server said
+            task_id = _typed(_typed(envelope, "task", dict) or {}, "task_id", str)
+        self.task_id: str | None = task_id
         self.retry_after = retry_after
         text = f"{self.status_code} {self.reason or response.reason_phrase}"
         if self.message:
             text += f": {self.message}"
         elif body is None and response.text:
             text += f": {_truncate(response.text, 200)}"
-        if self.task_id:
+        if self.task_id is not None:
             text += f" (task_id={self.task_id})"
         super().__init__(text)
 

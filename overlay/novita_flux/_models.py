@@ -16,7 +16,7 @@ class GeneratedImage:
     url: str
     ttl: int  # seconds the link was valid for when the API answered
     type: str  # png, webp or jpeg
-    expires_at: datetime  # timezone-aware
+    expires_at: datetime  # timezone-aware: when the request was sent + ttl (never late)
     index: int = 0  # position within its generation
 
     @property
