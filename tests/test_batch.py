@@ -194,3 +194,16 @@ def test_retries_inside_a_batch_follow_the_policy(sleeps: Sleeps) -> None:
         respx.post(API_URL).respond(500, json=error_body(500, "TASK_FAILED"))
         (result,) = FluxSchnell(api_key=KEY).generate_many([{"prompt": "x"}], max_retries=0)
     assert isinstance(result.error, InternalServerError)
+
+
+def test_a_failing_on_result_stops_new_requests_and_is_raised() -> None:
+    def explode(result: object) -> None:
+        raise RuntimeError("disk full")
+
+    with respx.mock:
+        route = respx.post(API_URL).mock(side_effect=respond_by_prompt)
+        with pytest.raises(RuntimeError, match="disk full"):
+            FluxSchnell(api_key=KEY).generate_many(
+                [{"prompt": f"p{i}"} for i in range(5)], concurrency=1, on_result=explode
+            )
+    assert route.call_count == 1

@@ -186,7 +186,7 @@ def run_sync(
     pacer: ImagePacer | None,
     on_result: OnResult | None,
 ) -> list[BatchResult]:
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor, wait
 
     results: list[BatchResult | None] = [None] * len(plan)
     pending = iter(plan)
@@ -220,12 +220,11 @@ def run_sync(
         try:
             for future in futures:
                 future.result()
-        except KeyboardInterrupt:
-            # Start nothing new, but let requests already sent finish and be reported: they
-            # may be billed, and their results must not be lost. A second Ctrl-C aborts.
+        except BaseException:
+            # Ctrl-C, or on_result failing: start nothing new, but let requests already sent
+            # finish and be reported, since they may be billed. A second Ctrl-C aborts.
             stopping.set()
-            for future in futures:
-                future.result()
+            wait(futures)
             raise
     return [result for result in results if result is not None]
 
