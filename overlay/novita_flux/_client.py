@@ -230,8 +230,8 @@ class _BaseClient(Generic[HttpT]):
         except ValueError as error:
             raise ResponseValidationError(response, f"the body is not JSON ({error})") from None
         try:
-            conform(_compiled_response_schema(), payload)
-            parsed = Flux1SchnellResponse.from_dict(payload)
+            # The conformed copy, not the raw JSON: a TTL sent as 3600.0 arrives as the int 3600.
+            parsed = Flux1SchnellResponse.from_dict(conform(_compiled_response_schema(), payload))
         except SchemaViolation as violation:
             raise ResponseValidationError(response, str(violation)) from None
         except (KeyError, TypeError, ValueError) as error:  # belt and braces: the model itself

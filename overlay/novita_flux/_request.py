@@ -25,21 +25,30 @@ def field_schema(name: str) -> Schema:
     return properties[name]
 
 
+# The fields whose None asks for a default rather than being a mistake.
+NONE_MEANS_DEFAULT = frozenset({"seed", "response_image_type"})
+
+
 def prepare_request(
     fields: Mapping[str, Any], max_cost: Decimal | float | int | str | None = None
 ) -> tuple[dict[str, Any], Decimal]:
     """The exact JSON body to send for these fields, and its cost.
 
-    Fields use the API's names; absent or None ones take the client's defaults (a random seed,
-    the spec's default image type). Raises ValidationError or BudgetExceededError, so nothing
-    that would be refused or is over budget is ever sent.
+    Fields use the API's names; absent ones take the client's defaults, and so do `seed` and
+    `response_image_type` when None (a random seed; the API's own default type). None for any
+    other field is refused like any other wrong type. Raises ValidationError or
+    BudgetExceededError, so nothing that would be refused or is over budget is ever sent.
     """
     merged = {
         "width": DEFAULT_WIDTH,
         "height": DEFAULT_HEIGHT,
         "steps": DEFAULT_STEPS,
         "image_num": DEFAULT_IMAGE_NUM,
-        **{name: value for name, value in fields.items() if value is not None},
+        **{
+            name: value
+            for name, value in fields.items()
+            if value is not None or name not in NONE_MEANS_DEFAULT
+        },
     }
     merged.setdefault("seed", random_seed())
     body = validate_request(merged)

@@ -174,13 +174,19 @@ def _string(schema: Schema) -> Checker:
             _fail(schema, value, location)
         if high is not None and len(value) > high:
             _fail(schema, value, location)
-        if uri:
-            parts = urlsplit(value)
-            if not (parts.scheme and parts.netloc):
-                _fail(schema, value, location)
+        if uri and not _is_absolute_uri(value):
+            _fail(schema, value, location)
         return value
 
     return check
+
+
+def _is_absolute_uri(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. "http://[x": a malformed IPv6 host
+        return False
+    return bool(parts.scheme and parts.netloc)
 
 
 def _boolean(schema: Schema) -> Checker:
