@@ -116,9 +116,7 @@ def cmd_price(args: argparse.Namespace) -> int:
 
 def cmd_serve_mock(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
-
-        from novita_flux.testing import create_app
+        from novita_flux.testing import create_app, serve
     except ImportError as error:
         raise BadInput(
             f"serve-mock needs the reference server: pip install 'novita-flux[testing]' ({error})"
@@ -133,7 +131,7 @@ def cmd_serve_mock(args: argparse.Namespace) -> int:
         f"reference server on http://{args.host}:{args.port} (API key {args.api_key!r}); "
         "Ctrl-C stops it"
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    serve(app, host=args.host, port=args.port, log_level=args.log_level)
     return EXIT_OK
 
 

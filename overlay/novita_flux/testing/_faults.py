@@ -47,6 +47,7 @@ class Faults:
         self._lock = threading.Lock()
         self._queue: deque[Planned] = deque()
         self._window: deque[tuple[float, int]] = deque()
+        self._used = 0  # images in the window
         self.latency = latency
         self.images_per_minute = images_per_minute
         self.api_requests = 0
@@ -129,6 +130,7 @@ class Faults:
         with self._lock:
             self._queue.clear()
             self._window.clear()
+            self._used = 0
             self.latency, self.images_per_minute = self._initial
             self.api_requests = self.image_requests = self.image_downloads = 0
             self.image_requests_with_authorization = 0
@@ -156,17 +158,24 @@ class Faults:
             return self._queue.popleft() if self._queue else None
 
     def _admit(self, images: int, now: float) -> int | None:
-        """Record images generated at now; or, over the limit, the whole seconds to wait."""
+        """Record images generated at now; or, over the limit, the whole seconds to wait.
+
+        Only counted while a limit is set, and with a running total: the server's cost per
+        request must not grow with how many requests it has already answered.
+        """
         with self._lock:
-            while self._window and self._window[0][0] <= now - WINDOW:
-                self._window.popleft()
             limit = self._images_per_minute
-            used = sum(count for _, count in self._window)
-            if limit is None or used + images <= limit:
+            if limit is None:
+                return None
+            while self._window and self._window[0][0] <= now - WINDOW:
+                self._used -= self._window.popleft()[1]
+            if self._used + images <= limit:
                 self._window.append((now, images))
+                self._used += images
                 return None
             if images > limit:
                 return math.ceil(WINDOW)  # never fits; a minute is the honest answer
+            used = self._used
             for stamp, count in self._window:
                 used -= count
                 if used + images <= limit:

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Final, TypedDict, Unpack
 
 import uvicorn
+from starlette.applications import Starlette
 
 from novita_flux.testing._app import create_app
 from novita_flux.testing._faults import Faults
@@ -120,9 +121,19 @@ class ReferenceServer:
         return self._ports
 
 
-def _bound_socket() -> socket.socket:
+def serve(app: Starlette, *, host: str, port: int, log_level: str = "info") -> None:
+    """Serve `app` in the foreground until interrupted (`novita-flux serve-mock`)."""
+    config = uvicorn.Config(app, log_level=log_level, lifespan="off")
+    uvicorn.Server(config).run(sockets=[_bound_socket(host, port, reuse=True)])
+
+
+def _bound_socket(host: str = HOST, port: int = 0, *, reuse: bool = False) -> socket.socket:
     # IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on sockets that say they are TCP, and
-    # without it every keep-alive response stalls 40 ms on Nagle and delayed ACKs.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind((HOST, 0))  # port 0: the OS picks a free one
+    # without it every keep-alive response stalls on Nagle and delayed ACKs (uvicorn's own
+    # binding has the same problem, hence `serve` above).
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    if reuse:  # a restarted foreground server may rebind a port in TIME_WAIT
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))  # port 0: the OS picks a free one
     return sock
