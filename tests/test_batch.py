@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import time
 
 import httpx
@@ -22,7 +23,7 @@ from novita_flux import (
     estimate_cost,
 )
 from novita_flux._batch import WINDOW_SECONDS, ImagePacer
-from novita_flux._constants import PACING_SLACK
+from novita_flux._constants import LANE_CONNECTIONS, PACING_SLACK
 from novita_flux._request import field_schema
 from tests.support import API_URL, KEY, Sleeps, error_body, success_body
 
@@ -207,3 +208,31 @@ def test_a_failing_on_result_stops_new_requests_and_is_raised() -> None:
                 [{"prompt": f"p{i}"} for i in range(5)], concurrency=1, on_result=explode
             )
     assert route.call_count == 1
+
+
+def test_a_wide_batch_spreads_over_pools_it_opens_and_closes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened: list[httpx.Client] = []
+    original = FluxSchnell._new_http
+
+    def recording(self: FluxSchnell) -> httpx.Client:
+        opened.append(original(self))
+        return opened[-1]
+
+    monkeypatch.setattr(FluxSchnell, "_new_http", recording)
+    flux = FluxSchnell(api_key=KEY)
+    with respx.mock:
+        respx.post(API_URL).mock(side_effect=respond_by_prompt)
+        results = flux.generate_many([{"prompt": f"p{i}"} for i in range(40)], concurrency=40)
+    assert all(result.ok for result in results)
+    lanes = math.ceil(40 / LANE_CONNECTIONS)
+    assert lanes > 1
+    assert len(opened) == lanes  # the client's own pool, and one more per extra lane ...
+    assert [client.is_closed for client in opened] == [False] + [True] * (lanes - 1)  # ... closed
+
+
+def test_an_injected_client_carries_the_whole_batch() -> None:
+    http = httpx.Client()
+    flux = FluxSchnell(api_key=KEY, http_client=http)
+    assert flux._lanes(64) == [flux]

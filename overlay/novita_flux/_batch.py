@@ -1,12 +1,15 @@
 """Many generations at once: planned and priced up front, paced to the API's image rate,
-run with bounded concurrency, and reported one result per request in input order."""
+run with bounded concurrency, and reported one result per request in input order.
+
+Workers are spread over `lanes` (one send function per client): worker n uses lane n % lanes.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -128,7 +131,7 @@ class ImagePacer:
 OnResult = Callable[[BatchResult], Any]
 
 
-def _check_concurrency(concurrency: int) -> int:
+def check_concurrency(concurrency: int) -> int:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValidationError(
             "concurrency",
@@ -141,7 +144,7 @@ def _check_concurrency(concurrency: int) -> int:
 
 async def run_async(
     plan: list[PlannedRequest],
-    send: Callable[[dict[str, Any], Decimal], Awaitable[Generation]],
+    lanes: Sequence[Callable[[dict[str, Any], Decimal], Awaitable[Generation]]],
     *,
     concurrency: int,
     pacer: ImagePacer | None,
@@ -153,7 +156,7 @@ async def run_async(
     pending = iter(plan)
     gate = asyncio.Lock()
 
-    async def worker() -> None:
+    async def worker(send: Callable[[dict[str, Any], Decimal], Awaitable[Generation]]) -> None:
         for item in pending:
             if item.body is None:
                 result = BatchResult(item.index, item.request, error=item.error)
@@ -173,14 +176,14 @@ async def run_async(
                 if asyncio.iscoroutine(outcome) or asyncio.isfuture(outcome):
                     await outcome
 
-    workers = min(_check_concurrency(concurrency), max(len(plan), 1))
-    await asyncio.gather(*(worker() for _ in range(workers)))
+    workers = min(check_concurrency(concurrency), max(len(plan), 1))
+    await asyncio.gather(*(worker(lanes[number % len(lanes)]) for number in range(workers)))
     return [result for result in results if result is not None]
 
 
 def run_sync(
     plan: list[PlannedRequest],
-    send: Callable[[dict[str, Any], Decimal], Generation],
+    lanes: Sequence[Callable[[dict[str, Any], Decimal], Generation]],
     *,
     concurrency: int,
     pacer: ImagePacer | None,
@@ -196,7 +199,7 @@ def run_sync(
         with take:
             return None if stopping.is_set() else next(pending, None)
 
-    def worker() -> None:
+    def worker(send: Callable[[dict[str, Any], Decimal], Generation]) -> None:
         while (item := next_item()) is not None:
             if item.body is None:
                 result = BatchResult(item.index, item.request, error=item.error)
@@ -214,9 +217,9 @@ def run_sync(
             if on_result is not None:
                 on_result(result)
 
-    workers = min(_check_concurrency(concurrency), max(len(plan), 1))
+    workers = min(check_concurrency(concurrency), max(len(plan), 1))
     with ThreadPoolExecutor(workers, thread_name_prefix="novita-flux") as pool:
-        futures = [pool.submit(worker) for _ in range(workers)]
+        futures = [pool.submit(worker, lanes[number % len(lanes)]) for number in range(workers)]
         try:
             for future in futures:
                 future.result()

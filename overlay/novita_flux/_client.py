@@ -12,9 +12,11 @@ import copy
 import io
 import json
 import logging
+import math
 import os
+import ssl
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
@@ -26,7 +28,15 @@ import attrs
 import httpx
 
 from novita_flux import _retry
-from novita_flux._batch import BatchResult, ImagePacer, OnResult, plan_batch, run_async, run_sync
+from novita_flux._batch import (
+    BatchResult,
+    ImagePacer,
+    OnResult,
+    check_concurrency,
+    plan_batch,
+    run_async,
+    run_sync,
+)
 from novita_flux._constants import (
     API_KEY_ENV,
     BASE_URL_ENV,
@@ -39,6 +49,7 @@ from novita_flux._constants import (
     DEFAULT_WIDTH,
     DOWNLOAD_CHUNK,
     KEY_HELP_URL,
+    LANE_CONNECTIONS,
     LOGGER_NAME,
     MAX_CONNECTIONS,
     MAX_IMAGE_BYTES,
@@ -120,12 +131,20 @@ class _APIKeyAuth(httpx.Auth):
         self._origin = origin
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if _origin(str(request.url)) == self._origin:
+        url = request.url
+        if (url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)) == self._origin:
             request.headers["Authorization"] = self._header
         yield request
 
     def __repr__(self) -> str:
         return "<APIKeyAuth key=****>"
+
+
+@cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle is most of what creating an httpx client costs (~15 ms); every
+    # client this package opens shares one context instead.
+    return httpx.create_ssl_context()
 
 
 @cache
@@ -170,27 +189,49 @@ class _BaseClient(Generic[HttpT]):
         self.max_retries: int = _check_max_retries(max_retries)
         self._auth: _APIKeyAuth = _APIKeyAuth(key.strip(), _origin(self.base_url))
         self._owns_http: bool = http_client is None
-        # No auth and no default headers on the httpx client itself: the key is added per
-        # request, for the API's origin only, so image downloads can never carry it.
-        limits = httpx.Limits(
-            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-        )
-        self._http = http_client if http_client is not None else http_client_type(limits=limits)
+        self._injected: bool = http_client is not None
+        self._http_client_type: type[HttpT] = http_client_type
+        # No auth on the httpx client itself: the key is added per request, for the API's
+        # origin only, so image downloads can never carry it.
+        self._http = http_client if http_client is not None else self._new_http()
         # Method, path and body shape come from the generated operation, so a regenerated
         # spec moves the client with it.
         self._operation = _operation._get_kwargs(body=Flux1SchnellRequest.from_dict(_EXAMPLE))
         self._url = self.base_url + self._operation["url"]
-        self._headers = {
-            **self._operation["headers"],
-            "User-Agent": f"novita-flux/{__version__} httpx/{httpx.__version__}",
-            "Accept": "application/json",
-        }
+        # The generated Content-Type (application/json) is what httpx sets for json= itself. Our
+        # own pools carry the User-Agent as a default; an injected client gets it per request.
+        self._headers = {"User-Agent": _USER_AGENT} if self._injected else None
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(base_url={self.base_url!r}, "
             f"timeout={self.timeout!r}, max_retries={self.max_retries})"
         )
+
+    def _new_http(self) -> HttpT:
+        limits = httpx.Limits(
+            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+        )
+        return self._http_client_type(
+            limits=limits, verify=_ssl_context(), headers={"User-Agent": _USER_AGENT}
+        )
+
+    def _lanes(self, concurrency: int) -> list[Self]:
+        """Clients to spread a batch over, each with its own connection pool.
+
+        httpcore 1.0's pool does work in proportion to connections x queued requests on every
+        request (encode/httpcore#1035), so one pool of 64 connections spends more time on
+        bookkeeping than on HTTP; pools of LANE_CONNECTIONS keep that cost flat. An injected
+        http_client is the caller's choice and is used as it is.
+        """
+        lanes = [self]
+        if not self._injected:
+            for _ in range(math.ceil(check_concurrency(concurrency) / LANE_CONNECTIONS) - 1):
+                lane = copy.copy(self)
+                lane._http = self._new_http()
+                lane._owns_http = True
+                lanes.append(lane)
+        return lanes
 
     def with_options(self, *, timeout: Timeout = NOT_GIVEN, max_retries: int | None = None) -> Self:
         """A client sharing this one's connections, with other defaults."""
@@ -272,14 +313,15 @@ class _BaseClient(Generic[HttpT]):
                 retry_after = None
             else:
                 assert response is not None
-                logger.debug(
-                    "%s %s -> %d in %.1f ms (attempt %d)",
-                    request.method,
-                    request.url,
-                    response.status_code,
-                    (time.perf_counter() - started) * 1000,
-                    attempt + 1,
-                )
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "%s %s -> %d in %.1f ms (attempt %d)",
+                        request.method,
+                        request.url,
+                        response.status_code,
+                        (time.perf_counter() - started) * 1000,
+                        attempt + 1,
+                    )
                 if response.is_success:
                     return self._parse(response, body, cost, sent)
                 retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
@@ -408,11 +450,26 @@ class FluxSchnell(_BaseClient[httpx.Client]):
             requests, images_per_minute=images_per_minute, max_total_cost=max_total_cost
         )
         retries = self._retries_for(max_retries)
+        lanes = self._lanes(concurrency)
 
-        def send(body: dict[str, Any], cost: Decimal) -> Generation:
-            return cast(Generation, self._drive(self._generate_flow(body, cost, timeout, retries)))
+        def sender(lane: FluxSchnell) -> Callable[[dict[str, Any], Decimal], Generation]:
+            def send(body: dict[str, Any], cost: Decimal) -> Generation:
+                flow = lane._generate_flow(body, cost, timeout, retries)
+                return cast(Generation, lane._drive(flow))
 
-        return run_sync(plan, send, concurrency=concurrency, pacer=pacer, on_result=on_result)
+            return send
+
+        try:
+            return run_sync(
+                plan,
+                [sender(lane) for lane in lanes],
+                concurrency=concurrency,
+                pacer=pacer,
+                on_result=on_result,
+            )
+        finally:
+            for lane in lanes[1:]:
+                lane.close()
 
     def download(
         self,
@@ -574,14 +631,28 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
             requests, images_per_minute=images_per_minute, max_total_cost=max_total_cost
         )
         retries = self._retries_for(max_retries)
+        lanes = self._lanes(concurrency)
 
-        async def send(body: dict[str, Any], cost: Decimal) -> Generation:
-            flow = self._generate_flow(body, cost, timeout, retries)
-            return cast(Generation, await self._drive(flow))
+        def sender(
+            lane: AsyncFluxSchnell,
+        ) -> Callable[[dict[str, Any], Decimal], Awaitable[Generation]]:
+            async def send(body: dict[str, Any], cost: Decimal) -> Generation:
+                flow = lane._generate_flow(body, cost, timeout, retries)
+                return cast(Generation, await lane._drive(flow))
 
-        return await run_async(
-            plan, send, concurrency=concurrency, pacer=pacer, on_result=on_result
-        )
+            return send
+
+        try:
+            return await run_async(
+                plan,
+                [sender(lane) for lane in lanes],
+                concurrency=concurrency,
+                pacer=pacer,
+                on_result=on_result,
+            )
+        finally:
+            for lane in lanes[1:]:
+                await lane.close()
 
     async def download(
         self,
@@ -665,14 +736,18 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         return response
 
 
+_USER_AGENT = f"novita-flux/{__version__} httpx/{httpx.__version__}"
+
 # A syntactically complete body, only to ask the generated operation for its method and path.
 _EXAMPLE = {"prompt": "-", "seed": 0, "steps": 1, "width": 64, "height": 64, "image_num": 1}
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+    parts = httpx.URL(url)
+    return parts.scheme, parts.host, parts.port or _DEFAULT_PORTS.get(parts.scheme)
 
 
 def _check_base_url(url: str) -> str:

@@ -12,6 +12,8 @@ DEFAULT_MAX_RETRIES: Final = 2
 # A batch at high concurrency reuses its connections instead of reopening all but 20 (httpx's
 # default keep-alive pool) after every wave.
 MAX_CONNECTIONS: Final = 100
+# Connections per pool when a batch spreads over several (see _BaseClient._lanes).
+LANE_CONNECTIONS: Final = 8
 DEFAULT_CONCURRENCY: Final = 4  # requests in flight in generate_many
 # Paced requests are spaced 1% wider than the limit allows, so that network jitter on the way to
 # the API cannot make a rolling minute count one image too many.
