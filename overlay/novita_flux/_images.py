@@ -88,7 +88,9 @@ def file_name(generation: Generation, image: GeneratedImage) -> str:
     `<prompt-slug>_<width>x<height>_s<steps>_seed<seed>_<index>.<ext>`."""
     request = generation.request
     slug = re.sub(r"[^a-z0-9]+", "-", str(request.get("prompt", "")).lower()).strip("-")
-    slug = slug[:40].rstrip("-") or "image"
+    if len(slug) > 40:  # cut at a word boundary, not inside a word
+        slug = slug[:41].rsplit("-", 1)[0] if "-" in slug[:41] else slug[:40]
+    slug = slug or "image"
     size = f"{request.get('width')}x{request.get('height')}"
     return (
         f"{slug}_{size}_s{request.get('steps')}_seed{generation.seed}_{image.index}"
