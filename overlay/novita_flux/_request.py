@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation, localcontext
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from novita_flux._constants import DEFAULT_HEIGHT, DEFAULT_IMAGE_NUM, DEFAULT_STEPS, DEFAULT_WIDTH
@@ -101,6 +101,7 @@ def request_cost(body: Mapping[str, Any]) -> Decimal:
     return _price(body["width"] * body["height"], body["steps"], body["image_num"])
 
 
+@lru_cache(maxsize=4096)  # a batch asks the same few sizes again and again
 def _price(pixels: int, steps: int, images: int) -> Decimal:
     price = pricing()
     with localcontext() as context:

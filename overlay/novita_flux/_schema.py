@@ -7,6 +7,7 @@ schema fail, so a spec that grows a new constraint can never be silently left un
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
@@ -98,8 +99,10 @@ _CHECKERS: dict[int, tuple[Schema, Checker]] = {}
 
 
 def conform(schema: Schema, value: Any, location: Location = ()) -> Any:
-    """Return value if it conforms to the compiled schema (whole floats become ints where an
-    integer is expected, as JSON does not tell 46.0 from 46); raise SchemaViolation if not.
+    """Return value if it conforms to the compiled schema; raise SchemaViolation if not.
+
+    Whole floats become ints where an integer is expected (JSON does not tell 46.0 from 46);
+    then, and only then, the containers around them are copied, never changed in place.
 
     Each schema is turned into a tree of small checking functions once, on first use: every
     request and response passes through here, so the per-call work is kept to the checks.
@@ -206,7 +209,8 @@ def _array(schema: Schema) -> Checker:
             _fail(schema, value, location)
         if items is None:
             return value
-        return [items(item, (*location, index)) for index, item in enumerate(value)]
+        checked = [items(item, (*location, index)) for index, item in enumerate(value)]
+        return value if all(map(operator.is_, checked, value)) else checked
 
     return check
 
@@ -231,11 +235,16 @@ def _object(schema: Schema) -> Checker:
                 expected = describe(schema.get("properties", {}).get(name, {}))
                 problem = f"missing; required: {expected}"
                 raise SchemaViolation((*location, name), None, problem, expected)
-        result = {}
+        # A copy only when a value changed (a whole float made an int): every request and
+        # response passes through here, and most need no change at all.
+        result = None
         for key, item in value.items():
             sub = properties.get(key, check_extra)
-            result[key] = item if sub is None else sub(item, (*location, key))
-        return result
+            if sub is not None and (checked := sub(item, (*location, key))) is not item:
+                if result is None:
+                    result = dict(value)
+                result[key] = checked
+        return value if result is None else result
 
     return check
 
