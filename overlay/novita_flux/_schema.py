@@ -27,15 +27,24 @@ class SchemaViolation(Exception):
     """A value that does not conform to its schema, with where it is and what was expected."""
 
     def __init__(self, location: Location, value: Any, problem: str, expected: str) -> None:
+        super().__init__(location, value, problem, expected)
         self.location = location
         self.value = value
         self.problem = problem
         self.expected = expected
-        super().__init__(f"{self.field}: {problem}")
 
     @property
     def field(self) -> str:
         return ".".join(map(str, self.location)) or "body"
+
+    def within(self, *outer: str | int) -> SchemaViolation:
+        """The same violation, located inside `outer` (containers add their key on the way up,
+        so the success path never builds a location)."""
+        self.location = (*outer, *self.location)
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.problem}"
 
 
 def compile_schema(schema: Schema) -> Schema:
@@ -209,7 +218,12 @@ def _array(schema: Schema) -> Checker:
             _fail(schema, value, location)
         if items is None:
             return value
-        checked = [items(item, (*location, index)) for index, item in enumerate(value)]
+        checked = []
+        for index, item in enumerate(value):
+            try:
+                checked.append(items(item, ()))
+            except SchemaViolation as violation:
+                raise violation.within(*location, index) from None
         return value if all(map(operator.is_, checked, value)) else checked
 
     return check
@@ -219,28 +233,34 @@ def _object(schema: Schema) -> Checker:
     properties = {name: _checker(sub) for name, sub in schema.get("properties", {}).items()}
     extra = schema.get("additionalProperties", True)
     check_extra = _checker(extra) if isinstance(extra, dict) else None
-    required = tuple(schema.get("required", ()))
+    required = frozenset(schema.get("required", ()))
     known = ", ".join(properties)
 
     def check(value: Any, location: Location) -> Any:
         if not isinstance(value, dict):
             _fail(schema, value, location)
-        if extra is False:
-            for key in value:
-                if key not in properties:
-                    problem = f"unknown field; known fields: {known}"
-                    raise SchemaViolation((*location, key), value[key], problem, known)
-        for name in required:
-            if name not in value:
-                expected = describe(schema.get("properties", {}).get(name, {}))
-                problem = f"missing; required: {expected}"
-                raise SchemaViolation((*location, name), None, problem, expected)
+        keys = value.keys()
+        if extra is False and not keys <= properties.keys():
+            key = next(key for key in value if key not in properties)
+            problem = f"unknown field; known fields: {known}"
+            raise SchemaViolation((*location, key), value[key], problem, known)
+        if not keys >= required:
+            name = next(name for name in schema["required"] if name not in value)
+            expected = describe(schema.get("properties", {}).get(name, {}))
+            problem = f"missing; required: {expected}"
+            raise SchemaViolation((*location, name), None, problem, expected)
         # A copy only when a value changed (a whole float made an int): every request and
         # response passes through here, and most need no change at all.
         result = None
         for key, item in value.items():
             sub = properties.get(key, check_extra)
-            if sub is not None and (checked := sub(item, (*location, key))) is not item:
+            if sub is None:
+                continue
+            try:
+                checked = sub(item, ())
+            except SchemaViolation as violation:
+                raise violation.within(*location, key) from None
+            if checked is not item:
                 if result is None:
                     result = dict(value)
                 result[key] = checked
