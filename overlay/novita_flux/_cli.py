@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    image_types = field_schema("response_image_type")["enum"]
+    image_type = field_schema("response_image_type")
 
     generate = commands.add_parser(
         "generate",
@@ -170,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     generate.add_argument("--seed", type=int, help="default: a random seed, reported")
     generate.add_argument("-n", "--image-num", type=int, default=1)
-    generate.add_argument("--type", choices=image_types, default=None, help="default: png")
+    generate.add_argument(
+        "--type", choices=image_type["enum"], help=f"default: {image_type['default']}"
+    )
     generate.add_argument("--out", type=Path, default=Path("out"), help="default: out/")
     generate.add_argument("--max-cost", type=_budget, metavar="USD", help="refuse if dearer")
     generate.add_argument("--dry-run", action="store_true", help="print request and cost only")

@@ -32,6 +32,7 @@ from novita_flux._batch import (
     BatchResult,
     ImagePacer,
     OnResult,
+    PlannedRequest,
     check_concurrency,
     plan_batch,
     run_async,
@@ -369,6 +370,45 @@ class _BaseClient(Generic[HttpT]):
             yield _Sleep(delay)
             attempt += 1
 
+    def _save_flow(
+        self,
+        generation: Generation,
+        directory: str | os.PathLike[str],
+        metadata: bool,
+        on_saved: Callable[[Path], Any] | None,
+        timeout: Timeout,
+        max_bytes: int,
+    ) -> Generator[_Step, httpx.Response | None, list[Path]]:
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for image in generation.images:
+            with staged_file(folder) as handle:
+                yield from self._download_flow(image, handle, timeout, max_bytes)
+                path = publish(handle, folder / file_name(generation, image))
+            if metadata:
+                sidecar_path = path.with_name(path.name + ".json")
+                write_json_atomically(sidecar_path, sidecar(generation, image))
+            paths.append(path)
+            if on_saved is not None:
+                on_saved(path)
+        return paths
+
+    # --- batches: planned here, run by each client ---
+
+    def _batch(
+        self,
+        requests: Iterable[Mapping[str, Any]],
+        concurrency: int,
+        images_per_minute: int | None,
+        max_total_cost: Budget | None,
+    ) -> tuple[list[PlannedRequest], ImagePacer | None, list[Self]]:
+        pacer = None if images_per_minute is None else ImagePacer(images_per_minute)
+        plan = plan_batch(
+            requests, images_per_minute=images_per_minute, max_total_cost=max_total_cost
+        )
+        return plan, pacer, self._lanes(concurrency)
+
 
 class FluxSchnell(_BaseClient[httpx.Client]):
     """Synchronous client for FLUX.1 [schnell] text to image.
@@ -405,12 +445,16 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         steps: int = DEFAULT_STEPS,
         seed: int | None = None,
         image_num: int = DEFAULT_IMAGE_NUM,
-        response_image_type: str | None = "png",
+        response_image_type: str | None = None,
         max_cost: Budget | None = None,
         timeout: Timeout = NOT_GIVEN,
         max_retries: int | None = None,
     ) -> Generation:
-        """Generate images; every argument is checked against the spec before anything is sent."""
+        """Generate images; every argument is checked against the spec before anything is sent.
+
+        `seed=None` draws a random seed (reported as `Generation.seed`); `response_image_type`
+        defaults to the spec's default (png); `max_cost` (USD) refuses a dearer request.
+        """
         body, cost = prepare_request(
             {
                 "prompt": prompt,
@@ -445,12 +489,8 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         holding its Generation or its exception; `on_result` sees each one as it finishes. On
         Ctrl-C, requests already sent are finished and reported before KeyboardInterrupt.
         """
-        pacer = None if images_per_minute is None else ImagePacer(images_per_minute)
-        plan = plan_batch(
-            requests, images_per_minute=images_per_minute, max_total_cost=max_total_cost
-        )
+        plan, pacer, lanes = self._batch(requests, concurrency, images_per_minute, max_total_cost)
         retries = self._retries_for(max_retries)
-        lanes = self._lanes(concurrency)
 
         def sender(lane: FluxSchnell) -> Callable[[dict[str, Any], Decimal], Generation]:
             def send(body: dict[str, Any], cost: Decimal) -> Generation:
@@ -500,16 +540,8 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         there is never replaced (`-2` is appended). With `metadata`, a `<file>.json` sidecar
         records how to reproduce the image. `on_saved` is called with each path as it lands.
         """
-        folder = _make_folder(directory)
-        paths = []
-        for image in generation.images:
-            with staged_file(folder) as handle:
-                self._drive(self._download_flow(image, handle, timeout, max_bytes))
-                path = _publish(generation, image, handle, folder, metadata)
-            paths.append(path)
-            if on_saved is not None:
-                on_saved(path)
-        return paths
+        flow = self._save_flow(generation, directory, metadata, on_saved, timeout, max_bytes)
+        return cast(list[Path], self._drive(flow))
 
     def close(self) -> None:
         """Close the connections this client opened (an injected http_client stays open)."""
@@ -586,12 +618,16 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         steps: int = DEFAULT_STEPS,
         seed: int | None = None,
         image_num: int = DEFAULT_IMAGE_NUM,
-        response_image_type: str | None = "png",
+        response_image_type: str | None = None,
         max_cost: Budget | None = None,
         timeout: Timeout = NOT_GIVEN,
         max_retries: int | None = None,
     ) -> Generation:
-        """Generate images; every argument is checked against the spec before anything is sent."""
+        """Generate images; every argument is checked against the spec before anything is sent.
+
+        `seed=None` draws a random seed (reported as `Generation.seed`); `response_image_type`
+        defaults to the spec's default (png); `max_cost` (USD) refuses a dearer request.
+        """
         body, cost = prepare_request(
             {
                 "prompt": prompt,
@@ -626,12 +662,8 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         holding its Generation or its exception; `on_result` (sync or async) sees each one as
         it finishes.
         """
-        pacer = None if images_per_minute is None else ImagePacer(images_per_minute)
-        plan = plan_batch(
-            requests, images_per_minute=images_per_minute, max_total_cost=max_total_cost
-        )
+        plan, pacer, lanes = self._batch(requests, concurrency, images_per_minute, max_total_cost)
         retries = self._retries_for(max_retries)
-        lanes = self._lanes(concurrency)
 
         def sender(
             lane: AsyncFluxSchnell,
@@ -678,16 +710,8 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
     ) -> list[Path]:
         """Stream each image to a file in `directory`, atomically; return the paths (see
         FluxSchnell.save for the names)."""
-        folder = _make_folder(directory)
-        paths = []
-        for image in generation.images:
-            with staged_file(folder) as handle:
-                await self._drive(self._download_flow(image, handle, timeout, max_bytes))
-                path = _publish(generation, image, handle, folder, metadata)
-            paths.append(path)
-            if on_saved is not None:
-                on_saved(path)
-        return paths
+        flow = self._save_flow(generation, directory, metadata, on_saved, timeout, max_bytes)
+        return cast(list[Path], await self._drive(flow))
 
     async def close(self) -> None:
         """Close the connections this client opened (an injected http_client stays open)."""
@@ -803,23 +827,8 @@ def _connection_error(exc: httpx.TransportError, request: httpx.Request) -> APIC
     return error
 
 
-def _expiry(received: datetime, ttl: int) -> datetime:
+def _expiry(sent: datetime, ttl: int) -> datetime:
     try:
-        return received + timedelta(seconds=ttl)
+        return sent + timedelta(seconds=ttl)
     except OverflowError:
         return datetime.max.replace(tzinfo=UTC)
-
-
-def _make_folder(directory: str | os.PathLike[str]) -> Path:
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _publish(
-    generation: Generation, image: GeneratedImage, handle: IO[bytes], folder: Path, metadata: bool
-) -> Path:
-    path = publish(handle, folder / file_name(generation, image))
-    if metadata:
-        write_json_atomically(path.with_name(path.name + ".json"), sidecar(generation, image))
-    return path

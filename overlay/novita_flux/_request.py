@@ -35,7 +35,7 @@ def prepare_request(
     """The exact JSON body to send for these fields, and its cost.
 
     Fields use the API's names; absent ones take the client's defaults, and so do `seed` and
-    `response_image_type` when None (a random seed; the API's own default type). None for any
+    `response_image_type` when None (a random seed; the spec's default type). None for any
     other field is refused like any other wrong type. Raises ValidationError or
     BudgetExceededError, so nothing that would be refused or is over budget is ever sent.
     """
@@ -51,6 +51,8 @@ def prepare_request(
         },
     }
     merged.setdefault("seed", random_seed())
+    # Sent explicitly (from the spec's default), so the body says which type was asked for.
+    merged.setdefault("response_image_type", field_schema("response_image_type")["default"])
     body = validate_request(merged)
     cost = request_cost(body)
     check_budget(cost, None if max_cost is None else as_budget(max_cost))
