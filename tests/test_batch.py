@@ -45,7 +45,7 @@ def release_all(pacer: ImagePacer, sizes: list[int]) -> list[float]:
     """Release each request as early as the pacer allows, on a simulated clock."""
     now, times = 0.0, []
     for images in sizes:
-        now += pacer.delay(images, now)
+        now = pacer.ready_at(images, now)
         pacer.record(images, now)
         times.append(now)
     return times

@@ -336,8 +336,12 @@ def test_key_and_base_url_come_from_the_environment(monkeypatch: pytest.MonkeyPa
 def test_bad_client_options_raise_validation_error(option: str, value: object) -> None:
     with pytest.raises(ValidationError, match=option):
         client(**{option: value})
-    with pytest.raises(ValidationError, match="base_url"):
-        client(base_url="api.novita.ai")
+    for base_url in ("api.novita.ai", "http://[::1", 42):
+        with pytest.raises(ValidationError, match="base_url"):
+            client(base_url=base_url)
+    with pytest.raises(ValidationError, match="api_key") as raised:
+        FluxSchnell(api_key=KEY.encode())  # type: ignore[arg-type]
+    assert KEY not in str(raised.value)
 
 
 def test_the_key_never_appears_in_reprs_errors_or_logs(caplog: pytest.LogCaptureFixture) -> None:

@@ -110,18 +110,20 @@ class ImagePacer:
         self._released: deque[tuple[float, int]] = deque()
         self._next_free = float("-inf")
 
-    def delay(self, images: int, now: float) -> float:
-        """Seconds to wait before a request for `images` images may be released."""
+    def ready_at(self, images: int, now: float) -> float:
+        """The earliest time (on the caller's clock, never before `now`) at which a request for
+        `images` images may be released. An absolute time, not a delay: `now + (ready - now)`
+        can round below `ready`, and the promise is strict."""
         while self._released and self._released[0][0] <= now - self.window:
             self._released.popleft()
-        ready = self._next_free
+        ready = max(now, self._next_free)
         in_window = sum(count for _, count in self._released)
         for released_at, count in self._released:
             if in_window + images <= self.limit:
                 break
             in_window -= count
             ready = max(ready, released_at + self.window)
-        return max(0.0, ready - now)
+        return ready
 
     def record(self, images: int, now: float) -> None:
         self._released.append((now, images))
@@ -236,12 +238,12 @@ async def _async_wait(pacer: ImagePacer, images: int) -> None:
     import asyncio
 
     # Re-check after every sleep: asyncio may wake a little early, and the promise is strict.
-    while (delay := pacer.delay(images, time.monotonic())) > 0:
-        await asyncio.sleep(delay)
-    pacer.record(images, time.monotonic())
+    while (now := time.monotonic()) < (ready := pacer.ready_at(images, now)):
+        await asyncio.sleep(ready - now)
+    pacer.record(images, now)
 
 
 def _sync_wait(pacer: ImagePacer, images: int) -> None:
-    while (delay := pacer.delay(images, time.monotonic())) > 0:
-        time.sleep(delay)
-    pacer.record(images, time.monotonic())
+    while (now := time.monotonic()) < (ready := pacer.ready_at(images, now)):
+        time.sleep(ready - now)
+    pacer.record(images, now)

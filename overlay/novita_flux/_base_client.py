@@ -1,0 +1,407 @@
+"""What both clients share and no I/O: configuration, request building, response parsing, and
+the flows (the retry loop, a download, a save) written once as generators that yield what to do
+next; FluxSchnell and AsyncFluxSchnell only carry the steps out."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import IO, Any, Generic, Self, TypeVar
+
+import attrs
+import httpx
+
+from novita_flux import _retry
+from novita_flux._batch import ImagePacer, PlannedRequest, check_concurrency, plan_batch
+from novita_flux._config import (
+    DEFAULT_PORTS,
+    NOT_GIVEN,
+    USER_AGENT,
+    Timeout,
+    check_base_url,
+    check_max_retries,
+    check_timeout,
+    origin,
+    ssl_context,
+)
+from novita_flux._constants import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_TIMEOUT,
+    KEY_HELP_URL,
+    LANE_CONNECTIONS,
+    LOGGER_NAME,
+    MAX_CONNECTIONS,
+)
+from novita_flux._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ImageDownloadError,
+    MissingAPIKeyError,
+    NovitaError,
+    ResponseValidationError,
+    ValidationError,
+    status_error,
+)
+from novita_flux._images import (
+    ImageReceiver,
+    check_not_expired,
+    file_name,
+    publish,
+    sidecar,
+    staged_file,
+    write_json_atomically,
+)
+from novita_flux._models import GeneratedImage, Generation
+from novita_flux._schema import SchemaViolation, compile_schema, conform, show
+from novita_flux._spec import Schema, default_base_url, response_schema
+from novita_flux_api.api.default import flux_1_schnell as _operation
+from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse
+
+logger = logging.getLogger(LOGGER_NAME)
+
+Budget = Decimal | float | int | str
+HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
+
+
+# --- What the flows ask their driver to do -----------------------------------------------------
+
+
+@attrs.frozen
+class _Send:
+    """Send this API request and hand back the response (or throw the transport error)."""
+
+    request: httpx.Request
+
+
+@attrs.frozen
+class _Fetch:
+    """Stream this image into the receiver and hand back the response."""
+
+    request: httpx.Request
+    receiver: ImageReceiver
+
+
+@attrs.frozen
+class _Sleep:
+    seconds: float
+
+
+_Step = _Send | _Fetch | _Sleep
+_Flow = Generator[_Step, httpx.Response | None, Any]
+
+
+class _APIKeyAuth(httpx.Auth):
+    """Adds the bearer key to requests for the API's own origin and to nothing else."""
+
+    def __init__(self, key: str, origin: tuple[str, str, int | None]) -> None:
+        self._header = f"Bearer {key}"
+        self._origin = origin
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        url = request.url
+        if (url.scheme, url.host, url.port or DEFAULT_PORTS.get(url.scheme)) == self._origin:
+            request.headers["Authorization"] = self._header
+        yield request
+
+    def __repr__(self) -> str:
+        return "<APIKeyAuth key=****>"
+
+
+@cache
+def _compiled_response_schema() -> Schema:
+    return compile_schema(response_schema(200))
+
+
+class _BaseClient(Generic[HttpT]):
+    """Configuration, request building, response parsing and the two flows; no I/O."""
+
+    _http: HttpT
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: Timeout,
+        max_retries: int,
+        http_client: HttpT | None,
+        http_client_type: type[HttpT],
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
+        if not isinstance(key, str):
+            # Never echo what was passed: it may be the key in the wrong type.
+            raise ValidationError("api_key", "****", "a string", "api_key: must be a string")
+        if not key.strip():
+            raise MissingAPIKeyError(
+                f"no API key: pass api_key=... or set the {API_KEY_ENV} environment variable "
+                f"(create a key at {KEY_HELP_URL})"
+            )
+        self.base_url: str = check_base_url(
+            base_url or os.environ.get(BASE_URL_ENV) or default_base_url()
+        )
+        if http_client is not None and not isinstance(http_client, http_client_type):
+            raise ValidationError(
+                "http_client",
+                http_client,
+                f"an {http_client_type.__module__}.{http_client_type.__name__}",
+                f"http_client: {show(http_client)} is not an httpx.{http_client_type.__name__}",
+            )
+        if timeout is NOT_GIVEN:
+            timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
+        self.timeout: httpx.Timeout = check_timeout(timeout)
+        self.max_retries: int = check_max_retries(max_retries)
+        self._auth: _APIKeyAuth = _APIKeyAuth(key.strip(), origin(self.base_url))
+        self._owns_http: bool = http_client is None
+        self._injected: bool = http_client is not None
+        self._http_client_type: type[HttpT] = http_client_type
+        # No auth on the httpx client itself: the key is added per request, for the API's
+        # origin only, so image downloads can never carry it.
+        self._http = http_client if http_client is not None else self._new_http()
+        # Method, path and body shape come from the generated operation, so a regenerated
+        # spec moves the client with it.
+        self._operation = _operation._get_kwargs(body=Flux1SchnellRequest.from_dict(_EXAMPLE))
+        self._url = self.base_url + self._operation["url"]
+        # The generated Content-Type (application/json) is what httpx sets for json= itself. Our
+        # own pools carry the User-Agent as a default; an injected client gets it per request.
+        self._headers = {"User-Agent": USER_AGENT} if self._injected else None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, "
+            f"timeout={self.timeout!r}, max_retries={self.max_retries})"
+        )
+
+    def _new_http(self) -> HttpT:
+        limits = httpx.Limits(
+            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+        )
+        return self._http_client_type(
+            limits=limits, verify=ssl_context(), headers={"User-Agent": USER_AGENT}
+        )
+
+    def _lanes(self, concurrency: int) -> list[Self]:
+        """Clients to spread a batch over, each with its own connection pool.
+
+        httpcore 1.0's pool does work in proportion to connections x queued requests on every
+        request (encode/httpcore#1035), so one pool of 64 connections spends more time on
+        bookkeeping than on HTTP; pools of LANE_CONNECTIONS keep that cost flat. An injected
+        http_client is the caller's choice and is used as it is.
+        """
+        lanes = [self]
+        if not self._injected:
+            for _ in range(math.ceil(check_concurrency(concurrency) / LANE_CONNECTIONS) - 1):
+                lane = copy.copy(self)
+                lane._http = self._new_http()
+                lane._owns_http = True
+                lanes.append(lane)
+        return lanes
+
+    def with_options(self, *, timeout: Timeout = NOT_GIVEN, max_retries: int | None = None) -> Self:
+        """A client sharing this one's connections, with other defaults."""
+        clone = copy.copy(self)
+        clone._owns_http = False
+        if timeout is not NOT_GIVEN:
+            clone.timeout = check_timeout(timeout)
+        if max_retries is not None:
+            clone.max_retries = check_max_retries(max_retries)
+        return clone
+
+    # --- building and parsing ---
+
+    def _api_request(self, body: dict[str, Any], timeout: Timeout) -> httpx.Request:
+        return self._http.build_request(
+            self._operation["method"],
+            self._url,
+            json=body,
+            headers=self._headers,
+            timeout=self._timeout_for(timeout),
+        )
+
+    def _timeout_for(self, timeout: Timeout) -> httpx.Timeout:
+        if timeout is NOT_GIVEN:
+            return self.timeout
+        return check_timeout(timeout)
+
+    def _retries_for(self, max_retries: int | None) -> int:
+        return self.max_retries if max_retries is None else check_max_retries(max_retries)
+
+    @staticmethod
+    def _parse(
+        response: httpx.Response, body: dict[str, Any], cost: Decimal, sent: datetime
+    ) -> Generation:
+        try:
+            payload = json.loads(response.content)
+        except ValueError as error:
+            raise ResponseValidationError(response, f"the body is not JSON ({error})") from None
+        try:
+            # The conformed copy, not the raw JSON: a TTL sent as 3600.0 arrives as the int 3600.
+            parsed = Flux1SchnellResponse.from_dict(conform(_compiled_response_schema(), payload))
+        except SchemaViolation as violation:
+            raise ResponseValidationError(response, str(violation)) from None
+        except (KeyError, TypeError, ValueError) as error:  # belt and braces: the model itself
+            raise ResponseValidationError(response, repr(error)) from None
+        images = [
+            GeneratedImage(
+                url=image.image_url,
+                ttl=image.image_url_ttl,
+                type=image.image_type.value,
+                expires_at=_expiry(sent, image.image_url_ttl),
+                index=index,
+            )
+            for index, image in enumerate(parsed.images)
+        ]
+        return Generation(
+            task_id=parsed.task.task_id, images=images, seed=body["seed"], request=body, cost=cost
+        )
+
+    # --- the flows: what to do, written once for both clients ---
+
+    def _generate_flow(
+        self, body: dict[str, Any], cost: Decimal, timeout: Timeout, max_retries: int
+    ) -> Generator[_Step, httpx.Response | None, Generation]:
+        request = self._api_request(body, timeout)
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            # Links are timed from before the API could have issued them, so expires_at is
+            # never later than the storage host's own expiry.
+            sent = datetime.now(UTC)
+            error: NovitaError
+            retryable = False
+            try:
+                response = yield _Send(request)
+            except httpx.TransportError as exc:
+                error = _connection_error(exc, request)
+                retryable = isinstance(exc, _retry.UNSENT_ERRORS)
+                retry_after = None
+            else:
+                assert response is not None
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "%s %s -> %d in %.1f ms (attempt %d)",
+                        request.method,
+                        request.url,
+                        response.status_code,
+                        (time.perf_counter() - started) * 1000,
+                        attempt + 1,
+                    )
+                if response.is_success:
+                    return self._parse(response, body, cost, sent)
+                retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
+                error = status_error(response, retry_after)
+                retryable = _retry.retryable_status(response.status_code)
+            delay = _retry.retry_delay(attempt, max_retries, retry_after) if retryable else None
+            if delay is None:
+                raise error
+            logger.info("retrying in %.2f s after: %s", delay, error)
+            yield _Sleep(delay)
+            attempt += 1
+
+    def _download_flow(
+        self, image: GeneratedImage, sink: IO[bytes], timeout: Timeout, max_bytes: int
+    ) -> Generator[_Step, httpx.Response | None, None]:
+        check_not_expired(image)
+        request = self._http.build_request("GET", image.url, timeout=self._timeout_for(timeout))
+        # An injected client may carry default headers; none of them may reach the storage host.
+        request.headers.pop("Authorization", None)
+        attempt = 0
+        while True:
+            sink.seek(0)
+            sink.truncate()
+            try:
+                response = yield _Fetch(request, ImageReceiver(image, sink, max_bytes))
+            except httpx.TransportError as exc:
+                error = ImageDownloadError(f"could not download image {image.index}: {exc!r}")
+                error.__cause__ = exc
+                retry_after = None
+            else:
+                assert response is not None
+                if response.is_success:
+                    return
+                error = ImageDownloadError(
+                    f"the storage host answered {response.status_code} for image {image.index}"
+                    f": {response.text[:200]}"
+                )
+                if not _retry.retryable_status(response.status_code):
+                    raise error
+                retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
+            delay = _retry.retry_delay(attempt, self.max_retries, retry_after)
+            if delay is None:
+                raise error
+            logger.info("retrying download in %.2f s after: %s", delay, error)
+            yield _Sleep(delay)
+            attempt += 1
+
+    def _save_flow(
+        self,
+        generation: Generation,
+        directory: str | os.PathLike[str],
+        metadata: bool,
+        on_saved: Callable[[Path], Any] | None,
+        timeout: Timeout,
+        max_bytes: int,
+    ) -> Generator[_Step, httpx.Response | None, list[Path]]:
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for image in generation.images:
+            with staged_file(folder) as handle:
+                yield from self._download_flow(image, handle, timeout, max_bytes)
+                path = publish(handle, folder / file_name(generation, image))
+            if metadata:
+                sidecar_path = path.with_name(path.name + ".json")
+                write_json_atomically(sidecar_path, sidecar(generation, image))
+            paths.append(path)
+            if on_saved is not None:
+                on_saved(path)
+        return paths
+
+    # --- batches: planned here, run by each client ---
+
+    def _batch(
+        self,
+        requests: Iterable[Mapping[str, Any]],
+        concurrency: int,
+        images_per_minute: int | None,
+        max_total_cost: Budget | None,
+    ) -> tuple[list[PlannedRequest], ImagePacer | None, list[Self]]:
+        pacer = None if images_per_minute is None else ImagePacer(images_per_minute)
+        plan = plan_batch(
+            requests, images_per_minute=images_per_minute, max_total_cost=max_total_cost
+        )
+        return plan, pacer, self._lanes(concurrency)
+
+
+# A syntactically complete body, only to ask the generated operation for its method and path.
+_EXAMPLE = {"prompt": "-", "seed": 0, "steps": 1, "width": 64, "height": 64, "image_num": 1}
+
+
+def _connection_error(exc: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
+    where = f"{request.method} {request.url.copy_with(query=None)}"
+    if isinstance(exc, httpx.TimeoutException):
+        sent = not isinstance(exc, _retry.UNSENT_ERRORS)
+        note = "; the request may have been processed (and billed), so it was not retried"
+        error: APIConnectionError = APITimeoutError(
+            f"{where} timed out ({type(exc).__name__}){note if sent else ''}"
+        )
+    else:
+        error = APIConnectionError(f"{where} failed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _expiry(sent: datetime, ttl: int) -> datetime:
+    try:
+        return sent + timedelta(seconds=ttl)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
