@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,16 @@ class BatchRun:
         self.done = 0
         self.spent = Decimal(0)
         self.progress = Progress(0, "images")
+        self._counting = threading.Lock()  # results arrive on several worker threads
+
+    def _count(
+        self, *, done: int = 0, failed: int = 0, invalid: int = 0, spent: int | Decimal = 0
+    ) -> None:
+        with self._counting:
+            self.done += done
+            self.failed += failed
+            self.invalid += invalid
+            self.spent += spent
 
     def run(self) -> int:
         lines, unreadable = read_lines(self.args.file)
@@ -133,7 +144,7 @@ class BatchRun:
         for line in lines:
             entry = self.manifest.get(line.number, line.key)
             if entry is not None and entry.status == DONE:
-                self.done += 1
+                self._count(done=1)
             elif entry is not None and entry.status == GENERATED:
                 if any(image.expired for image in entry.generation().images):
                     info(
@@ -162,7 +173,7 @@ class BatchRun:
         return limit or None
 
     def _invalid(self, line: Line, message: str, error: NovitaError | None = None) -> None:
-        self.invalid += 1
+        self._count(invalid=1)
         info(f"line {line.number}: {message}")
         described = (
             describe_error(error) if error else {"type": "JSONDecodeError", "message": message}
@@ -174,7 +185,7 @@ class BatchRun:
     ) -> None:
         line, body = item
         if result.generation is None:
-            self.failed += 1
+            self._count(failed=1)
             error = result.error or RuntimeError("no result")
             self.manifest.put(
                 Entry(
@@ -192,7 +203,7 @@ class BatchRun:
             return
         entry = generated_entry(line.number, line.key, line.request, result.generation)
         self.manifest.put(entry)  # paid for: recorded before saving, so it is never paid twice
-        self.spent += result.generation.cost
+        self._count(spent=result.generation.cost)
         self._save(flux, entry)
 
     def _save(self, flux: FluxSchnell, entry: Entry) -> None:
@@ -202,12 +213,12 @@ class BatchRun:
                 generation, self.out, metadata=True, on_saved=lambda _: self.progress.advance()
             )
         except NovitaError as error:
-            self.failed += 1
+            self._count(failed=1)
             self.manifest.put(attrs.evolve(entry, error=describe_error(error)))
             self.progress.advance(0, failed=1)
             info(f"line {entry.line}: saving failed ({error}); run again to retry the download")
             return
-        self.done += 1
+        self._count(done=1)
         self.manifest.put(
             attrs.evolve(entry, status=DONE, files=[path.name for path in paths], error=None)
         )
