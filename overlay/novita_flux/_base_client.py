@@ -63,7 +63,7 @@ from novita_flux._images import (
 )
 from novita_flux._models import GeneratedImage, Generation
 from novita_flux._schema import SchemaViolation, compile_schema, conform, show
-from novita_flux._spec import Schema, default_base_url, response_schema
+from novita_flux._spec import Schema, default_base_url, request_example, response_schema
 from novita_flux_api.api.default import flux_1_schnell as _operation
 from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse
 
@@ -169,7 +169,8 @@ class _BaseClient(Generic[HttpT]):
         self._http = http_client if http_client is not None else self._new_http()
         # Method, path and body shape come from the generated operation, so a regenerated
         # spec moves the client with it.
-        self._operation = _operation._get_kwargs(body=Flux1SchnellRequest.from_dict(_EXAMPLE))
+        example = Flux1SchnellRequest.from_dict(request_example())
+        self._operation = _operation._get_kwargs(body=example)
         self._url = self.base_url + self._operation["url"]
         # The generated Content-Type (application/json) is what httpx sets for json= itself. Our
         # own pools carry the User-Agent as a default; an injected client gets it per request.
@@ -300,11 +301,9 @@ class _BaseClient(Generic[HttpT]):
                 retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
                 error = status_error(response, retry_after)
                 retryable = _retry.retryable_status(response.status_code)
-            delay = _retry.retry_delay(attempt, max_retries, retry_after) if retryable else None
-            if delay is None:
+            if not retryable:
                 raise error
-            logger.info("retrying in %.2f s after: %s", delay, error)
-            yield _Sleep(delay)
+            yield from _pause_or_raise(attempt, max_retries, retry_after, error)
             attempt += 1
 
     def _download_flow(
@@ -335,11 +334,7 @@ class _BaseClient(Generic[HttpT]):
                 if not _retry.retryable_status(response.status_code):
                     raise error
                 retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
-            delay = _retry.retry_delay(attempt, self.max_retries, retry_after)
-            if delay is None:
-                raise error
-            logger.info("retrying download in %.2f s after: %s", delay, error)
-            yield _Sleep(delay)
+            yield from _pause_or_raise(attempt, self.max_retries, retry_after, error)
             attempt += 1
 
     def _save_flow(
@@ -382,8 +377,15 @@ class _BaseClient(Generic[HttpT]):
         return plan, pacer, self._lanes(concurrency)
 
 
-# A syntactically complete body, only to ask the generated operation for its method and path.
-_EXAMPLE = {"prompt": "-", "seed": 0, "steps": 1, "width": 64, "height": 64, "image_num": 1}
+def _pause_or_raise(
+    attempt: int, max_retries: int, retry_after: float | None, error: NovitaError
+) -> Generator[_Step, httpx.Response | None, None]:
+    """Wait before retry number attempt + 1, or raise `error` when the policy says stop."""
+    delay = _retry.retry_delay(attempt, max_retries, retry_after)
+    if delay is None:
+        raise error
+    logger.info("retrying in %.2f s after: %s", delay, error)
+    yield _Sleep(delay)
 
 
 def _connection_error(exc: httpx.TransportError, request: httpx.Request) -> APIConnectionError:

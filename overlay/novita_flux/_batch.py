@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from novita_flux._config import check_count
 from novita_flux._constants import PACING_SLACK
 from novita_flux._errors import NovitaError, ValidationError
 from novita_flux._models import Generation
@@ -98,14 +99,7 @@ class ImagePacer:
     """
 
     def __init__(self, limit: int, window: float = WINDOW_SECONDS) -> None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValidationError(
-                "images_per_minute",
-                limit,
-                "an integer >= 1",
-                f"images_per_minute: {show(limit)} is not an integer >= 1",
-            )
-        self.limit = limit
+        self.limit = check_count("images_per_minute", limit, 1)
         self.window = window
         self._released: deque[tuple[float, int]] = deque()
         self._next_free = float("-inf")
@@ -134,14 +128,7 @@ OnResult = Callable[[BatchResult], Any]
 
 
 def check_concurrency(concurrency: int) -> int:
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValidationError(
-            "concurrency",
-            concurrency,
-            "an integer >= 1",
-            f"concurrency: {show(concurrency)} is not an integer >= 1",
-        )
-    return concurrency
+    return check_count("concurrency", concurrency, 1)
 
 
 async def run_async(

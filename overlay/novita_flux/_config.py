@@ -76,12 +76,13 @@ def check_timeout(timeout: Timeout) -> httpx.Timeout:
     return httpx.Timeout(float(timeout))
 
 
+def check_count(field: str, value: int, minimum: int) -> int:
+    """A whole-number option of the client (not of the API: those are in the spec)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        expected = f"an integer >= {minimum}"
+        raise ValidationError(field, value, expected, f"{field}: {show(value)} is not {expected}")
+    return value
+
+
 def check_max_retries(max_retries: int) -> int:
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ValidationError(
-            "max_retries",
-            max_retries,
-            "an integer >= 0",
-            f"max_retries: {show(max_retries)} is not an integer >= 0",
-        )
-    return max_retries
+    return check_count("max_retries", max_retries, 0)
