@@ -12,11 +12,13 @@ import copy
 import inspect
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar
 
+import jsonschema
 from hypothesis import example
 from hypothesis import strategies as st
 from hypothesis.provisional import urls
@@ -119,6 +121,14 @@ def not_of_type(kind: str) -> st.SearchStrategy[Any]:
 
 def out_of_range(schema: Schema) -> st.SearchStrategy[Any]:
     """Values the schema refuses: wrong types, just past and far past each bound, and more."""
+    branches = schema.get("oneOf", schema.get("anyOf"))
+    if branches is not None:
+        # What breaks one branch may satisfy another (a string where an integer belongs): the
+        # independent judge, jsonschema, keeps only what breaks them all.
+        judge = jsonschema.Draft7Validator(schema)
+        return st.one_of([out_of_range(branch) for branch in branches]).filter(
+            lambda value: not judge.is_valid(value)
+        )
     options = [not_of_type(schema["type"])]
     if schema["type"] == "integer":
         # A bool is a Python int but never a JSON integer: drawn here on top of not_of_type.
@@ -144,6 +154,10 @@ def out_of_range(schema: Schema) -> st.SearchStrategy[Any]:
         options.append(st.text().filter(lambda s: s not in known))
     if schema.get("format") == "uri":  # no colon, so no scheme: a relative reference
         options.append(st.text(st.characters(exclude_characters=":")))
+    if "pattern" in schema:
+        pattern = re.compile(schema["pattern"])
+        near = st.sampled_from(["", " 3600", "3600 ", "-1", "3600.5", "1e3", "jpgg", "gif", "PNG!"])
+        options.append((near | st.text()).filter(lambda text: pattern.search(text) is None))
     return st.one_of(options)
 
 
@@ -264,17 +278,24 @@ def from_compiled(schema: Schema) -> st.SearchStrategy[Any]:
     if schema.get("type") == "array":
         items = from_compiled(schema.get("items", {}))
         return st.lists(items, min_size=schema.get("minItems", 0))
+    branches = schema.get("oneOf", schema.get("anyOf"))
+    if branches is not None:
+        return st.one_of([from_compiled(branch) for branch in branches])
     if schema.get("format") == "uri":
         return presigned_links()
     return from_schema(schema)
 
 
 def conforming_bodies(min_images: int = 0) -> st.SearchStrategy[dict[str, Any]]:
-    """200 bodies the spec allows, extra properties included (the schema does not forbid them)."""
+    """200 bodies the spec allows: every tolerated variant (a TTL as a number or a string of
+    digits, an image type in any case or spelled jpg) and extra properties anywhere (the schema
+    does not forbid them)."""
     schema = copy.deepcopy(RESPONSE_SCHEMA)
     images = schema["properties"]["images"]
     images["minItems"] = min_images
-    images["items"]["properties"]["image_url_ttl"]["maximum"] = MAX_TTL
+    as_number, as_digits = images["items"]["properties"]["image_url_ttl"]["oneOf"]
+    as_number["maximum"] = MAX_TTL
+    as_digits["pattern"] = f"^[0-9]{{1,{len(str(MAX_TTL)) - 1}}}$"  # below MAX_TTL too
     return from_compiled(schema)
 
 

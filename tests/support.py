@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
+
+from PIL import Image
 
 from novita_flux import _spec
 
@@ -10,11 +13,15 @@ API_URL = _spec.default_base_url() + _spec.operation().path
 IMAGE_URL = "https://storage.example.com/out/task-1/{index}.{ext}?X-Amz-Signature=abc"
 KEY = "sk-live-0123456789abcdef"
 
-MAGIC = {
-    "png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 24,
-    "jpeg": b"\xff\xd8\xff\xe0" + b"\x00" * 24,
-    "webp": b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 16,
-}
+
+def encoded(image_type: str, size: tuple[int, int] = (3, 2)) -> bytes:
+    """A whole, real image of this type: what a storage host serves."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 40, 40)).save(buffer, {"jpeg": "JPEG"}.get(image_type, image_type))
+    return buffer.getvalue()
+
+
+MAGIC = {image_type: encoded(image_type) for image_type in ("png", "jpeg", "webp")}
 
 
 def image_url(index: int = 0, image_type: str = "png") -> str:

@@ -207,16 +207,39 @@ def test_a_2xx_body_that_breaks_the_contract_raises_response_validation_error(
         with pytest.raises(ResponseValidationError) as raised:
             client().generate("x")
     assert problem in str(raised.value)
-    assert raised.value.body == content.decode()
+    assert "likely billed" in str(raised.value)
+    assert raised.value.possibly_billed
+    try:
+        parsed = json.loads(content)
+    except ValueError:
+        assert raised.value.body == content.decode()  # not JSON: the text, as it came
+    else:
+        assert raised.value.body == parsed  # JSON: the whole parsed body
 
 
 # --- retries ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("status", "calls"), [(500, 3), (503, 3), (429, 3), (408, 3), (400, 1)])
-def test_retry_count_follows_the_policy(status: int, calls: int, sleeps: Sleeps) -> None:
+@pytest.mark.parametrize(
+    ("status", "reason", "calls"),
+    [
+        (429, "RATE_LIMIT_EXCEEDED", 3),  # refused before any work: retried
+        (503, "SERVICE_NOT_AVAILABLE", 3),
+        (500, "CREATE_TASK_FAILED", 3),  # the task was never created
+        (408, "X", 3),
+        (429, "X", 3),
+        (400, "X", 1),
+        (500, "TASK_FAILED", 1),  # the task ran: a retry could pay twice
+        (500, "BILLING_FAILED", 1),
+        (500, "X", 1),
+        (503, "X", 1),  # a 503 without Novita's reason may come from behind the gateway
+    ],
+)
+def test_retry_count_follows_the_policy(
+    status: int, reason: str, calls: int, sleeps: Sleeps
+) -> None:
     with respx.mock:
-        route = respx.post(API_URL).respond(status, json=error_body(status, "X"))
+        route = respx.post(API_URL).respond(status, json=error_body(status, reason))
         with pytest.raises(APIStatusError):
             client().generate("x")
     assert route.call_count == calls
@@ -237,7 +260,7 @@ def test_a_retry_that_succeeds_returns_the_generation(sleeps: Sleeps) -> None:
 
 def test_backoff_grows_exponentially_with_jitter(sleeps: Sleeps) -> None:
     with respx.mock:
-        respx.post(API_URL).respond(500, json=error_body(500, "TASK_FAILED"))
+        respx.post(API_URL).respond(503, json=error_body(503, "SERVICE_NOT_AVAILABLE"))
         with pytest.raises(InternalServerError):
             client(max_retries=3).generate("x")
     nominal = [0.5, 1.0, 2.0]  # 0.5 s doubling, each cut by up to a quarter for jitter
@@ -402,11 +425,23 @@ def test_download_accepts_each_type_by_its_signature(image_type: str) -> None:
     assert data == MAGIC[image_type]
 
 
-def test_download_refuses_bytes_that_are_not_the_promised_type() -> None:
+def test_download_refuses_bytes_that_are_not_an_image() -> None:
+    with respx.mock:
+        respx.get(image_url()).respond(200, content=b"<html>Access Denied</html>")
+        with pytest.raises(ImageDownloadError, match=r"should be a PNG image but .* else"):
+            client().download(generation_of("png").images[0])
+
+
+def test_an_image_of_another_type_than_promised_is_kept_as_what_it_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with respx.mock:
         respx.get(image_url()).respond(200, content=MAGIC["jpeg"])
-        with pytest.raises(ImageDownloadError, match=r"should be PNG but .* JPEG"):
-            client().download(generation_of("png").images[0])
+        assert client().download(generation_of("png").images[0]) == MAGIC["jpeg"]
+        (path,) = client().save(generation_of("png"), tmp_path)
+    assert path.suffix == ".jpg"  # named for what it is: it was paid for
+    assert path.read_bytes() == MAGIC["jpeg"]
+    assert "promised as PNG but is a JPEG" in caplog.text
 
 
 def test_download_refuses_an_image_over_the_size_cap() -> None:

@@ -66,12 +66,26 @@ def test_every_documented_error_status_has_the_error_envelope() -> None:
 
 def test_known_reasons_sit_under_documented_statuses() -> None:
     reasons = _spec.known_reasons()
-    assert reasons["MISSING_API_KEY"] == (400, "authentication")
-    assert reasons["INVALID_API_KEY"] == (403, "authentication")
-    assert reasons["API_NOT_ALLOWED"] == (403, "permission")
+    assert reasons["MISSING_API_KEY"][:2] == (400, "authentication")
+    assert reasons["INVALID_API_KEY"][:2] == (403, "authentication")
+    assert reasons["API_NOT_ALLOWED"][:2] == (403, "permission")
+    assert reasons["BILLING_BALANCE_NOT_ENOUGH"].also_seen_with == (403,)
     for name, reason in reasons.items():
         assert name.isupper(), name
         assert reason.status in _spec.documented_statuses(), name
+        assert set(reason.also_seen_with) <= set(_spec.documented_statuses()), name
+
+
+def test_every_known_reason_says_whether_it_can_have_been_billed() -> None:
+    billed = {name: reason.billed for name, reason in _spec.known_reasons().items()}
+    assert set(billed.values()) == {"never", "possibly"}
+    # The task ran (or its billing step did): sending it again could pay twice.
+    assert {name for name, value in billed.items() if value == "possibly"} == {
+        "TASK_FAILED",
+        "BILLING_FAILED",
+    }
+    raw = _spec.error_schema()["x-known-reasons"]
+    assert all("billed" in entry for entry in raw.values())  # said, never defaulted
 
 
 def test_operation_is_the_novita_endpoint() -> None:

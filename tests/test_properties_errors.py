@@ -4,11 +4,11 @@ exactly as the policy says."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import respx
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from novita_flux import (
@@ -70,8 +70,23 @@ def expected_exception(status: int, reason: object) -> type[APIStatusError]:
     return BY_STATUS.get(status, APIStatusError)
 
 
-def retried(status: int) -> bool:
-    return status in (408, 429) or status >= 500
+# The promise: 408 and 429 are retried; so is a reason the spec marks never billed that passes
+# with time (kind rate_limit or server); any other 5xx only when the caller opted in.
+TRANSIENT_KINDS = ("rate_limit", "server")
+
+
+def retried(status: int, reason: object, retry_server_errors: bool) -> bool:
+    if status in (408, 429):
+        return True
+    known = KNOWN_REASONS.get(reason) if isinstance(reason, str) else None
+    if known is not None and known.billed == "never" and known.kind in TRANSIENT_KINDS:
+        return True
+    return retry_server_errors and status >= 500
+
+
+def may_be_billed(status: int, reason: object) -> bool:
+    known = KNOWN_REASONS.get(reason) if isinstance(reason, str) else None
+    return known.billed != "never" if known is not None else status >= 500
 
 
 @pytest.fixture(scope="module")
@@ -113,19 +128,31 @@ def test_an_error_keeps_status_reason_message_task_id_and_body(
     assert error.body == (answer.content.decode() if answer.envelope is None else envelope)
 
 
+def every_reason_both_ways(test: Callable[..., None]) -> Callable[..., None]:
+    """Each known reason and each status, with and without opting in: explicit @examples."""
+    for answer in reason_and_status_answers():
+        for opted_in in (False, True):
+            test = example(answer=answer, max_retries=2, opted_in=opted_in)(test)
+    return test
+
+
 @SHARES_SLEEPS
-@given(answer=error_answers(), max_retries=st.integers(0, 4))
-def test_408_429_and_5xx_are_retried_max_retries_times_and_other_errors_never(
-    flux: FluxSchnell, sleeps: Sleeps, answer: ErrorAnswer, max_retries: int
+@given(answer=error_answers(), max_retries=st.integers(0, 4), opted_in=st.booleans())
+@every_reason_both_ways
+def test_only_answers_known_not_billed_are_retried_unless_the_caller_opts_in(
+    flux: FluxSchnell, sleeps: Sleeps, answer: ErrorAnswer, max_retries: int, opted_in: bool
 ) -> None:
     sleeps.clear()
+    reason = (answer.envelope or {}).get("reason")
     with respx.mock as router:
         route = router.post(API_URL).respond(answer.status, content=answer.content)
-        raised_by(flux, max_retries=max_retries)
-    attempts = 1 + max_retries if retried(answer.status) else 1
+        error = raised_by(flux, max_retries=max_retries, retry_server_errors=opted_in)
+    attempts = 1 + max_retries if retried(answer.status, reason, opted_in) else 1
     assert route.call_count == attempts
     assert len(sleeps) == attempts - 1
     assert all(0 < delay <= MAX_RETRY_DELAY for delay in sleeps)
+    assert error.possibly_billed == may_be_billed(answer.status, reason)
+    assert ("may have been billed" in str(error)) == error.possibly_billed
 
 
 def retry_after_seconds() -> st.SearchStrategy[float]:
@@ -140,7 +167,7 @@ def retry_after_seconds() -> st.SearchStrategy[float]:
 
 @SHARES_SLEEPS
 @given(
-    answer=error_answers(statuses=error_statuses().filter(retried)),
+    answer=error_answers(statuses=error_statuses().filter(lambda s: s in (408, 429) or s >= 500)),
     max_retries=st.integers(0, 4),
     wait=retry_after_seconds(),
 )
@@ -152,7 +179,7 @@ def test_retry_after_is_waited_exactly_up_to_the_cap_and_beyond_it_the_error_is_
         route = router.post(API_URL).respond(
             answer.status, content=answer.content, headers={"Retry-After": repr(wait)}
         )
-        error = raised_by(flux, max_retries=max_retries)
+        error = raised_by(flux, max_retries=max_retries, retry_server_errors=True)
     assert error.retry_after == wait
     if wait <= MAX_RETRY_AFTER:
         assert route.call_count == 1 + max_retries

@@ -6,10 +6,11 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import respx
-from hypothesis import given
+from hypothesis import example, given
 
 from novita_flux import FluxSchnell, ResponseValidationError, _spec
 from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse
@@ -17,6 +18,28 @@ from tests.strategies import conforming_bodies, nonconforming_bodies, valid_requ
 from tests.support import API_URL, KEY
 
 EXAMPLE = _spec.request_example()
+DOCS_EXAMPLE = _spec.operation().body["responses"]["200"]["content"]["application/json"]["example"]
+# A body shaped like what Novita's sibling endpoints were logged sending (OBSERVED.md).
+OBSERVED_BODY: dict[str, Any] = {
+    "images": [
+        {
+            "image_url": "https://cdn.example.com/out/1.png",
+            "image_url_ttl": "0",
+            "image_type": "PNG",
+            "nsfw_detection_result": {"valid": True, "confidence": 0.01},
+        },
+        {
+            "image_url": "https://faas.example.com/out/2.jpg?X-Amz-Expires=3600",
+            "image_url_ttl": "3600",
+            "image_type": "jpg",
+            "nsfw_detection_result": None,
+        },
+    ],
+    "task": {"task_id": "t-1", "status": "TASK_STATUS_SUCCEED", "eta": 0},
+    "extra": {"seed": "18446744073709551615", "debug_info": {}},
+    "videos": [],
+    "audios": [],
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +56,17 @@ def keeps(kept: str, raw: str) -> bool:
     return raw.startswith(start) and rest == f"{len(raw) - len(start)} more]"
 
 
+# How the spec says a response's image type is spelled, and what it means.
+_ALIASES = {"jpg": "jpeg"}
+
+
+def named(image_type: str) -> str:
+    return _ALIASES.get(image_type.lower(), image_type.lower())
+
+
 @given(body=conforming_bodies())
+@example(body=DOCS_EXAMPLE)
+@example(body=OBSERVED_BODY)
 def test_a_conforming_body_is_parsed_without_loss(flux: FluxSchnell, body: dict[str, Any]) -> None:
     with respx.mock as router:
         router.post(API_URL).respond(200, content=json.dumps(body).encode())
@@ -42,25 +75,74 @@ def test_a_conforming_body_is_parsed_without_loss(flux: FluxSchnell, body: dict[
         after = datetime.now(UTC)
     assert generation.task_id == body["task"]["task_id"]
     assert [(image.url, image.ttl, image.type) for image in generation.images] == [
-        (image["image_url"], image["image_url_ttl"], image["image_type"])
+        (image["image_url"], int(image["image_url_ttl"]), named(image["image_type"]))
         for image in body["images"]
     ]
+    assert all(type(image.ttl) is int for image in generation.images)
     assert [image.index for image in generation.images] == list(range(len(body["images"])))
     for image in generation.images:  # timed from some instant of the exchange, plus the TTL
+        if image.ttl == 0:  # the API states no expiry
+            assert image.expires_at is None
+            assert not image.expired
+            continue
+        assert image.expires_at is not None
         ttl = timedelta(seconds=image.ttl)
         assert before + ttl <= image.expires_at <= after + ttl
+    # What the spec does not name is kept: the whole body, and each image's other fields.
+    assert generation.raw == body
+    for image, sent in zip(generation.images, body["images"], strict=True):
+        named_fields = {"image_url", "image_url_ttl", "image_type"}
+        assert image.extra == {k: v for k, v in sent.items() if k not in named_fields}
+
+
+def readable_links(body: Any) -> list[str]:
+    """The image links in a body that a person could still read and fetch."""
+    items = body.get("images") if isinstance(body, dict) else None
+    links = []
+    for item in items if isinstance(items, list) else ():
+        url = item.get("image_url") if isinstance(item, dict) else item
+        try:
+            parts = urlsplit(url) if isinstance(url, str) else None
+        except ValueError:  # "http://[x": not a link anyone can fetch
+            parts = None
+        if parts is not None and parts.scheme in ("http", "https") and parts.netloc:
+            links.append(url)
+    return links
 
 
 @given(content=nonconforming_bodies())
-def test_a_nonconforming_body_raises_response_validation_error_and_nothing_else(
+@example(content=json.dumps(DOCS_EXAMPLE | {"task": {}}).encode())
+@example(
+    content=json.dumps(
+        OBSERVED_BODY | {"images": [*OBSERVED_BODY["images"], {"image_url": "x", "image_type": 1}]}
+    ).encode()
+)
+def test_a_nonconforming_body_raises_response_validation_error_keeping_what_was_paid_for(
     flux: FluxSchnell, content: bytes
 ) -> None:
     with respx.mock as router:
         router.post(API_URL).respond(200, content=content)
         with pytest.raises(ResponseValidationError) as raised:
             flux.generate(**EXAMPLE)
-    assert raised.value.response.content == content
-    assert keeps(raised.value.body, content.decode())
+    error = raised.value
+    assert error.response.content == content
+    assert error.possibly_billed
+    assert "likely billed" in str(error)
+    try:
+        body = json.loads(content)
+    except ValueError:
+        assert keeps(error.body, content.decode())
+        assert (error.task_id, error.images) == (None, [])
+        return
+    assert error.body == body  # the whole parsed body
+    assert [image.url for image in error.images] == readable_links(body)
+    task = body.get("task") if isinstance(body, dict) else None
+    task_id = task.get("task_id") if isinstance(task, dict) else None
+    assert error.task_id == (task_id if isinstance(task_id, str) else None)
+    if error.images:
+        assert error.generation is not None
+        assert error.generation.images == error.images
+        assert error.generation.request == error.request
 
 
 @given(request=valid_requests())

@@ -18,6 +18,7 @@ from novita_flux._errors import (
     PermissionDeniedError,
     RateLimitError,
     ResponseValidationError,
+    SaveIncompleteError,
     ValidationError,
 )
 from novita_flux._models import GeneratedImage, Generation
@@ -45,6 +46,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseValidationError",
+    "SaveIncompleteError",
     "ValidationError",
     "__version__",
     "estimate_cost",

@@ -11,7 +11,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -20,27 +20,31 @@ from typing import IO, Any, Generic, Self, TypeVar
 import attrs
 import httpx
 
-from novita_flux import _retry
+from novita_flux import _deadline, _retry
 from novita_flux._batch import ImagePacer, PlannedRequest, check_concurrency, plan_batch
 from novita_flux._config import (
     DEFAULT_PORTS,
     NOT_GIVEN,
+    POOL_LIMITS,
     USER_AGENT,
     Timeout,
+    check_api_key,
     check_base_url,
+    check_flag,
     check_max_retries,
     check_timeout,
     origin,
+    resolve_timeout,
     ssl_context,
 )
 from novita_flux._constants import (
     API_KEY_ENV,
     BASE_URL_ENV,
-    DEFAULT_TIMEOUT,
+    IMAGE_HEADERS,
     KEY_HELP_URL,
     LANE_CONNECTIONS,
     LOGGER_NAME,
-    MAX_CONNECTIONS,
+    MAX_REDIRECTS,
 )
 from novita_flux._errors import (
     APIConnectionError,
@@ -49,6 +53,7 @@ from novita_flux._errors import (
     MissingAPIKeyError,
     NovitaError,
     ResponseValidationError,
+    SaveIncompleteError,
     ValidationError,
     status_error,
 )
@@ -59,13 +64,21 @@ from novita_flux._images import (
     publish,
     sidecar,
     staged_file,
+    storage_error,
     write_json_atomically,
 )
-from novita_flux._models import GeneratedImage, Generation
+from novita_flux._models import GeneratedImage, Generation, link_expiry
+from novita_flux._salvage import salvage
 from novita_flux._schema import SchemaViolation, compile_schema, conform, show
-from novita_flux._spec import Schema, default_base_url, request_example, response_schema
+from novita_flux._spec import (
+    Schema,
+    canonical_image_type,
+    default_base_url,
+    request_example,
+    response_schema,
+)
 from novita_flux_api.api.default import flux_1_schnell as _operation
-from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse
+from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse, Image
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -78,17 +91,20 @@ HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 
 @attrs.frozen
 class _Send:
-    """Send this API request and hand back the response (or throw the transport error)."""
+    """Send this API request and hand back the response (or throw the transport error), all of
+    it within `seconds` (None: no limit)."""
 
     request: httpx.Request
+    seconds: float | None
 
 
 @attrs.frozen
 class _Fetch:
-    """Stream this image into the receiver and hand back the response."""
+    """Stream this image into the receiver and hand back the response, within `seconds`."""
 
     request: httpx.Request
     receiver: ImageReceiver
+    seconds: float | None
 
 
 @attrs.frozen
@@ -134,14 +150,12 @@ class _BaseClient(Generic[HttpT]):
         base_url: str | None,
         timeout: Timeout,
         max_retries: int,
+        retry_server_errors: bool,
         http_client: HttpT | None,
         http_client_type: type[HttpT],
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
-        if not isinstance(key, str):
-            # Never echo what was passed: it may be the key in the wrong type.
-            raise ValidationError("api_key", "****", "a string", "api_key: must be a string")
-        if not key.strip():
+        key = check_api_key(api_key if api_key is not None else os.environ.get(API_KEY_ENV, ""))
+        if not key:
             raise MissingAPIKeyError(
                 f"no API key: pass api_key=... or set the {API_KEY_ENV} environment variable "
                 f"(create a key at {KEY_HELP_URL})"
@@ -156,11 +170,10 @@ class _BaseClient(Generic[HttpT]):
                 f"an {http_client_type.__module__}.{http_client_type.__name__}",
                 f"http_client: {show(http_client)} is not an httpx.{http_client_type.__name__}",
             )
-        if timeout is NOT_GIVEN:
-            timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
-        self.timeout: httpx.Timeout = check_timeout(timeout)
+        self.timeout: httpx.Timeout = check_timeout(resolve_timeout(timeout, http_client))
         self.max_retries: int = check_max_retries(max_retries)
-        self._auth: _APIKeyAuth = _APIKeyAuth(key.strip(), origin(self.base_url))
+        self.retry_server_errors: bool = check_flag("retry_server_errors", retry_server_errors)
+        self._auth: _APIKeyAuth = _APIKeyAuth(key, origin(self.base_url))
         self._owns_http: bool = http_client is None
         self._injected: bool = http_client is not None
         self._http_client_type: type[HttpT] = http_client_type
@@ -179,15 +192,13 @@ class _BaseClient(Generic[HttpT]):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(base_url={self.base_url!r}, "
-            f"timeout={self.timeout!r}, max_retries={self.max_retries})"
+            f"timeout={self.timeout!r}, max_retries={self.max_retries}, "
+            f"retry_server_errors={self.retry_server_errors})"
         )
 
     def _new_http(self) -> HttpT:
-        limits = httpx.Limits(
-            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-        )
         return self._http_client_type(
-            limits=limits, verify=ssl_context(), headers={"User-Agent": USER_AGENT}
+            limits=POOL_LIMITS, verify=ssl_context(), headers={"User-Agent": USER_AGENT}
         )
 
     def _lanes(self, concurrency: int) -> list[Self]:
@@ -207,7 +218,13 @@ class _BaseClient(Generic[HttpT]):
                 lanes.append(lane)
         return lanes
 
-    def with_options(self, *, timeout: Timeout = NOT_GIVEN, max_retries: int | None = None) -> Self:
+    def with_options(
+        self,
+        *,
+        timeout: Timeout = NOT_GIVEN,
+        max_retries: int | None = None,
+        retry_server_errors: bool | None = None,
+    ) -> Self:
         """A client sharing this one's connections, with other defaults."""
         clone = copy.copy(self)
         clone._owns_http = False
@@ -215,6 +232,8 @@ class _BaseClient(Generic[HttpT]):
             clone.timeout = check_timeout(timeout)
         if max_retries is not None:
             clone.max_retries = check_max_retries(max_retries)
+        if retry_server_errors is not None:
+            clone.retry_server_errors = check_flag("retry_server_errors", retry_server_errors)
         return clone
 
     # --- building and parsing ---
@@ -236,6 +255,11 @@ class _BaseClient(Generic[HttpT]):
     def _retries_for(self, max_retries: int | None) -> int:
         return self.max_retries if max_retries is None else check_max_retries(max_retries)
 
+    def _server_retries_for(self, retry_server_errors: bool | None) -> bool:
+        if retry_server_errors is None:
+            return self.retry_server_errors
+        return check_flag("retry_server_errors", retry_server_errors)
+
     @staticmethod
     def _parse(
         response: httpx.Response, body: dict[str, Any], cost: Decimal, sent: datetime
@@ -243,34 +267,47 @@ class _BaseClient(Generic[HttpT]):
         try:
             payload = json.loads(response.content)
         except ValueError as error:
-            raise ResponseValidationError(response, f"the body is not JSON ({error})") from None
+            raise ResponseValidationError(
+                response, f"the body is not JSON ({error})", request=body, cost=cost
+            ) from None
         try:
             # The conformed copy, not the raw JSON: a TTL sent as 3600.0 arrives as the int 3600.
             parsed = Flux1SchnellResponse.from_dict(conform(_compiled_response_schema(), payload))
-        except SchemaViolation as violation:
-            raise ResponseValidationError(response, str(violation)) from None
-        except (KeyError, TypeError, ValueError) as error:  # belt and braces: the model itself
-            raise ResponseValidationError(response, repr(error)) from None
-        images = [
-            GeneratedImage(
-                url=image.image_url,
-                ttl=image.image_url_ttl,
-                type=image.image_type.value,
-                expires_at=_expiry(sent, image.image_url_ttl),
-                index=index,
-            )
-            for index, image in enumerate(parsed.images)
-        ]
+            images = [_image(image, index, sent) for index, image in enumerate(parsed.images)]
+        except (SchemaViolation, KeyError, TypeError, ValueError) as error:
+            # ValueError and the rest: belt and braces, should the model itself refuse.
+            problem = str(error) if isinstance(error, SchemaViolation) else repr(error)
+            task_id, readable = salvage(payload, sent, body["response_image_type"])
+            raise ResponseValidationError(
+                response,
+                problem,
+                payload=payload,
+                task_id=task_id,
+                images=readable,
+                request=body,
+                cost=cost,
+            ) from None
         return Generation(
-            task_id=parsed.task.task_id, images=images, seed=body["seed"], request=body, cost=cost
+            task_id=parsed.task.task_id,
+            images=images,
+            seed=body["seed"],
+            request=body,
+            cost=cost,
+            raw=payload,
         )
 
     # --- the flows: what to do, written once for both clients ---
 
     def _generate_flow(
-        self, body: dict[str, Any], cost: Decimal, timeout: Timeout, max_retries: int
+        self,
+        body: dict[str, Any],
+        cost: Decimal,
+        timeout: Timeout,
+        max_retries: int,
+        retry_server_errors: bool,
     ) -> Generator[_Step, httpx.Response | None, Generation]:
         request = self._api_request(body, timeout)
+        seconds = _deadline.exchange_seconds(self._timeout_for(timeout))
         attempt = 0
         while True:
             started = time.perf_counter()
@@ -280,7 +317,7 @@ class _BaseClient(Generic[HttpT]):
             error: NovitaError
             retryable = False
             try:
-                response = yield _Send(request)
+                response = yield _Send(request, seconds)
             except httpx.TransportError as exc:
                 error = _connection_error(exc, request)
                 retryable = isinstance(exc, _retry.UNSENT_ERRORS)
@@ -300,37 +337,63 @@ class _BaseClient(Generic[HttpT]):
                     return self._parse(response, body, cost, sent)
                 retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
                 error = status_error(response, retry_after)
-                retryable = _retry.retryable_status(response.status_code)
+                retryable = _retry.retryable_answer(
+                    response.status_code, error.reason, retry_server_errors
+                )
             if not retryable:
                 raise error
             yield from _pause_or_raise(attempt, max_retries, retry_after, error)
             attempt += 1
 
+    def _image_request(self, url: str | httpx.URL, timeout: Timeout) -> httpx.Request:
+        request = self._http.build_request("GET", url, timeout=self._timeout_for(timeout))
+        # An injected client may carry default headers (a key, cookies, tracing ids): none of
+        # them may reach a storage host, only what any download needs.
+        request.headers = httpx.Headers(
+            [
+                (name, value)
+                for name, value in request.headers.multi_items()
+                if name in IMAGE_HEADERS
+            ]
+        )
+        return request
+
     def _download_flow(
         self, image: GeneratedImage, sink: IO[bytes], timeout: Timeout, max_bytes: int
-    ) -> Generator[_Step, httpx.Response | None, None]:
+    ) -> Generator[_Step, httpx.Response | None, str]:
+        """Stream one image into `sink`; return its type, as its bytes say."""
         check_not_expired(image)
-        request = self._http.build_request("GET", image.url, timeout=self._timeout_for(timeout))
-        # An injected client may carry default headers; none of them may reach the storage host.
-        request.headers.pop("Authorization", None)
-        attempt = 0
+        seconds = _deadline.exchange_seconds(self._timeout_for(timeout))
+        url: str | httpx.URL = image.url
+        attempt = redirects = 0
         while True:
             sink.seek(0)
             sink.truncate()
+            request = self._image_request(url, timeout)
+            receiver = ImageReceiver(image, sink, max_bytes)
             try:
-                response = yield _Fetch(request, ImageReceiver(image, sink, max_bytes))
+                response = yield _Fetch(request, receiver, seconds)
             except httpx.TransportError as exc:
-                error = ImageDownloadError(f"could not download image {image.index}: {exc!r}")
+                late = isinstance(exc, httpx.TimeoutException)
+                what = "took longer than its timeout" if late else "failed"
+                error: ImageDownloadError = ImageDownloadError(
+                    f"the download of image {image.index} {what}: {type(exc).__name__}: {exc}"
+                )
                 error.__cause__ = exc
                 retry_after = None
             else:
                 assert response is not None
                 if response.is_success:
-                    return
-                error = ImageDownloadError(
-                    f"the storage host answered {response.status_code} for image {image.index}"
-                    f": {response.text[:200]}"
-                )
+                    assert receiver.found is not None
+                    return receiver.found
+                location = response.headers.get("Location")
+                if response.is_redirect and location and redirects < MAX_REDIRECTS:
+                    # Followed here rather than by httpx, whose redirects re-add the client's
+                    # cookies: every hop gets the same bare request.
+                    url = request.url.join(location)
+                    redirects += 1
+                    continue
+                error = storage_error(image, response.status_code, receiver.error_head)
                 if not _retry.retryable_status(response.status_code):
                     raise error
                 retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
@@ -348,17 +411,26 @@ class _BaseClient(Generic[HttpT]):
     ) -> Generator[_Step, httpx.Response | None, list[Path]]:
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        paths = []
+        paths: list[Path] = []
+        failures: list[tuple[GeneratedImage, NovitaError]] = []
         for image in generation.images:
-            with staged_file(folder) as handle:
-                yield from self._download_flow(image, handle, timeout, max_bytes)
-                path = publish(handle, folder / file_name(generation, image))
+            try:
+                with staged_file(folder) as handle:
+                    found = yield from self._download_flow(image, handle, timeout, max_bytes)
+                    path = publish(handle, folder / file_name(generation, image, found))
+            except ImageDownloadError as error:
+                # One image that fails must not cost the others of a generation paid for.
+                logger.warning("%s", error)
+                failures.append((image, error))
+                continue
             if metadata:
                 sidecar_path = path.with_name(path.name + ".json")
                 write_json_atomically(sidecar_path, sidecar(generation, image))
             paths.append(path)
             if on_saved is not None:
                 on_saved(path)
+        if failures:
+            raise SaveIncompleteError(generation, paths, failures)
         return paths
 
     # --- batches: planned here, run by each client ---
@@ -390,20 +462,28 @@ def _pause_or_raise(
 
 def _connection_error(exc: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
     where = f"{request.method} {request.url.copy_with(query=None)}"
+    # Only a request that never left cannot have run: anything later may follow a billed task.
+    sent = not isinstance(exc, _retry.UNSENT_ERRORS)
+    note = "; the call may have been billed, so it was not retried" if sent else ""
+    error: APIConnectionError
     if isinstance(exc, httpx.TimeoutException):
-        sent = not isinstance(exc, _retry.UNSENT_ERRORS)
-        note = "; the request may have been processed (and billed), so it was not retried"
-        error: APIConnectionError = APITimeoutError(
-            f"{where} timed out ({type(exc).__name__}){note if sent else ''}"
-        )
+        error = APITimeoutError(f"{where} timed out ({type(exc).__name__}){note}")
     else:
-        error = APIConnectionError(f"{where} failed: {type(exc).__name__}: {exc}")
+        error = APIConnectionError(f"{where} failed: {type(exc).__name__}: {exc}{note}")
+    error.possibly_billed = sent
     error.__cause__ = exc
     return error
 
 
-def _expiry(sent: datetime, ttl: int) -> datetime:
-    try:
-        return sent + timedelta(seconds=ttl)
-    except OverflowError:
-        return datetime.max.replace(tzinfo=UTC)
+def _image(image: Image, index: int, sent: datetime) -> GeneratedImage:
+    """The client's view of a conforming image: its TTL a number, its type the request's name
+    for it, and what the spec does not name kept."""
+    ttl = int(image.image_url_ttl)  # an integer, or a string of digits
+    return GeneratedImage(
+        url=image.image_url,
+        ttl=ttl,
+        type=canonical_image_type(image.image_type),
+        expires_at=link_expiry(sent, ttl),
+        index=index,
+        extra=image.additional_properties,
+    )

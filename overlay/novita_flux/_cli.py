@@ -122,6 +122,7 @@ def cmd_serve_mock(args: argparse.Namespace) -> int:
         image_url_ttl=args.image_url_ttl,
         images_per_minute=args.images_per_minute,
         latency=args.latency,
+        profile=args.profile,
     )
     info(
         f"reference server on http://{args.host}:{args.port} (API key {args.api_key!r}); "
@@ -217,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--image-url-ttl", type=int, default=3600)
     serve.add_argument("--images-per-minute", type=int, default=None)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--profile",
+        choices=("documented", "observed"),
+        default="documented",
+        help="answer as the docs page draws it, or as the real API was seen to (default: "
+        "documented)",
+    )
     serve.set_defaults(run=cmd_serve_mock)
     return parser
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -15,10 +16,10 @@ from typing import Any, Self, cast
 
 import httpx
 
-from novita_flux import _retry
+from novita_flux import _deadline, _retry
 from novita_flux._base_client import Budget, _BaseClient, _Fetch, _Flow, _Send, _Sleep
 from novita_flux._batch import BatchResult, OnResult, run_async, run_sync
-from novita_flux._config import NOT_GIVEN, Timeout
+from novita_flux._config import NOT_GIVEN, POOL_LIMITS, USER_AGENT, Timeout, ssl_context
 from novita_flux._constants import (
     DEFAULT_CONCURRENCY,
     DEFAULT_HEIGHT,
@@ -26,7 +27,6 @@ from novita_flux._constants import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_STEPS,
     DEFAULT_WIDTH,
-    DOWNLOAD_CHUNK,
     MAX_IMAGE_BYTES,
 )
 from novita_flux._models import GeneratedImage, Generation
@@ -48,6 +48,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         base_url: str | None = None,
         timeout: Timeout = NOT_GIVEN,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        retry_server_errors: bool = False,
         http_client: httpx.Client | None = None,
     ) -> None:
         super().__init__(
@@ -55,6 +56,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+            retry_server_errors=retry_server_errors,
             http_client=http_client,
             http_client_type=httpx.Client,
         )
@@ -72,11 +74,14 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         max_cost: Budget | None = None,
         timeout: Timeout = NOT_GIVEN,
         max_retries: int | None = None,
+        retry_server_errors: bool | None = None,
     ) -> Generation:
         """Generate images; every argument is checked against the spec before anything is sent.
 
         `seed=None` draws a random seed (reported as `Generation.seed`); `response_image_type`
         defaults to the spec's default (png); `max_cost` (USD) refuses a dearer request.
+        `retry_server_errors` (default: the client's, False) also retries 5xx answers that may
+        follow a billed task, which can pay twice.
         """
         body, cost = prepare_request(
             {
@@ -90,7 +95,13 @@ class FluxSchnell(_BaseClient[httpx.Client]):
             },
             max_cost,
         )
-        flow = self._generate_flow(body, cost, timeout, self._retries_for(max_retries))
+        flow = self._generate_flow(
+            body,
+            cost,
+            timeout,
+            self._retries_for(max_retries),
+            self._server_retries_for(retry_server_errors),
+        )
         return cast(Generation, self._drive(flow))
 
     def generate_many(
@@ -103,6 +114,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         on_result: OnResult | None = None,
         timeout: Timeout = NOT_GIVEN,
         max_retries: int | None = None,
+        retry_server_errors: bool | None = None,
     ) -> list[BatchResult]:
         """Run many requests (dicts of `generate`'s fields) on `concurrency` threads.
 
@@ -114,10 +126,11 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         """
         plan, pacer, lanes = self._batch(requests, concurrency, images_per_minute, max_total_cost)
         retries = self._retries_for(max_retries)
+        server_retries = self._server_retries_for(retry_server_errors)
 
         def sender(lane: FluxSchnell) -> Callable[[dict[str, Any], Decimal], Generation]:
             def send(body: dict[str, Any], cost: Decimal) -> Generation:
-                flow = lane._generate_flow(body, cost, timeout, retries)
+                flow = lane._generate_flow(body, cost, timeout, retries, server_retries)
                 return cast(Generation, lane._drive(flow))
 
             return send
@@ -141,7 +154,8 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         timeout: Timeout = NOT_GIVEN,
         max_bytes: int = MAX_IMAGE_BYTES,
     ) -> bytes:
-        """The image's bytes, checked to be the type promised; the API key is never sent."""
+        """The image's bytes, checked to be a whole PNG, JPEG or WebP; the API key is never
+        sent."""
         buffer = io.BytesIO()
         self._drive(self._download_flow(image, buffer, timeout, max_bytes))
         return buffer.getvalue()
@@ -171,6 +185,12 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         if self._owns_http:
             self._http.close()
 
+    def _new_http(self) -> httpx.Client:
+        # Our own sync pools hold every exchange to its deadline (see _deadline).
+        transport = httpx.HTTPTransport(verify=ssl_context(), limits=POOL_LIMITS)
+        _deadline.install(transport)
+        return httpx.Client(transport=transport, headers={"User-Agent": USER_AGENT})
+
     def __enter__(self) -> Self:
         return self
 
@@ -195,20 +215,24 @@ class FluxSchnell(_BaseClient[httpx.Client]):
             return done.value
 
     def _carry_out(self, step: _Send | _Fetch) -> httpx.Response:
-        if isinstance(step, _Send):
-            return self._http.send(step.request, auth=self._auth, follow_redirects=False)
-        response = self._http.send(step.request, stream=True, auth=None, follow_redirects=True)
-        try:
-            if response.is_success:
-                step.receiver.expect_length(response.headers.get("Content-Length"))
-                for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
-                    step.receiver.feed(chunk)
-                step.receiver.finish()
-            else:
-                response.read()
-        finally:
-            response.close()
-        return response
+        with _deadline.deadline_in(step.seconds) as deadline:
+            if isinstance(step, _Send):
+                return self._http.send(step.request, auth=self._auth, follow_redirects=False)
+            response = self._http.send(step.request, stream=True, auth=None, follow_redirects=False)
+            try:
+                receive = step.receiver.feed if response.is_success else step.receiver.keep_error
+                if response.is_success:
+                    step.receiver.expect_length(response.headers.get("Content-Length"))
+                for chunk in response.iter_bytes():
+                    # Between chunks too: an injected client's connections have no deadline.
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("the download took longer than its timeout")
+                    receive(chunk)
+                if response.is_success:
+                    step.receiver.finish()
+            finally:
+                response.close()
+            return response
 
 
 class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
@@ -221,6 +245,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         base_url: str | None = None,
         timeout: Timeout = NOT_GIVEN,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        retry_server_errors: bool = False,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         super().__init__(
@@ -228,6 +253,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+            retry_server_errors=retry_server_errors,
             http_client=http_client,
             http_client_type=httpx.AsyncClient,
         )
@@ -245,11 +271,14 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         max_cost: Budget | None = None,
         timeout: Timeout = NOT_GIVEN,
         max_retries: int | None = None,
+        retry_server_errors: bool | None = None,
     ) -> Generation:
         """Generate images; every argument is checked against the spec before anything is sent.
 
         `seed=None` draws a random seed (reported as `Generation.seed`); `response_image_type`
         defaults to the spec's default (png); `max_cost` (USD) refuses a dearer request.
+        `retry_server_errors` (default: the client's, False) also retries 5xx answers that may
+        follow a billed task, which can pay twice.
         """
         body, cost = prepare_request(
             {
@@ -263,7 +292,13 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
             },
             max_cost,
         )
-        flow = self._generate_flow(body, cost, timeout, self._retries_for(max_retries))
+        flow = self._generate_flow(
+            body,
+            cost,
+            timeout,
+            self._retries_for(max_retries),
+            self._server_retries_for(retry_server_errors),
+        )
         return cast(Generation, await self._drive(flow))
 
     async def generate_many(
@@ -276,6 +311,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         on_result: OnResult | None = None,
         timeout: Timeout = NOT_GIVEN,
         max_retries: int | None = None,
+        retry_server_errors: bool | None = None,
     ) -> list[BatchResult]:
         """Run many requests (dicts of `generate`'s fields) with at most `concurrency` in flight.
 
@@ -287,12 +323,13 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         """
         plan, pacer, lanes = self._batch(requests, concurrency, images_per_minute, max_total_cost)
         retries = self._retries_for(max_retries)
+        server_retries = self._server_retries_for(retry_server_errors)
 
         def sender(
             lane: AsyncFluxSchnell,
         ) -> Callable[[dict[str, Any], Decimal], Awaitable[Generation]]:
             async def send(body: dict[str, Any], cost: Decimal) -> Generation:
-                flow = lane._generate_flow(body, cost, timeout, retries)
+                flow = lane._generate_flow(body, cost, timeout, retries, server_retries)
                 return cast(Generation, await lane._drive(flow))
 
             return send
@@ -365,19 +402,30 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
             return done.value
 
     async def _carry_out(self, step: _Send | _Fetch) -> httpx.Response:
+        import asyncio  # here, not at the top: `import novita_flux` stays as light as httpx
+
+        try:
+            async with asyncio.timeout(step.seconds):  # the whole exchange, headers and body
+                return await self._exchange(step)
+        except TimeoutError:
+            raise httpx.ReadTimeout(
+                "the exchange took longer than its timeout", request=step.request
+            ) from None
+
+    async def _exchange(self, step: _Send | _Fetch) -> httpx.Response:
         if isinstance(step, _Send):
             return await self._http.send(step.request, auth=self._auth, follow_redirects=False)
         response = await self._http.send(
-            step.request, stream=True, auth=None, follow_redirects=True
+            step.request, stream=True, auth=None, follow_redirects=False
         )
         try:
+            receive = step.receiver.feed if response.is_success else step.receiver.keep_error
             if response.is_success:
                 step.receiver.expect_length(response.headers.get("Content-Length"))
-                async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK):
-                    step.receiver.feed(chunk)
+            async for chunk in response.aiter_bytes():
+                receive(chunk)
+            if response.is_success:
                 step.receiver.finish()
-            else:
-                await response.aread()
         finally:
             await response.aclose()
         return response

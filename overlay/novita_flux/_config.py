@@ -4,18 +4,24 @@ connection set-up every client shares."""
 from __future__ import annotations
 
 import ssl
+import unicodedata
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from novita_flux._constants import DEFAULT_TIMEOUT, MAX_CONNECTIONS
 from novita_flux._errors import ValidationError
 from novita_flux._schema import show
 from novita_flux._spec import default_base_url
 from novita_flux._version import __version__
 
 Timeout = float | httpx.Timeout | None
+
+# What an httpx client gets when nobody chose: openai-python's rule is that an injected client
+# whose timeout is still this has not chosen one, so the SDK's own default applies.
+HTTPX_DEFAULT_TIMEOUT = httpx.Timeout(5.0)
 
 
 class _NotGiven:
@@ -36,6 +42,9 @@ def ssl_context() -> ssl.SSLContext:
 
 
 USER_AGENT = f"novita-flux/{__version__} httpx/{httpx.__version__}"
+POOL_LIMITS = httpx.Limits(
+    max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -60,6 +69,39 @@ def check_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def check_api_key(key: object) -> str:
+    """The key as it will be sent, refused (without ever echoing it) when it could not be."""
+    if not isinstance(key, str):
+        # Never echo what was passed: it may be the key in the wrong type.
+        raise ValidationError("api_key", "****", "a string", "api_key: must be a string")
+    key = key.strip(" ")
+    for position, char in enumerate(key, start=1):
+        if not "!" <= char <= "~":  # visible ASCII: what a header can carry unchanged
+            what = "not visible ASCII"
+            if char == " ":
+                what = "a space"
+            elif unicodedata.category(char) == "Cc":
+                what = "a control character"
+            raise ValidationError(
+                "api_key",
+                "****",
+                "visible ASCII characters",
+                f"api_key: character {position} of the key is U+{ord(char):04X} ({what}); a key "
+                "is visible ASCII with no spaces or control characters (the key is not shown)",
+            )
+    return key
+
+
+def resolve_timeout(timeout: Any, http_client: httpx.Client | httpx.AsyncClient | None) -> Any:
+    """The client's timeout when the caller passed none: an injected http_client's own, if its
+    owner chose one, else the SDK default (openai-python's rule)."""
+    if timeout is not NOT_GIVEN:
+        return timeout
+    if http_client is not None and http_client.timeout != HTTPX_DEFAULT_TIMEOUT:
+        return http_client.timeout
+    return DEFAULT_TIMEOUT
+
+
 def check_timeout(timeout: Timeout) -> httpx.Timeout:
     if isinstance(timeout, httpx.Timeout):
         return timeout
@@ -80,6 +122,13 @@ def check_count(field: str, value: int, minimum: int) -> int:
     """A whole-number option of the client (not of the API: those are in the spec)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         expected = f"an integer >= {minimum}"
+        raise ValidationError(field, value, expected, f"{field}: {show(value)} is not {expected}")
+    return value
+
+
+def check_flag(field: str, value: bool) -> bool:
+    if not isinstance(value, bool):
+        expected = "True or False"
         raise ValidationError(field, value, expected, f"{field}: {show(value)} is not {expected}")
     return value
 

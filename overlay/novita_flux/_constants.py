@@ -7,7 +7,10 @@ API_KEY_ENV: Final = "NOVITA_API_KEY"
 BASE_URL_ENV: Final = "NOVITA_BASE_URL"
 KEY_HELP_URL: Final = "https://novita.ai/settings/key-management"
 
-DEFAULT_TIMEOUT: Final = 60.0  # seconds per attempt
+# Seconds one exchange (connect, send, answer) may take in all; an injected http_client keeps its
+# own timeout only if its owner set one. Novita's own clients allow 120 s and its error guide
+# asks for more than 60 s; a generation normally takes a few seconds.
+DEFAULT_TIMEOUT: Final = 60.0
 DEFAULT_MAX_RETRIES: Final = 2
 # A batch at high concurrency reuses its connections instead of reopening all but 20 (httpx's
 # default keep-alive pool) after every wave.
@@ -29,6 +32,9 @@ MAX_RETRY_DELAY: Final = 8.0
 MAX_RETRY_AFTER: Final = 60.0  # a longer Retry-After is not waited for: the error is raised
 
 MAX_IMAGE_BYTES: Final = 64 * 1024 * 1024  # far above any 2048x2048 image the API returns
-DOWNLOAD_CHUNK: Final = 64 * 1024
+MAX_REDIRECTS: Final = 5  # of an image link; pre-signed links are not expected to redirect at all
+# The only headers an image download sends, whatever an injected client's defaults hold: the
+# storage host is another party, and needs nothing else (Host and Connection are HTTP's own).
+IMAGE_HEADERS: Final = frozenset({"host", "connection", "user-agent", "accept", "accept-encoding"})
 
 LOGGER_NAME: Final = "novita_flux"

@@ -2,23 +2,35 @@
 
 Nothing a server or a user sends surfaces as a bare KeyError, TypeError or JSONDecodeError: each
 failure below keeps what the server said (status, reason, message, task id) and never the API key.
+Every error says whether the call behind it may have been billed (`possibly_billed`), so that
+nothing paid for is sent again without the caller asking.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from novita_flux._spec import known_reasons
 
+if TYPE_CHECKING:
+    from novita_flux._models import GeneratedImage, Generation
+
 _BODY_LIMIT = 2000  # characters of a raw body kept on an error
+_NOT_JSON: Any = object()
 
 
 class NovitaError(Exception):
     """Base of every error raised by novita_flux."""
+
+    #: True when the call may have run and been billed (a 200 that could not be read, a timeout
+    #: after the request left, a 5xx after the task may have run): not sent again unasked.
+    possibly_billed: bool = False
 
 
 # --- Raised before anything is sent -----------------------------------------------------------
@@ -67,13 +79,23 @@ class APIStatusError(NovitaError):
             task_id = _typed(_typed(envelope, "task", dict) or {}, "task_id", str)
         self.task_id: str | None = task_id
         self.retry_after = retry_after
+        known = known_reasons().get(self.reason) if self.reason is not None else None
+        # A reason the spec knows says; otherwise a 5xx may follow a task that ran.
+        self.possibly_billed = (
+            not known.never_billed if known is not None else self.status_code >= 500
+        )
         text = f"{self.status_code} {self.reason or response.reason_phrase}"
         if self.message:
-            text += f": {self.message}"
+            text += f": {self.message.strip()}"
         elif body is None and response.text:
             text += f": {_truncate(response.text, 200)}"
         if self.task_id is not None:
             text += f" (task_id={self.task_id})"
+        if self.possibly_billed:
+            text += (
+                "; the call may have been billed, so it is not retried unless "
+                "retry_server_errors=True"
+            )
         super().__init__(text)
 
 
@@ -98,23 +120,65 @@ class RateLimitError(APIStatusError):
 
 
 class InternalServerError(APIStatusError):
-    """5xx: the API failed; safe to retry later."""
+    """5xx: the API failed. Retried only when its reason says nothing was billed
+    (SERVICE_NOT_AVAILABLE, CREATE_TASK_FAILED) or with retry_server_errors=True."""
 
 
 # --- The API answered 2xx, but not what the contract promises ----------------------------------
 
 
 class ResponseValidationError(NovitaError):
-    """A 2xx body that does not match the spec (bad JSON, missing fields, unknown image type)."""
+    """A 2xx body that does not match the spec (bad JSON, missing fields, unknown image type).
 
-    def __init__(self, response: httpx.Response, problem: str) -> None:
-        super().__init__(
-            f"the API's {response.status_code} response breaks the contract: {problem}"
-        )
+    The call was likely billed, so everything readable is kept: `body` (the whole parsed JSON,
+    or the text when it is not JSON), `task_id`, `images` (every link that could be read) and
+    `generation` (those images as a Generation, to download or save)."""
+
+    possibly_billed = True
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        problem: str,
+        *,
+        payload: Any = _NOT_JSON,
+        task_id: str | None = None,
+        images: Sequence[GeneratedImage] = (),
+        request: dict[str, Any] | None = None,
+        cost: Decimal | None = None,
+    ) -> None:
         self.response = response
         self.status_code = response.status_code
         self.problem = problem
-        self.body = _truncate(response.text)
+        self.body: Any = _truncate(response.text) if payload is _NOT_JSON else payload
+        self.task_id = task_id
+        self.images: list[GeneratedImage] = list(images)
+        self.request = request
+        self.cost = cost
+        kept = f"task {task_id}" if task_id is not None else "no task id could be read"
+        super().__init__(
+            f"the API's {response.status_code} response breaks the contract: {problem}; the "
+            f"call was likely billed ({kept}; {len(self.images)} image link(s) kept on this "
+            "error)"
+        )
+
+    @property
+    def generation(self) -> Generation | None:
+        """What could be read, as a Generation to save; None when no link could be read.
+        Its task_id is "" when none could be read (see `task_id`, which is then None)."""
+        from novita_flux._models import Generation
+
+        if not self.images or self.request is None:
+            return None
+        raw = self.body if isinstance(self.body, dict) else {}
+        return Generation(
+            self.task_id or "",
+            self.images,
+            self.request["seed"],
+            self.request,
+            self.cost if self.cost is not None else Decimal(0),
+            raw,
+        )
 
 
 # --- No answer --------------------------------------------------------------------------------
@@ -128,6 +192,10 @@ class APITimeoutError(APIConnectionError):
     """The API did not answer within the timeout."""
 
 
+# Whether a connection error may follow a billed call is known only where it happened: set on
+# the instance by the client (a connect failure cannot have been billed; a read timeout may).
+
+
 # --- Images -----------------------------------------------------------------------------------
 
 
@@ -137,6 +205,38 @@ class ImageDownloadError(NovitaError):
 
 class ImageExpiredError(ImageDownloadError):
     """The image's pre-signed URL is past its expiry; generate again."""
+
+
+class SaveIncompleteError(ImageDownloadError):
+    """Some images of a generation could not be saved; the others were.
+
+    `saved` lists the files written, `failures` each image not saved with its error; the images'
+    links (`image.url`, valid until `image.expires_at`) can still be fetched while they last."""
+
+    def __init__(
+        self,
+        generation: Generation,
+        saved: Sequence[Path],
+        failures: Sequence[tuple[GeneratedImage, NovitaError]],
+    ) -> None:
+        self.generation = generation
+        self.saved = list(saved)
+        self.failures = list(failures)
+        total = len(self.saved) + len(self.failures)
+        missing = "; ".join(
+            f"image {image.index} ({error}) at {image.url}"
+            + (f" until {image.expires_at.isoformat()}" if image.expires_at else "")
+            for image, error in self.failures
+        )
+        super().__init__(
+            f"saved {len(self.saved)} of {total} image(s) of task {generation.task_id}; "
+            f"not saved: {missing}"
+        )
+
+    @property
+    def expired(self) -> bool:
+        """Whether every failure was an expired link (generating again is the only way)."""
+        return all(isinstance(error, ImageExpiredError) for _, error in self.failures)
 
 
 _BY_KIND: dict[str, type[APIStatusError]] = {

@@ -1,11 +1,12 @@
-"""Receiving image bytes safely: signature and size checked as they stream, files published
-atomically and never over a different image."""
+"""Receiving image bytes safely: type, size and completeness checked as they stream, files
+published atomically and never over a different image."""
 
 from __future__ import annotations
 
 import contextlib
 import filecmp
 import json
+import logging
 import os
 import re
 import tempfile
@@ -14,41 +15,59 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import httpx
+
+from novita_flux._constants import LOGGER_NAME
 from novita_flux._errors import ImageDownloadError, ImageExpiredError
+from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES, incomplete, sniff
 from novita_flux._models import GeneratedImage, Generation
 
+logger = logging.getLogger(LOGGER_NAME)
+
 EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
-_SIGNATURE_BYTES = 12
-
-
-def sniff(head: bytes) -> str | None:
-    """The image type its first bytes announce (PNG, JPEG or WebP), if any."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return None
+_ERROR_BYTES = 4096  # of a storage host's error answer, kept for the message
+# What S3 and R2 say, with a 403, for a pre-signed link past its expiry.
+_EXPIRED = re.compile(rb"Request has expired|<Code>(ExpiredToken|ExpiredRequest)</Code>", re.I)
 
 
 def check_not_expired(image: GeneratedImage) -> None:
-    if datetime.now(UTC) >= image.expires_at:
+    if image.expires_at is not None and datetime.now(UTC) >= image.expires_at:
         raise ImageExpiredError(
             f"image {image.index} expired at {image.expires_at.isoformat()} "
             f"(its link was valid for {image.ttl} s); generate it again"
         )
 
 
+def storage_error(image: GeneratedImage, status: int, head: bytes) -> ImageDownloadError:
+    """The error for a storage host's refusal; an expired pre-signed link says so in its body."""
+    text = head[:200].decode("utf-8", "replace")
+    if status in (400, 403) and _EXPIRED.search(head):
+        return ImageExpiredError(
+            f"image {image.index}: the storage host says its link has expired ({status}: "
+            f"{text}); generate it again"
+        )
+    return ImageDownloadError(f"the storage host answered {status} for image {image.index}: {text}")
+
+
 class ImageReceiver:
-    """Feeds streamed chunks to a binary sink, refusing a body that is not the promised image."""
+    """Feeds streamed chunks to a binary sink, refusing a body that is not a whole image.
+
+    The type is read from the bytes, whatever the Content-Type said (storage hosts often say
+    application/octet-stream). A PNG, JPEG or WebP other than the one promised is kept, under
+    its real type, with a warning: it was paid for. A body that ends before its image does (a
+    connection closed early, with no Content-Length to tell) raises httpx.RemoteProtocolError,
+    the same error httpx gives for a body shorter than its Content-Length, so it is retried.
+    """
 
     def __init__(self, image: GeneratedImage, sink: IO[bytes], max_bytes: int) -> None:
         self.image = image
         self.sink = sink
         self.max_bytes = max_bytes
         self.size = 0
+        self.found: str | None = None  # the type the bytes announce
+        self.error_head = b""  # the start of an error answer's body
         self._head = b""
+        self._tail = b""
 
     def expect_length(self, header: str | None) -> None:
         if header is not None and header.isdigit() and int(header) > self.max_bytes:
@@ -58,24 +77,45 @@ class ImageReceiver:
         self.size += len(chunk)
         if self.size > self.max_bytes:
             raise self._too_large(self.size)
-        if len(self._head) < _SIGNATURE_BYTES:
-            self._head += chunk[: _SIGNATURE_BYTES - len(self._head)]
-            if len(self._head) == _SIGNATURE_BYTES:
-                self._check_signature()
+        if len(self._head) < HEAD_BYTES:
+            self._head += chunk[: HEAD_BYTES - len(self._head)]
+            if self.found is None and len(self._head) >= 12:
+                self._check_type()
+        self._tail = (self._tail + chunk)[-TAIL_BYTES:]
         self.sink.write(chunk)
 
-    def finish(self) -> None:
-        if len(self._head) < _SIGNATURE_BYTES:
-            self._check_signature()
+    def keep_error(self, chunk: bytes) -> None:
+        if len(self.error_head) < _ERROR_BYTES:
+            self.error_head += chunk[: _ERROR_BYTES - len(self.error_head)]
 
-    def _check_signature(self) -> None:
-        found = sniff(self._head)
-        if found != self.image.type:
-            what = f"a {found.upper()} image" if found else "not a PNG, JPEG or WebP image"
-            raise ImageDownloadError(
-                f"image {self.image.index} should be {self.image.type.upper()} but the storage "
-                f"host sent {what} (first bytes {self._head[:8]!r})"
+    def finish(self) -> str:
+        """The image's type, once the whole body has arrived and proved to be a whole image."""
+        if self.found is None:
+            self._check_type()
+        assert self.found is not None
+        problem = incomplete(self.found, self._head, self._tail, self.size)
+        if problem is not None:
+            raise httpx.RemoteProtocolError(
+                f"image {self.image.index} ended after {self.size} bytes, before the image did: "
+                f"{problem}"
             )
+        return self.found
+
+    def _check_type(self) -> None:
+        found = sniff(self._head)
+        if found is None:
+            raise ImageDownloadError(
+                f"image {self.image.index} should be a {self.image.type.upper()} image but the "
+                f"storage host sent something else (first bytes {self._head[:8]!r})"
+            )
+        if found != self.image.type:
+            logger.warning(
+                "image %d was promised as %s but is a %s image; kept as what it is",
+                self.image.index,
+                self.image.type.upper(),
+                found.upper(),
+            )
+        self.found = found
 
     def _too_large(self, size: int) -> ImageDownloadError:
         return ImageDownloadError(
@@ -83,9 +123,10 @@ class ImageReceiver:
         )
 
 
-def file_name(generation: Generation, image: GeneratedImage) -> str:
+def file_name(generation: Generation, image: GeneratedImage, image_type: str | None = None) -> str:
     """A name that says what the image is and is the same whenever the request is the same:
-    `<prompt-slug>_<width>x<height>_s<steps>_seed<seed>_<index>.<ext>`."""
+    `<prompt-slug>_<width>x<height>_s<steps>_seed<seed>_<index>.<ext>`; the extension is that
+    of `image_type` (what the bytes turned out to be) when given."""
     request = generation.request
     slug = re.sub(r"[^a-z0-9]+", "-", str(request.get("prompt", "")).lower()).strip("-")
     if len(slug) > 40:  # cut at a word boundary, not inside a word
@@ -94,7 +135,7 @@ def file_name(generation: Generation, image: GeneratedImage) -> str:
     size = f"{request.get('width')}x{request.get('height')}"
     return (
         f"{slug}_{size}_s{request.get('steps')}_seed{generation.seed}_{image.index}"
-        f"{EXTENSIONS[image.type]}"
+        f"{EXTENSIONS[image_type or image.type]}"
     )
 
 

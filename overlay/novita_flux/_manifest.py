@@ -52,7 +52,9 @@ class Entry:
                 url=image["url"],
                 ttl=image["ttl"],
                 type=image["type"],
-                expires_at=datetime.fromisoformat(image["expires_at"]),
+                expires_at=(
+                    datetime.fromisoformat(image["expires_at"]) if image["expires_at"] else None
+                ),
                 index=image["index"],
             )
             for image in self.images
@@ -75,7 +77,7 @@ def generated_entry(line: int, key: str, request: Any, generation: Generation) -
                 "url": image.url,
                 "ttl": image.ttl,
                 "type": image.type,
-                "expires_at": image.expires_at.isoformat(),
+                "expires_at": image.expires_at.isoformat() if image.expires_at else None,
                 "index": image.index,
             }
             for image in generation.images

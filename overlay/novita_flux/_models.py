@@ -2,26 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
 
+def link_expiry(sent: datetime, ttl: int) -> datetime | None:
+    """When a link valid for `ttl` seconds from a response to a request sent at `sent` expires;
+    None for a TTL of 0, which states no expiry."""
+    if ttl == 0:
+        return None
+    try:
+        return sent + timedelta(seconds=ttl)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
+
+
 @attrs.frozen
 class GeneratedImage:
-    """One generated image: a pre-signed link valid until `expires_at`."""
+    """One generated image: a pre-signed link, valid until `expires_at` when the API says so."""
 
     url: str
-    ttl: int  # seconds the link was valid for when the API answered
-    type: str  # png, webp or jpeg
-    expires_at: datetime  # timezone-aware: when the request was sent + ttl (never late)
+    ttl: int  # seconds the link was valid for when the API answered; 0: no expiry stated
+    type: str  # png, webp or jpeg (the request's spelling, whatever case the answer used)
+    # Timezone-aware: when the request was sent + ttl, so never later than the host's own
+    # expiry. None when the API states no expiry (a TTL of 0).
+    expires_at: datetime | None
     index: int = 0  # position within its generation
+    # Fields of the image the spec does not name (e.g. `nsfw_detection_result`), kept as sent.
+    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
 
     @property
     def expired(self) -> bool:
-        return datetime.now(UTC) >= self.expires_at
+        return self.expires_at is not None and datetime.now(UTC) >= self.expires_at
 
 
 @attrs.frozen
@@ -33,6 +48,9 @@ class Generation:
     seed: int  # the seed actually sent
     request: dict[str, Any] = attrs.field(repr=False)  # the exact JSON body sent
     cost: Decimal  # estimated price in USD
+    # The whole 200 body as parsed from JSON, before any normalisation: every field the API
+    # sent is here, named by the spec or not (`extra`, `videos`, `task.status`, ...).
+    raw: dict[str, Any] = attrs.field(factory=dict, repr=False)
 
     @property
     def prompt(self) -> str:

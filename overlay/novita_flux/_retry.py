@@ -11,6 +11,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from novita_flux._constants import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY
+from novita_flux._spec import known_reasons
 
 sleep = time.sleep
 
@@ -31,7 +32,29 @@ UNSENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
 )
 
 
+# Failures that are over by themselves and known to have cost nothing: the spec marks which
+# reasons were never billed; of those, these kinds pass with time.
+_TRANSIENT_KINDS = frozenset({"rate_limit", "server"})
+
+
+def retryable_answer(status: int, reason: str | None, retry_server_errors: bool) -> bool:
+    """Whether an error answer to the paid POST may be sent again.
+
+    408 and 429 never reached the task; a reason the spec marks `billed: never` that passes
+    with time (RATE_LIMIT_EXCEEDED, SERVICE_NOT_AVAILABLE, CREATE_TASK_FAILED) cost nothing.
+    Any other 5xx, a gateway's 502/504 included, may follow a task that ran and was billed: it
+    is retried only when the caller opted in with retry_server_errors.
+    """
+    if status in (408, 429):
+        return True
+    known = known_reasons().get(reason) if reason is not None else None
+    if known is not None and known.never_billed and known.kind in _TRANSIENT_KINDS:
+        return True
+    return retry_server_errors and status >= 500
+
+
 def retryable_status(status: int) -> bool:
+    """Whether an image download may be tried again: a GET of a link costs nothing."""
     return status in (408, 429) or status >= 500
 
 

@@ -8,6 +8,7 @@ schema fail, so a spec that grows a new constraint can never be silently left un
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
 from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
@@ -17,8 +18,8 @@ from novita_flux._spec import Schema, resolve
 Location = tuple[str | int, ...]
 
 _CHECKED: Final = frozenset(
-    {"type", "properties", "required", "additionalProperties", "items"}
-    | {"minimum", "maximum", "minLength", "maxLength", "enum", "format"}
+    {"type", "properties", "required", "additionalProperties", "items", "oneOf", "anyOf"}
+    | {"minimum", "maximum", "minLength", "maxLength", "enum", "format", "pattern"}
 )
 _ANNOTATIONS: Final = frozenset({"description", "default", "example", "title", "allOf", "$ref"})
 
@@ -61,6 +62,8 @@ def compile_schema(schema: Schema) -> Schema:
             raise NotImplementedError(f"the spec uses {key!r}, which novita_flux cannot check yet")
         if key == "properties":
             value = {name: compile_schema(sub) for name, sub in value.items()}
+        elif key in ("oneOf", "anyOf"):
+            value = [compile_schema(branch) for branch in value]
         elif key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
             value = compile_schema(value)
         merged[key] = value
@@ -69,6 +72,9 @@ def compile_schema(schema: Schema) -> Schema:
 
 def describe(schema: Schema) -> str:
     """What a conforming value looks like: 'an integer in [64, 2048]'."""
+    branches = schema.get("oneOf", schema.get("anyOf"))
+    if branches is not None:
+        return " or ".join(describe(branch) for branch in branches)
     if "enum" in schema:
         return "one of " + ", ".join(repr(choice) for choice in schema["enum"])
     kind = schema.get("type")
@@ -83,6 +89,8 @@ def describe(schema: Schema) -> str:
     if kind == "string":
         low, high = schema.get("minLength"), schema.get("maxLength")
         noun = "a URI" if schema.get("format") == "uri" else "a string"
+        if "pattern" in schema:
+            noun += f" matching {schema['pattern']!r}"
         if low is not None and high is not None:
             return f"{noun} of {low} to {high} characters"
         if low is not None:
@@ -132,6 +140,8 @@ def _fail(schema: Schema, value: Any, location: Location) -> NoReturn:
 def _checker(schema: Schema) -> Checker:
     kind = schema.get("type")
     check_type = _BY_TYPE[kind](schema) if kind is not None else _anything
+    if "oneOf" in schema or "anyOf" in schema:
+        check_type = _union(schema, check_type)
     if "enum" not in schema:
         return check_type
     allowed = schema["enum"]
@@ -147,6 +157,29 @@ def _checker(schema: Schema) -> Checker:
 
 def _anything(value: Any, location: Location) -> Any:
     return value
+
+
+def _union(schema: Schema, check_type: Checker) -> Checker:
+    """oneOf: exactly one branch conforms; anyOf: at least one. The value becomes what its
+    (first) conforming branch made of it."""
+    exclusive = "oneOf" in schema
+    branches = [_checker(branch) for branch in schema["oneOf" if exclusive else "anyOf"]]
+
+    def check(value: Any, location: Location) -> Any:
+        value = check_type(value, location)
+        conformed = []
+        for branch in branches:
+            try:
+                conformed.append(branch(value, location))
+            except SchemaViolation:
+                continue
+            if not exclusive:
+                break
+        if len(conformed) != 1:
+            _fail(schema, value, location)
+        return conformed[0]
+
+    return check
 
 
 def _integer(schema: Schema) -> Checker:
@@ -180,6 +213,9 @@ def _number(schema: Schema) -> Checker:
 def _string(schema: Schema) -> Checker:
     low, high = schema.get("minLength", 0), schema.get("maxLength")
     uri = schema.get("format") == "uri"
+    # JSON Schema patterns are ECMA-262 and unanchored; the spec's are plain enough to mean the
+    # same under Python's re.
+    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
 
     def check(value: Any, location: Location) -> Any:
         if not isinstance(value, str) or len(value) < low:
@@ -187,6 +223,8 @@ def _string(schema: Schema) -> Checker:
         if high is not None and len(value) > high:
             _fail(schema, value, location)
         if uri and not _is_absolute_uri(value):
+            _fail(schema, value, location)
+        if pattern is not None and pattern.search(value) is None:
             _fail(schema, value, location)
         return value
 

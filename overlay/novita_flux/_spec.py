@@ -28,6 +28,12 @@ class Operation(NamedTuple):
 class KnownReason(NamedTuple):
     status: int
     kind: str  # bad_request, authentication, permission, not_found, rate_limit, server
+    billed: str = "possibly"  # "never": known not to have been billed, so safe to send again
+    also_seen_with: tuple[int, ...] = ()  # other statuses Novita's own tables give it
+
+    @property
+    def never_billed(self) -> bool:
+        return self.billed == "never"
 
 
 class Pricing(NamedTuple):
@@ -94,7 +100,31 @@ def error_schema() -> Schema:
 @cache
 def known_reasons() -> dict[str, KnownReason]:
     reasons = error_schema()["x-known-reasons"]
-    return {name: KnownReason(entry["status"], entry["kind"]) for name, entry in reasons.items()}
+    return {
+        name: KnownReason(
+            entry["status"],
+            entry["kind"],
+            entry.get("billed", "possibly"),  # unsaid is the careful answer
+            tuple(entry.get("also_seen_with", ())),
+        )
+        for name, entry in reasons.items()
+    }
+
+
+@cache
+def image_type_spellings() -> tuple[bool, dict[str, str]]:
+    """How the response's image type is normalised: (compare lowercased?, alias -> name)."""
+    schema = resolve(document()["components"]["schemas"]["ResponseImageType"])
+    rule = schema.get("x-normalise", {})
+    return bool(rule.get("lowercase")), dict(rule.get("aliases", {}))
+
+
+def canonical_image_type(name: str) -> str:
+    """The request's name for a response's image type: 'JPG' -> 'jpeg'."""
+    lowercase, aliases = image_type_spellings()
+    if lowercase:
+        name = name.lower()
+    return aliases.get(name, name)
 
 
 @cache

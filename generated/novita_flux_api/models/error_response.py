@@ -22,9 +22,10 @@ class ErrorResponse:
     Attributes:
         code (int): The HTTP status code, repeated.
         reason (str): Machine-readable cause in UPPER_SNAKE_CASE. Clients should map errors by reason first and status
-            second: authentication failures arrive as 400, 401 or 403. The known values, their statuses and what kind of
-            failure each is are listed in `x-known-reasons`.
-        message (str): Human-readable explanation.
+            second: authentication failures arrive as 400, 401 or 403, and Novita's tables give BILLING_BALANCE_NOT_ENOUGH
+            as 400 in one place and 403 in another. The known values, their statuses, what kind of failure each is and
+            whether the call can have been billed are listed in `x-known-reasons`.
+        message (str): Human-readable explanation; logged bodies show it with trailing spaces at times.
         metadata (ErrorResponseMetadata | Unset): Extra details; may be empty.
     """
 

@@ -16,10 +16,15 @@ T = TypeVar("T", bound="Flux1SchnellResponse")
 
 @_attrs_define
 class Flux1SchnellResponse:
-    """
-    Attributes:
-        images (list[Image]): The generated images, one per requested image.
-        task (Task):
+    """What a 200 carries. Read tolerantly: fields beyond these may appear and must be kept, not dropped or refused.
+    Novita's sibling endpoints (the task-result API and its webhooks, which share this backend) add `extra` (seeds and
+    timings, large integers as strings), `videos: []` and `audios: []` at the top level (OBSERVED.md in the project's
+    api-evidence, rows 2-4).
+
+        Attributes:
+            images (list[Image]): The generated images, one per requested image.
+            task (Task): The task behind the call. The sibling endpoints add `task_type`, `status`, `reason`, `eta` and
+                `progress_percent`; a client keeps them.
     """
 
     images: list[Image]

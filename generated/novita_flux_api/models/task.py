@@ -11,9 +11,11 @@ T = TypeVar("T", bound="Task")
 
 @_attrs_define
 class Task:
-    """
-    Attributes:
-        task_id (str): Identifier of the task that produced the images.
+    """The task behind the call. The sibling endpoints add `task_type`, `status`, `reason`, `eta` and `progress_percent`; a
+    client keeps them.
+
+        Attributes:
+            task_id (str): Identifier of the task that produced the images.
     """
 
     task_id: str

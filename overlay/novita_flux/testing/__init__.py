@@ -29,6 +29,15 @@ if _missing:
 # After the check, so a missing extra is named instead of surfacing as a bare ImportError.
 from novita_flux.testing._app import create_app  # noqa: E402
 from novita_flux.testing._faults import Faults, MalformedKind  # noqa: E402
+from novita_flux.testing._profiles import PROFILE_NAMES, ProfileName  # noqa: E402
 from novita_flux.testing._server import ReferenceServer, serve  # noqa: E402
 
-__all__ = ["Faults", "MalformedKind", "ReferenceServer", "create_app", "serve"]
+__all__ = [
+    "PROFILE_NAMES",
+    "Faults",
+    "MalformedKind",
+    "ProfileName",
+    "ReferenceServer",
+    "create_app",
+    "serve",
+]

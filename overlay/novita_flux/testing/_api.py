@@ -25,9 +25,15 @@ from starlette.responses import Response
 
 from novita_flux._request import as_validation_error, compiled_request_schema, field_schema
 from novita_flux._schema import SchemaViolation, conform
-from novita_flux.testing._envelope import error_response, json_response
+from novita_flux.testing._envelope import (
+    dripping,
+    error_response,
+    gateway_page,
+    json_response,
+    json_text,
+)
 from novita_flux.testing._faults import Planned
-from novita_flux.testing._links import ImageLink, caption, prompt_hash, signed_url
+from novita_flux.testing._links import NEVER, ImageLink, caption, prompt_hash, signed_url
 from novita_flux.testing._malformed import malformed_response
 from novita_flux.testing._settings import Endpoint, Settings
 
@@ -39,53 +45,58 @@ def api_endpoint(settings: Settings) -> Endpoint:
         faults._count_api_request()
         if faults.latency:
             await asyncio.sleep(faults.latency)
-        denied = authenticate(request.headers.get("authorization"), settings.api_key)
+        denied = authenticate(request.headers.get("authorization"), settings)
         if denied is not None:
             return denied
-        body = await read_body(request)
+        body = await read_body(request, settings)
         if isinstance(body, Response):
             return body
         now = settings.clock()
         fault = faults._next_fault()  # a queued fault comes before the per-minute limit
-        if fault is not None and fault.malformed is None:
+        if fault is not None and fault.status != 200:
             return planned_error(fault)
         wait = faults._admit(body["image_num"], now) if fault is None else None
         if wait is not None:
-            return error_response(
+            retry_after = (
+                {"Retry-After": str(wait)} if settings.profile.retry_after_on_429 else None
+            )
+            return settings.error(
                 "RATE_LIMIT_EXCEEDED",
                 f"rate limit exceeded: at most {faults.images_per_minute} images per minute",
-                headers={"Retry-After": str(wait)},
+                headers=retry_after,
             )
         base_url = request.app.state.image_base_url or str(request.base_url)
         payload = generated(settings, body, now, base_url)
         if fault is not None and fault.malformed is not None:
             return malformed_response(fault.malformed, payload)
+        if fault is not None and fault.drip is not None:
+            return dripping(json_text(payload).encode(), fault.drip, "application/json")
         return json_response(payload)
 
     return generate
 
 
-def authenticate(header: str | None, api_key: str) -> Response | None:
+def authenticate(header: str | None, settings: Settings) -> Response | None:
     """None if the header carries the app's key; the error answer otherwise."""
     if header is None:
-        return error_response("FAILED_TO_AUTH", "failed to auth: no Authorization header")
+        return settings.error("FAILED_TO_AUTH", "failed to auth: no Authorization header")
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        return error_response(
+        return settings.error(
             "MISSING_API_KEY", "missing api key: expected Authorization: Bearer <API key>"
         )
     # Header values arrive decoded as latin-1, so this encoding gives back the bytes sent.
-    if not hmac.compare_digest(token.encode("latin-1"), api_key.encode()):
-        return error_response("INVALID_API_KEY", "invalid api key")
+    if not hmac.compare_digest(token.encode("latin-1"), settings.api_key.encode()):
+        return settings.error("INVALID_API_KEY", "invalid api key")
     return None
 
 
-async def read_body(request: Request) -> dict[str, Any] | Response:
+async def read_body(request: Request, settings: Settings) -> dict[str, Any] | Response:
     """The validated body, or the 400 that names the field, the value and the range."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
-        return error_response(
+        return settings.error(
             "INVALID_REQUEST_BODY",
             f"body: must be sent as application/json, not {media_type or 'no Content-Type'}",
             metadata={"field": "body"},
@@ -93,7 +104,7 @@ async def read_body(request: Request) -> dict[str, Any] | Response:
     try:
         parsed = json.loads(await request.body(), parse_constant=_not_json)
     except (ValueError, RecursionError) as error:
-        return error_response(
+        return settings.error(
             "INVALID_REQUEST_BODY", f"body: not valid JSON ({error})", metadata={"field": "body"}
         )
     try:
@@ -101,11 +112,13 @@ async def read_body(request: Request) -> dict[str, Any] | Response:
     except SchemaViolation as violation:
         invalid = as_validation_error(violation)
         metadata = {"field": invalid.field, "expected": invalid.expected}
-        return error_response("INVALID_REQUEST_BODY", str(invalid), metadata=metadata)
+        return settings.error("INVALID_REQUEST_BODY", str(invalid), metadata=metadata)
     return body
 
 
 def planned_error(fault: Planned) -> Response:
+    if fault.bare:
+        return gateway_page(fault.status)
     metadata = {"task_id": str(uuid.uuid4())} if fault.reason == "TASK_FAILED" else {}
     headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
     return error_response(
@@ -122,6 +135,7 @@ def generated(
         body.get("response_image_type") or field_schema("response_image_type")["default"]
     )
     ttl = settings.image_url_ttl
+    profile = settings.profile
     links = [
         ImageLink(
             task_id=task_id,
@@ -133,19 +147,19 @@ def generated(
             steps=body["steps"],
             prompt_hash=prompt_hash(body["prompt"]),
             caption=caption(body["prompt"]),
-            expires=math.ceil(now + ttl),
+            expires=math.ceil(now + ttl) if ttl else NEVER,
         )
         for index in range(body["image_num"])
     ]
     images = [
         {
             "image_url": signed_url(settings.secret, base_url, link),
-            "image_url_ttl": ttl,
+            "image_url_ttl": profile.ttl(ttl),
             "image_type": image_type,
         }
         for link in links
     ]
-    return {"images": images, "task": {"task_id": task_id}}
+    return profile.decorate({"images": images, "task": {"task_id": task_id}}, body)
 
 
 def _not_json(constant: str) -> NoReturn:

@@ -19,6 +19,7 @@ from novita_flux.testing._envelope import error_response
 from novita_flux.testing._faults import Faults
 from novita_flux.testing._images import image_endpoint
 from novita_flux.testing._links import IMAGE_ROUTE
+from novita_flux.testing._profiles import ProfileName, profile_named
 from novita_flux.testing._settings import Settings
 
 
@@ -30,10 +31,14 @@ def create_app(
     latency: float = 0.0,
     image_base_url: str | None = None,
     clock: Callable[[], float] = time.time,
+    profile: ProfileName = "documented",
 ) -> Starlette:
     """An offline stand-in for the API, serving the spec's operation and the images it links.
 
-    api_key: the one key accepted. image_url_ttl: seconds an image link stays valid.
+    api_key: the one key accepted. image_url_ttl: seconds an image link stays valid; 0 issues
+    links that never expire (the API then states no expiry). profile: `documented` answers as
+    Novita's docs page draws it, `observed` as the API family has been seen to answer (TTLs as
+    strings, extra fields, no Retry-After, images as application/octet-stream; see _profiles).
     images_per_minute, latency: the initial `app.state.faults` settings. image_base_url: the
     origin image links point at (`app.state.image_base_url`, settable later); by default the
     origin each API request was sent to. clock: unix seconds, for link expiry and the rate
@@ -45,8 +50,9 @@ def create_app(
         ttl = conform(_ttl_schema(), image_url_ttl, ("image_url_ttl",))
     except SchemaViolation as violation:
         raise ValueError(str(violation)) from None
-    faults = Faults(latency=latency, images_per_minute=images_per_minute)
-    settings = Settings(api_key, ttl, clock, faults, secrets.token_bytes(32))
+    chosen = profile_named(profile)
+    faults = Faults(latency=latency, images_per_minute=images_per_minute, profile=chosen)
+    settings = Settings(api_key, ttl, clock, faults, secrets.token_bytes(32), chosen)
     api = operation()
     app = Starlette(
         routes=[
@@ -62,8 +68,11 @@ def create_app(
 
 
 def _ttl_schema() -> dict[str, object]:
+    """The spec's TTL as a number: the server is configured with seconds, and the profile says
+    how to spell them."""
     image = document()["components"]["schemas"]["Image"]
-    ttl: dict[str, object] = compile_schema(image)["properties"]["image_url_ttl"]
+    branches = compile_schema(image)["properties"]["image_url_ttl"]["oneOf"]
+    ttl: dict[str, object] = next(b for b in branches if b["type"] == "integer")
     return ttl
 
 

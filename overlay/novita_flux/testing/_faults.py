@@ -8,6 +8,7 @@ from collections import deque
 from typing import Literal, NamedTuple, get_args
 
 from novita_flux._spec import known_reasons
+from novita_flux.testing._profiles import PROFILES, Profile
 
 MalformedKind = Literal[
     "not_json", "truncated_json", "missing_field", "wrong_type", "unknown_image_type"
@@ -17,14 +18,28 @@ MALFORMED_KINDS: tuple[MalformedKind, ...] = get_args(MalformedKind)
 WINDOW = 60.0  # seconds: the API's limit is per minute, counted over a rolling window
 
 
+class _ProfileDefault:
+    def __repr__(self) -> str:
+        return "PROFILE_DEFAULT"
+
+
+PROFILE_DEFAULT = _ProfileDefault()
+
+
 class Planned(NamedTuple):
-    """One queued fault: an error envelope, or a 200 whose body breaks the contract."""
+    """One queued fault: an error envelope, a gateway's bare error page, a 200 whose body breaks
+    the contract, or a 200 that arrives a byte at a time."""
 
     status: int
     reason: str = ""
     message: str = ""
     retry_after: str | None = None
     malformed: MalformedKind | None = None
+    bare: bool = False  # an HTML page from a proxy in front of the API, no envelope
+    drip: float | None = None  # seconds between the bytes of a 200
+
+
+ImageFault = Literal["cut", "drip"]
 
 
 class Faults:
@@ -42,10 +57,18 @@ class Faults:
     a client that keeps its key to itself leaves it at 0).
     """
 
-    def __init__(self, *, latency: float = 0.0, images_per_minute: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        images_per_minute: int | None = None,
+        profile: Profile = PROFILES["documented"],
+    ) -> None:
         self._initial = (latency, images_per_minute)
+        self.profile = profile
         self._lock = threading.Lock()
         self._queue: deque[Planned] = deque()
+        self._image_queue: deque[tuple[ImageFault, float]] = deque()
         self._window: deque[tuple[float, int]] = deque()
         self._used = 0  # images in the window
         self.latency = latency
@@ -83,12 +106,17 @@ class Faults:
         with self._lock:
             return len(self._queue)
 
-    def rate_limit_next(self, n: int = 1, *, retry_after: int | str | None = 1) -> None:
+    def rate_limit_next(
+        self, n: int = 1, *, retry_after: int | str | _ProfileDefault | None = PROFILE_DEFAULT
+    ) -> None:
         """Answer the next n requests 429 RATE_LIMIT_EXCEEDED.
 
         retry_after is the Retry-After header: seconds, a verbatim string (an HTTP date, or
-        something malformed to test a client's parsing), or None to send no header.
+        something malformed to test a client's parsing), or None to send no header. By default,
+        what the profile does: 1 s for `documented`, no header for `observed`.
         """
+        if isinstance(retry_after, _ProfileDefault):
+            retry_after = 1 if self.profile.retry_after_on_429 else None
         self.fail_next(n, reason="RATE_LIMIT_EXCEEDED", retry_after=retry_after)
 
     def fail_next(
@@ -110,7 +138,7 @@ class Faults:
         if status is None:
             if known is None:
                 raise ValueError(f"{reason!r} is not a reason the spec knows; pass its status")
-            status = known.status
+            status = self.profile.statuses.get(reason, known.status)
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an error status (400-599), not {status}")
         text = message if message is not None else reason.lower().replace("_", " ")
@@ -120,15 +148,38 @@ class Faults:
     def malform_next(self, n: int = 1, kind: MalformedKind = "not_json") -> None:
         """Answer the next n requests 200 with a body that breaks the contract in this way:
         not_json, truncated_json, missing_field (no `images`), wrong_type (`image_url_ttl` a
-        string) or unknown_image_type (`image_type` "gif")."""
+        fraction, which neither an integer nor a string of digits is) or unknown_image_type
+        (`image_type` "gif")."""
         if kind not in MALFORMED_KINDS:
             raise ValueError(f"kind must be one of {', '.join(MALFORMED_KINDS)}, not {kind!r}")
         self._plan(n, Planned(200, malformed=kind))
+
+    def gateway_error_next(self, n: int = 1, *, status: int = 502) -> None:
+        """Answer the next n requests as a gateway in front of the API would: an HTML page with
+        this 5xx status and no error envelope (was the task run? nobody can tell)."""
+        if not 500 <= status <= 599:
+            raise ValueError(f"status must be a server error (500-599), not {status}")
+        self._plan(n, Planned(status, bare=True))
+
+    def drip_next(self, n: int = 1, *, interval: float = 0.5) -> None:
+        """Answer the next n requests 200, sending the body one byte every `interval` seconds
+        (a server holding a call open without ever tripping a read timeout)."""
+        self._plan(n, Planned(200, drip=_positive("interval", interval)))
+
+    def cut_images_next(self, n: int = 1) -> None:
+        """Serve the next n image downloads cut in half: a complete HTTP answer whose image ends
+        early, as a connection closed early with no Content-Length looks to a client."""
+        self._plan_images(n, "cut", 0.0)
+
+    def drip_images_next(self, n: int = 1, *, interval: float = 0.5) -> None:
+        """Serve the next n image downloads one byte every `interval` seconds."""
+        self._plan_images(n, "drip", _positive("interval", interval))
 
     def reset(self) -> None:
         """Forget queued faults, counters and the rate window; restore latency and the limit."""
         with self._lock:
             self._queue.clear()
+            self._image_queue.clear()
             self._window.clear()
             self._used = 0
             self.latency, self.images_per_minute = self._initial
@@ -142,6 +193,16 @@ class Faults:
             raise ValueError(f"n must be >= 1, not {n!r}")
         with self._lock:
             self._queue.extend([fault] * n)
+
+    def _plan_images(self, n: int, kind: ImageFault, interval: float) -> None:
+        if isinstance(n, bool) or n < 1:
+            raise ValueError(f"n must be >= 1, not {n!r}")
+        with self._lock:
+            self._image_queue.extend([(kind, interval)] * n)
+
+    def _next_image_fault(self) -> tuple[ImageFault, float] | None:
+        with self._lock:
+            return self._image_queue.popleft() if self._image_queue else None
 
     def _count_api_request(self) -> None:
         with self._lock:
@@ -181,3 +242,9 @@ class Faults:
                 if used + images <= limit:
                     return max(1, math.ceil(stamp + WINDOW - now))
             return math.ceil(WINDOW)  # unreachable: an empty window always fits
+
+
+def _positive(name: str, seconds: float) -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {seconds!r}")
+    return float(seconds)

@@ -7,8 +7,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from novita_flux.testing._links import verified_link
-from novita_flux.testing._render import media_type, render
+from novita_flux.testing._envelope import dripping
+from novita_flux.testing._links import NEVER, verified_link
+from novita_flux.testing._render import render
 from novita_flux.testing._settings import Endpoint, Settings
 
 SIGNATURE_MISMATCH = (
@@ -25,13 +26,19 @@ def image_endpoint(settings: Settings) -> Endpoint:
         if link is None:
             faults._count_image_request(authorized=authorized, served=False)
             return s3_error("SignatureDoesNotMatch", SIGNATURE_MISMATCH)
-        if settings.clock() > link.expires:
+        if link.expires != NEVER and settings.clock() > link.expires:
             faults._count_image_request(authorized=authorized, served=False)
             return s3_error("AccessDenied", "Request has expired")
         # Encoding a large image takes a while: off the event loop, so other requests go on.
         content = await run_in_threadpool(render, link)
         faults._count_image_request(authorized=authorized, served=True)
-        return Response(content, media_type=media_type(link.image_type))
+        media_type = settings.profile.image_media_type(link.image_type)
+        fault = faults._next_image_fault()
+        if fault is not None and fault[0] == "drip":
+            return dripping(content, fault[1], media_type)
+        if fault is not None:  # cut: the answer is whole, the image is not
+            content = content[: len(content) // 2]
+        return Response(content, media_type=media_type)
 
     return download
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 IMAGE_ROUTE = "/images/{task_id}/{name}"
+NEVER = 0  # the `expires` of a link issued with a TTL of 0: the API states no expiry
 CAPTION_LENGTH = 48  # characters of the prompt drawn on the image
 
 

@@ -25,8 +25,8 @@ def malformed_response(kind: MalformedKind, payload: dict[str, Any]) -> Response
         if kind == "missing_field":
             del broken["images"]
         for image in broken.get("images", ()):
-            if kind == "wrong_type":
-                image["image_url_ttl"] = str(image["image_url_ttl"])
+            if kind == "wrong_type":  # neither an integer nor a string of digits
+                image["image_url_ttl"] = int(image["image_url_ttl"]) + 0.5
             elif kind == "unknown_image_type":
                 image["image_type"] = NOT_AN_IMAGE_TYPE
         text = json.dumps(broken)

@@ -28,10 +28,6 @@ _ENCODERS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
 Color = tuple[int, int, int]
 
 
-def media_type(image_type: str) -> str:
-    return f"image/{image_type}"
-
-
 def render(link: ImageLink) -> bytes:
     """The encoded image a link names; the same link parameters give the same bytes."""
     pillow_format, options = _ENCODERS[link.image_type]

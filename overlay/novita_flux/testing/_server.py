@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from novita_flux.testing._app import create_app
 from novita_flux.testing._faults import Faults
+from novita_flux.testing._profiles import ProfileName
 
 HOST: Final = "127.0.0.1"
 START_TIMEOUT: Final = 10.0  # seconds; startup normally takes a few milliseconds
@@ -28,6 +29,7 @@ class AppOptions(TypedDict, total=False):
     latency: float
     image_base_url: str | None
     clock: Callable[[], float]
+    profile: ProfileName
 
 
 class ReferenceServer:

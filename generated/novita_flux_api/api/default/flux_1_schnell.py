@@ -98,8 +98,9 @@ def sync_detailed(
     """Generate images from a text prompt with FLUX.1 [schnell]
 
      Generates `image_num` images synchronously and returns pre-signed links to them. Each
-    link is valid for `image_url_ttl` seconds. The default rate limit is 10 images per
-    minute per key.
+    link is valid for `image_url_ttl` seconds (0: no expiry stated). The default rate limit
+    is 10 images per minute per key. The call is billed once the task runs, so a 200 is
+    paid for even when its body cannot be read, and so may be a 500 TASK_FAILED.
 
     Args:
         body (Flux1SchnellRequest):
@@ -131,8 +132,9 @@ def sync(
     """Generate images from a text prompt with FLUX.1 [schnell]
 
      Generates `image_num` images synchronously and returns pre-signed links to them. Each
-    link is valid for `image_url_ttl` seconds. The default rate limit is 10 images per
-    minute per key.
+    link is valid for `image_url_ttl` seconds (0: no expiry stated). The default rate limit
+    is 10 images per minute per key. The call is billed once the task runs, so a 200 is
+    paid for even when its body cannot be read, and so may be a 500 TASK_FAILED.
 
     Args:
         body (Flux1SchnellRequest):
@@ -159,8 +161,9 @@ async def asyncio_detailed(
     """Generate images from a text prompt with FLUX.1 [schnell]
 
      Generates `image_num` images synchronously and returns pre-signed links to them. Each
-    link is valid for `image_url_ttl` seconds. The default rate limit is 10 images per
-    minute per key.
+    link is valid for `image_url_ttl` seconds (0: no expiry stated). The default rate limit
+    is 10 images per minute per key. The call is billed once the task runs, so a 200 is
+    paid for even when its body cannot be read, and so may be a 500 TASK_FAILED.
 
     Args:
         body (Flux1SchnellRequest):
@@ -190,8 +193,9 @@ async def asyncio(
     """Generate images from a text prompt with FLUX.1 [schnell]
 
      Generates `image_num` images synchronously and returns pre-signed links to them. Each
-    link is valid for `image_url_ttl` seconds. The default rate limit is 10 images per
-    minute per key.
+    link is valid for `image_url_ttl` seconds (0: no expiry stated). The default rate limit
+    is 10 images per minute per key. The call is billed once the task runs, so a 200 is
+    paid for even when its body cannot be read, and so may be a 500 TASK_FAILED.
 
     Args:
         body (Flux1SchnellRequest):
