@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import math
+import threading
 import time
 
 import httpx
@@ -236,3 +237,110 @@ def test_an_injected_client_carries_the_whole_batch() -> None:
     http = httpx.Client()
     flux = FluxSchnell(api_key=KEY, http_client=http)
     assert flux._lanes(64) == [flux]
+
+
+# --- a failing on_result stops everything, deterministically ------------------------------------
+
+
+class LateSends:
+    """A respx side effect that notes every send made after on_result has raised."""
+
+    def __init__(self) -> None:
+        self.raised = threading.Event()
+        self.late = 0
+        self.sent = 0
+        self.results = 0
+        self.returned = False  # set by the test once generate_many has raised
+        self.results_after_return = 0
+
+    def respond(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        self.late += self.raised.is_set()
+        return respond_by_prompt(request)
+
+    def on_result(self, result: object) -> None:
+        self.results += 1
+        self.results_after_return += self.returned
+        if self.results == 3:  # only the third result: the other workers are still going
+            self.raised.set()
+            raise RuntimeError("disk full")
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 8])
+def test_a_failing_on_result_stops_new_sends_at_once_in_the_sync_client(concurrency: int) -> None:
+    for _ in range(5):  # the same every time, not most times
+        sends = LateSends()
+        with respx.mock:
+            respx.post(API_URL).mock(side_effect=sends.respond)
+            with pytest.raises(RuntimeError, match="disk full"):
+                FluxSchnell(api_key=KEY).generate_many(
+                    [{"prompt": f"p{i}"} for i in range(40)],
+                    concurrency=concurrency,
+                    on_result=sends.on_result,
+                )
+        assert sends.late == 0
+        assert sends.sent < 3 + concurrency
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 8])
+@pytest.mark.anyio
+async def test_a_failing_on_result_stops_the_async_batch_and_nothing_runs_after_it(
+    concurrency: int,
+) -> None:
+    for _ in range(5):
+        sends = LateSends()
+
+        async def respond(request: httpx.Request, sends: LateSends = sends) -> httpx.Response:
+            response = sends.respond(request)  # counted as it arrives
+            await asyncio.sleep(0.001)  # then on the wire a while
+            return response
+
+        with respx.mock:
+            respx.post(API_URL).mock(side_effect=respond)
+            async with AsyncFluxSchnell(api_key=KEY) as flux:
+                with pytest.raises(RuntimeError, match="disk full"):
+                    await flux.generate_many(
+                        [{"prompt": f"p{i}"} for i in range(40)],
+                        concurrency=concurrency,
+                        on_result=sends.on_result,
+                    )
+                sends.returned = True
+                sent = sends.sent
+                await asyncio.sleep(0.05)  # workers left running in the background would send
+        assert sends.sent == sent
+        assert sends.late == 0
+        assert sends.results_after_return == 0  # nothing finished behind the caller's back
+        assert [task for task in asyncio.all_tasks() if "worker" in repr(task)] == []
+
+
+@pytest.mark.anyio
+async def test_async_pacing_is_strict_and_stoppable(sleeps: Sleeps) -> None:
+    sent: list[float] = []
+
+    async def stamp(request: httpx.Request) -> httpx.Response:
+        sent.append(time.monotonic())
+        return respond_by_prompt(request)
+
+    with respx.mock:
+        respx.post(API_URL).mock(side_effect=stamp)
+        async with AsyncFluxSchnell(api_key=KEY) as flux:
+            results = await flux.generate_many(
+                [{"prompt": f"p{i}"} for i in range(4)], concurrency=4, images_per_minute=1200
+            )
+    assert all(result.ok for result in results)
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert all(gap >= 60 / 1200 - 0.005 for gap in gaps)
+
+
+@pytest.mark.anyio
+async def test_async_batch_reports_invalid_requests_and_failures_in_order(sleeps: Sleeps) -> None:
+    requests = [{"prompt": "p0"}, {"prompt": "fail-1"}, {"prompt": "p2", "width": 10}]
+    with respx.mock:
+        route = respx.post(API_URL).mock(side_effect=respond_by_prompt)
+        async with AsyncFluxSchnell(api_key=KEY) as flux:
+            results = await flux.generate_many(requests, concurrency=2)
+    assert [result.request for result in results] == requests
+    assert [result.ok for result in results] == [True, False, False]
+    assert type(results[1].error).__name__ == "BadRequestError"
+    assert isinstance(results[2].error, ValidationError)
+    assert route.call_count == 2

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -186,10 +188,10 @@ def test_batch_reports_bad_lines_by_number_and_runs_the_rest(
     assert "line 3: steps: 500 is not an integer in [1, 100]" in err
     entries = {entry["line"]: entry for entry in manifest(tmp_path / "out")}
     assert {n: e["status"] for n, e in entries.items()} == {
-        1: "done",
+        1: "saved",
         2: "invalid",
         3: "invalid",
-        5: "done",
+        5: "saved",
     }
     assert len(entries[5]["files"]) == 2
     assert all((tmp_path / "out" / name).is_file() for name in entries[5]["files"])
@@ -219,7 +221,12 @@ def test_a_rerun_resumes_retrying_failures_and_never_pays_twice(
     assert code == 1
     assert "SERVICE_NOT_AVAILABLE" in err
     first = {entry["line"]: entry for entry in manifest(out)}
-    assert sorted(entry["status"] for entry in first.values()) == ["done", "done", "done", "failed"]
+    assert sorted(entry["status"] for entry in first.values()) == [
+        "failed",
+        "saved",
+        "saved",
+        "saved",
+    ]
     (failed,) = [entry for entry in first.values() if entry["status"] == "failed"]
     calls_before = api.faults.api_requests
 
@@ -227,7 +234,7 @@ def test_a_rerun_resumes_retrying_failures_and_never_pays_twice(
     assert code == 0
     assert api.faults.api_requests == calls_before + 1  # only the failed line is sent again
     second = {entry["line"]: entry for entry in manifest(out)}
-    assert all(entry["status"] == "done" for entry in second.values())
+    assert all(entry["status"] == "saved" for entry in second.values())
     assert second[failed["line"]]["seed"] == failed["seed"]  # retried with the same seed
     assert all(second[n]["task_id"] == first[n]["task_id"] for n in first if n != failed["line"])
 
@@ -235,14 +242,27 @@ def test_a_rerun_resumes_retrying_failures_and_never_pays_twice(
     assert (code, api.faults.api_requests) == (0, calls_before + 1)
 
 
+def saved_in_ledger(out: Path) -> int:
+    path = out / "ledger.sqlite3"
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as ledger:
+        try:
+            (count,) = ledger.execute(
+                "SELECT COUNT(*) FROM requests WHERE state = 'saved'"
+            ).fetchone()
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+    return int(count)
+
+
 def interrupt_after_first_result(out: Path) -> threading.Thread:
-    """Send Ctrl-C (SIGINT) as soon as the manifest records a first finished line."""
+    """Send Ctrl-C (SIGINT) as soon as the ledger records a first saved line."""
 
     def watch() -> None:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            path = out / "manifest.jsonl"
-            if path.exists() and '"done"' in path.read_text():
+            if saved_in_ledger(out):
                 os.kill(os.getpid(), signal.SIGINT)
                 return
             time.sleep(0.005)
@@ -265,16 +285,18 @@ def test_ctrl_c_leaves_a_consistent_manifest_and_the_rerun_finishes(
     assert code == 130
     assert "run the same command again" in err
     interrupted = manifest(out)
+    assert len(interrupted) == 10  # one line per input line, whatever happened to it
+    saved = [entry for entry in interrupted if entry["status"] == "saved"]
     # The first wave (2 requests) finished, and each worker may already have sent its next.
-    assert 0 < len(interrupted) <= 4
-    for entry in interrupted:  # every recorded line is complete: status, files on disk
-        assert entry["status"] == "done"
+    assert 0 < len(saved) <= 4
+    assert {entry["status"] for entry in interrupted} <= {"saved", "planned"}
+    for entry in saved:  # every recorded line is complete: status, files on disk
         assert all((out / name).is_file() for name in entry["files"])
-    assert not list(out.glob(".novita-*"))  # no half-written files
-    assert api.faults.api_requests == len(interrupted)  # everything sent was recorded
+    assert not list(out.glob(".novita-*.part"))  # no half-written files
+    assert api.faults.api_requests == len(saved)  # everything sent was recorded
 
     api.faults.latency = 0.0
     code, _, _ = run(capsys, "batch", str(source), "--out", str(out))
     assert code == 0
     assert api.faults.api_requests == 10  # the rerun sent only what was missing
-    assert [entry["status"] for entry in manifest(out)] == ["done"] * 10
+    assert [entry["status"] for entry in manifest(out)] == ["saved"] * 10

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
 import respx
-from hypothesis import example, given
+from hypothesis import example, given, settings
 
 from novita_flux import FluxSchnell, ResponseValidationError, _spec
 from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse
 from tests.strategies import conforming_bodies, nonconforming_bodies, valid_requests
-from tests.support import API_URL, KEY
+from tests.support import API_URL, KEY, encoded
 
 EXAMPLE = _spec.request_example()
 DOCS_EXAMPLE = _spec.operation().body["responses"]["200"]["content"]["application/json"]["example"]
@@ -157,3 +161,36 @@ def test_the_generated_response_model_round_trips_every_conforming_body(
     body: dict[str, Any],
 ) -> None:
     assert Flux1SchnellResponse.from_dict(body).to_dict() == body
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 3))  # a whole batch each
+@given(content=nonconforming_bodies())
+@example(content=b"<html>502 Bad Gateway</html>")
+@example(content=json.dumps(DOCS_EXAMPLE | {"task": {}}).encode())
+def test_a_batch_line_that_got_a_broken_200_is_paid_for_and_never_generated_again(
+    content: bytes,
+) -> None:
+    from novita_flux._cli import main
+
+    png = encoded("png", (64, 64))
+    with tempfile.TemporaryDirectory() as scratch, respx.mock as router:
+        source = Path(scratch) / "in.jsonl"
+        source.write_text('{"prompt": "a fox", "width": 64, "height": 64, "seed": 1}\n')
+        api = router.post(API_URL).respond(200, content=content)
+        router.route(method="GET").respond(200, content=png)  # every link serves its image
+        argv = ["batch", str(source), "--out", scratch, "--images-per-minute", "0"]
+        environment = {"NOVITA_API_KEY": KEY, "NOVITA_BASE_URL": API_URL.rsplit("/v3beta", 1)[0]}
+        with mock.patch.dict(os.environ, environment):
+            first = main(argv)
+            again = main(argv)
+        (entry,) = map(json.loads, Path(scratch, "manifest.jsonl").read_text().splitlines())
+        try:
+            links = readable_links(json.loads(content))
+        except ValueError:
+            links = []
+        assert api.call_count == 1  # the rerun generated nothing
+        if links:  # paid for, and every readable image saved
+            assert (first, again, entry["status"]) == (0, 0, "saved")
+            assert len(entry["files"]) == len(links)
+        else:  # paid for, nothing to save: possibly billed, not sent again unless asked
+            assert (first, again, entry["status"]) == (1, 1, "unknown")

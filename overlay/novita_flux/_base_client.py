@@ -404,7 +404,7 @@ class _BaseClient(Generic[HttpT]):
         self,
         generation: Generation,
         directory: str | os.PathLike[str],
-        metadata: bool,
+        metadata: bool | Mapping[str, Any],
         on_saved: Callable[[Path], Any] | None,
         timeout: Timeout,
         max_bytes: int,
@@ -425,7 +425,8 @@ class _BaseClient(Generic[HttpT]):
                 continue
             if metadata:
                 sidecar_path = path.with_name(path.name + ".json")
-                write_json_atomically(sidecar_path, sidecar(generation, image))
+                more = metadata if isinstance(metadata, Mapping) else {}
+                write_json_atomically(sidecar_path, sidecar(generation, image) | dict(more))
             paths.append(path)
             if on_saved is not None:
                 on_saved(path)

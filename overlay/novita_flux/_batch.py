@@ -1,7 +1,9 @@
 """Many generations at once: planned and priced up front, paced to the API's image rate,
 run with bounded concurrency, and reported one result per request in input order.
 
-Workers are spread over `lanes` (one send function per client): worker n uses lane n % lanes.
+The engine (run_threads, run_tasks) runs any work over a stream of items; generate_many and the
+`batch` command both use it. Workers are spread over `lanes` (one work function per client):
+worker n uses lane n % lanes.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -21,6 +23,9 @@ from novita_flux._errors import NovitaError, ValidationError
 from novita_flux._models import Generation
 from novita_flux._request import as_budget, check_budget, prepare_request
 from novita_flux._schema import show
+
+if TYPE_CHECKING:
+    import asyncio
 
 WINDOW_SECONDS = 60.0
 
@@ -131,6 +136,116 @@ def check_concurrency(concurrency: int) -> int:
     return check_count("concurrency", concurrency, 1)
 
 
+# --- the engine: items taken in order by `concurrency` workers, paced, stoppable ----------------
+#
+# A send is paid for, so stopping means: take nothing new, never release a request still waiting
+# for its pacing slot, and let what is already on the wire finish and be recorded. Whatever
+# stops the run (the stop event, a failing work function, Ctrl-C) stops it the same way.
+
+T = TypeVar("T")
+
+
+def run_threads(
+    items: Iterator[T],
+    lanes: Sequence[Callable[[T], None]],
+    *,
+    concurrency: int,
+    pacer: ImagePacer | None,
+    images: Callable[[T], int],
+    stop: threading.Event | None = None,
+) -> None:
+    """Call a lane's work function on every item, on `concurrency` threads (worker n uses lane
+    n % len(lanes)); items for which `images` is positive first wait for a pacing slot. The
+    first exception (from work, or KeyboardInterrupt here) stops the run and is raised once the
+    workers have finished what they had started."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    stop = stop if stop is not None else threading.Event()
+    take, gate = threading.Lock(), threading.Lock()
+
+    def next_item() -> T | None:
+        with take:
+            return None if stop.is_set() else next(items, None)
+
+    def worker(work: Callable[[T], None]) -> None:
+        while (item := next_item()) is not None:
+            count = images(item)
+            if pacer is not None and count:
+                with gate:  # one waiter at a time keeps releases in input order
+                    if not _sync_wait(pacer, count, stop):
+                        return
+            if stop.is_set():
+                return
+            try:
+                work(item)
+            except BaseException:
+                stop.set()  # at once, so that no other worker takes another item
+                raise
+
+    workers = check_concurrency(concurrency)
+    with ThreadPoolExecutor(workers, thread_name_prefix="novita-flux") as pool:
+        futures = [pool.submit(worker, lanes[number % len(lanes)]) for number in range(workers)]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            # Start nothing new, but let requests already sent finish and be recorded, since
+            # they may be billed. A second Ctrl-C aborts the wait.
+            stop.set()
+            wait(futures)
+            raise
+
+
+async def run_tasks(
+    items: Iterator[T],
+    lanes: Sequence[Callable[[T], Awaitable[None]]],
+    *,
+    concurrency: int,
+    pacer: ImagePacer | None,
+    images: Callable[[T], int],
+    stop: asyncio.Event | None = None,
+) -> None:
+    """run_threads for coroutines: the same contract, on `concurrency` tasks. When one fails,
+    the others take nothing new, stop waiting for pacing slots and end; the exception is raised
+    once the requests they had sent are finished and recorded, never before."""
+    import asyncio
+
+    halt = stop if stop is not None else asyncio.Event()
+    gate = asyncio.Lock()
+
+    async def worker(work: Callable[[T], Awaitable[None]]) -> None:
+        while not halt.is_set() and (item := next(items, None)) is not None:
+            count = images(item)
+            if pacer is not None and count:
+                async with gate:
+                    if not await _async_wait(pacer, count, halt):
+                        return
+            if halt.is_set():
+                return
+            try:
+                await work(item)
+            except BaseException:
+                halt.set()
+                raise
+
+    workers = check_concurrency(concurrency)
+    tasks = [asyncio.ensure_future(worker(lanes[number % len(lanes)])) for number in range(workers)]
+    try:
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    except BaseException:  # cancelled from outside (Ctrl-C under asyncio.run): stop them all
+        halt.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+# --- generate_many: the engine over a plan, one BatchResult per request -------------------------
+
+
 async def run_async(
     plan: list[PlannedRequest],
     lanes: Sequence[Callable[[dict[str, Any], Decimal], Awaitable[Generation]]],
@@ -139,20 +254,17 @@ async def run_async(
     pacer: ImagePacer | None,
     on_result: OnResult | None,
 ) -> list[BatchResult]:
-    import asyncio  # here, not at the top: `import novita_flux` stays as light as httpx
+    import asyncio
 
     results: list[BatchResult | None] = [None] * len(plan)
-    pending = iter(plan)
-    gate = asyncio.Lock()
 
-    async def worker(send: Callable[[dict[str, Any], Decimal], Awaitable[Generation]]) -> None:
-        for item in pending:
+    def work_for(
+        send: Callable[[dict[str, Any], Decimal], Awaitable[Generation]],
+    ) -> Callable[[PlannedRequest], Awaitable[None]]:
+        async def work(item: PlannedRequest) -> None:
             if item.body is None:
                 result = BatchResult(item.index, item.request, error=item.error)
             else:
-                if pacer is not None:
-                    async with gate:  # one waiter at a time keeps releases in input order
-                        await _async_wait(pacer, item.body["image_num"])
                 try:
                     generation = await send(item.body, item.cost)
                 except Exception as error:  # one failure must never lose the others
@@ -165,8 +277,15 @@ async def run_async(
                 if asyncio.iscoroutine(outcome) or asyncio.isfuture(outcome):
                     await outcome
 
-    workers = min(check_concurrency(concurrency), max(len(plan), 1))
-    await asyncio.gather(*(worker(lanes[number % len(lanes)]) for number in range(workers)))
+        return work
+
+    await run_tasks(
+        iter(plan),
+        [work_for(send) for send in lanes],
+        concurrency=min(check_concurrency(concurrency), max(len(plan), 1)),
+        pacer=pacer,
+        images=_images_of,
+    )
     return [result for result in results if result is not None]
 
 
@@ -178,24 +297,15 @@ def run_sync(
     pacer: ImagePacer | None,
     on_result: OnResult | None,
 ) -> list[BatchResult]:
-    from concurrent.futures import ThreadPoolExecutor, wait
-
     results: list[BatchResult | None] = [None] * len(plan)
-    pending = iter(plan)
-    take, gate, stopping = threading.Lock(), threading.Lock(), threading.Event()
 
-    def next_item() -> PlannedRequest | None:
-        with take:
-            return None if stopping.is_set() else next(pending, None)
-
-    def worker(send: Callable[[dict[str, Any], Decimal], Generation]) -> None:
-        while (item := next_item()) is not None:
+    def work_for(
+        send: Callable[[dict[str, Any], Decimal], Generation],
+    ) -> Callable[[PlannedRequest], None]:
+        def work(item: PlannedRequest) -> None:
             if item.body is None:
                 result = BatchResult(item.index, item.request, error=item.error)
             else:
-                if pacer is not None:
-                    with gate:
-                        _sync_wait(pacer, item.body["image_num"])
                 try:
                     generation = send(item.body, item.cost)
                 except Exception as error:  # one failure must never lose the others
@@ -206,31 +316,44 @@ def run_sync(
             if on_result is not None:
                 on_result(result)
 
-    workers = min(check_concurrency(concurrency), max(len(plan), 1))
-    with ThreadPoolExecutor(workers, thread_name_prefix="novita-flux") as pool:
-        futures = [pool.submit(worker, lanes[number % len(lanes)]) for number in range(workers)]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            # Ctrl-C, or on_result failing: start nothing new, but let requests already sent
-            # finish and be reported, since they may be billed. A second Ctrl-C aborts.
-            stopping.set()
-            wait(futures)
-            raise
+        return work
+
+    run_threads(
+        iter(plan),
+        [work_for(send) for send in lanes],
+        concurrency=min(check_concurrency(concurrency), max(len(plan), 1)),
+        pacer=pacer,
+        images=_images_of,
+    )
     return [result for result in results if result is not None]
 
 
-async def _async_wait(pacer: ImagePacer, images: int) -> None:
+def _images_of(item: PlannedRequest) -> int:
+    return int(item.body["image_num"]) if item.body is not None else 0
+
+
+def _sync_wait(pacer: ImagePacer, images: int, stop: threading.Event) -> bool:
+    """Wait for the pacing slot of `images`; False if the run was stopped meanwhile."""
+    while (now := time.monotonic()) < (ready := pacer.ready_at(images, now)):
+        if stop.wait(ready - now):
+            return False
+    if stop.is_set():
+        return False
+    pacer.record(images, now)
+    return True
+
+
+async def _async_wait(pacer: ImagePacer, images: int, stop: asyncio.Event) -> bool:
     import asyncio
 
-    # Re-check after every sleep: asyncio may wake a little early, and the promise is strict.
+    # Re-check after every wait: asyncio may wake a little early, and the promise is strict.
     while (now := time.monotonic()) < (ready := pacer.ready_at(images, now)):
-        await asyncio.sleep(ready - now)
+        try:
+            await asyncio.wait_for(stop.wait(), ready - now)
+        except TimeoutError:
+            continue
+        return False
+    if stop.is_set():
+        return False
     pacer.record(images, now)
-
-
-def _sync_wait(pacer: ImagePacer, images: int) -> None:
-    while (now := time.monotonic()) < (ready := pacer.ready_at(images, now)):
-        time.sleep(ready - now)
-    pacer.record(images, now)
+    return True

@@ -165,7 +165,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         generation: Generation,
         directory: str | os.PathLike[str],
         *,
-        metadata: bool = False,
+        metadata: bool | Mapping[str, Any] = False,
         on_saved: Callable[[Path], Any] | None = None,
         timeout: Timeout = NOT_GIVEN,
         max_bytes: int = MAX_IMAGE_BYTES,
@@ -175,7 +175,8 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         Files are named after the request (`<prompt>_<w>x<h>_s<steps>_seed<seed>_<i>.<ext>`):
         saving the same image again finds the existing file, and a different file already
         there is never replaced (`-2` is appended). With `metadata`, a `<file>.json` sidecar
-        records how to reproduce the image. `on_saved` is called with each path as it lands.
+        records how to reproduce the image (a mapping adds its fields to it). `on_saved` is
+        called with each path as it lands.
         """
         flow = self._save_flow(generation, directory, metadata, on_saved, timeout, max_bytes)
         return cast(list[Path], self._drive(flow))
@@ -363,7 +364,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         generation: Generation,
         directory: str | os.PathLike[str],
         *,
-        metadata: bool = False,
+        metadata: bool | Mapping[str, Any] = False,
         on_saved: Callable[[Path], Any] | None = None,
         timeout: Timeout = NOT_GIVEN,
         max_bytes: int = MAX_IMAGE_BYTES,

@@ -67,6 +67,7 @@ def api_endpoint(settings: Settings) -> Endpoint:
             )
         base_url = request.app.state.image_base_url or str(request.base_url)
         payload = generated(settings, body, now, base_url)
+        faults._bill(payload["task"]["task_id"], body)  # the task ran: the API charges for it
         if fault is not None and fault.malformed is not None:
             return malformed_response(fault.malformed, payload)
         if fault is not None and fault.drip is not None:

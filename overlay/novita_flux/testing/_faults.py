@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from typing import Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 from novita_flux._spec import known_reasons
 from novita_flux.testing._profiles import PROFILES, Profile
@@ -51,10 +51,11 @@ class Faults:
     use from the test's thread while a `ReferenceServer` serves in another.
 
     Counters of what a client did: `api_requests` (every request to the operation, retries
-    included, whatever its answer),
-    `image_requests` (every request to an image link), `image_downloads` (images served) and
-    `image_requests_with_authorization` (image requests that carried an Authorization header;
-    a client that keeps its key to itself leaves it at 0).
+    included, whatever its answer), `billed` (the answers that generated images, as
+    (task_id, request body) pairs in the order they were sent: what the real API would have
+    charged for), `image_requests` (every request to an image link), `image_downloads` (images
+    served) and `image_requests_with_authorization` (image requests that carried an
+    Authorization header; a client that keeps its key to itself leaves it at 0).
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class Faults:
         self.latency = latency
         self.images_per_minute = images_per_minute
         self.api_requests = 0
+        self.billed: list[tuple[str, dict[str, Any]]] = []
         self.image_requests = 0
         self.image_downloads = 0
         self.image_requests_with_authorization = 0
@@ -184,6 +186,7 @@ class Faults:
             self._used = 0
             self.latency, self.images_per_minute = self._initial
             self.api_requests = self.image_requests = self.image_downloads = 0
+            self.billed = []
             self.image_requests_with_authorization = 0
 
     # --- Used by the app ----------------------------------------------------------------------
@@ -203,6 +206,10 @@ class Faults:
     def _next_image_fault(self) -> tuple[ImageFault, float] | None:
         with self._lock:
             return self._image_queue.popleft() if self._image_queue else None
+
+    def _bill(self, task_id: str, body: dict[str, Any]) -> None:
+        with self._lock:
+            self.billed.append((task_id, body))
 
     def _count_api_request(self) -> None:
         with self._lock:

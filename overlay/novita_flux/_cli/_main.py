@@ -1,21 +1,23 @@
-"""The `novita-flux` command line: generate, batch, price, serve-mock.
-
-Exit status: 0 success; 1 the API (or the storage host) failed; 2 the input was refused
-before anything was sent (invalid value, over budget, no API key, unreadable file).
-"""
+"""The commands and their options: generate, batch, price, serve-mock."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-from novita_flux._client import FluxSchnell
+from novita_flux._cli._batch import run_batch
+from novita_flux._cli._common import (
+    EXIT_API_ERROR,
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    BadInput,
+    info,
+    open_client,
+)
 from novita_flux._constants import API_KEY_ENV, DEFAULT_HEIGHT, DEFAULT_STEPS, DEFAULT_WIDTH
 from novita_flux._errors import (
     BudgetExceededError,
@@ -27,37 +29,6 @@ from novita_flux._models import Generation
 from novita_flux._progress import Progress
 from novita_flux._request import as_budget, estimate_cost, field_schema, prepare_request
 from novita_flux._version import __version__
-
-EXIT_OK = 0
-EXIT_API_ERROR = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-
-
-class BadInput(Exception):
-    """Input the CLI refuses before anything is sent (exit status 2)."""
-
-
-def info(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-@contextlib.contextmanager
-def open_client(mock: bool, **options: Any) -> Iterator[FluxSchnell]:
-    """The real API, or with `mock` the reference server on loopback (no key, no network)."""
-    if not mock:
-        with FluxSchnell(**options) as flux:
-            yield flux
-        return
-    try:
-        from novita_flux.testing import ReferenceServer
-    except ImportError as error:
-        raise BadInput(f"--mock: {error}") from None
-    with (
-        ReferenceServer() as server,
-        FluxSchnell(api_key=server.api_key, base_url=server.url, **options) as flux,
-    ):
-        yield flux
 
 
 def describe_image_line(path: Path, generation: Generation, index: int) -> str:
@@ -133,8 +104,6 @@ def cmd_serve_mock(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from novita_flux._cli_batch import run_batch
-
     return run_batch(args)
 
 
@@ -199,6 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--max-total-cost", type=_budget, metavar="USD")
     batch.add_argument("--mock", action="store_true", help="use the offline reference server")
+    batch.add_argument(
+        "--resend-unknown",
+        action="store_true",
+        help="send again the requests that may have been billed (in flight when a run died, a "
+        "timeout after sending, a server error after the task may have run): they may be "
+        "paid twice",
+    )
+    batch.add_argument(
+        "--regenerate-expired",
+        action="store_true",
+        help="generate again paid requests whose links expired before their images were saved "
+        "(pays again)",
+    )
     batch.set_defaults(run=cmd_batch)
 
     price = commands.add_parser("price", help="print the exact cost of a request")

@@ -1,0 +1,352 @@
+"""`novita-flux batch`: a JSONL file of requests, run at the API's pace, resumable, and never
+paying twice.
+
+Every line is checked, priced and recorded in the directory's ledger (its seed drawn and written)
+before anything is sent; each request is marked `sending` before it goes on the wire, `paid` as
+soon as its answer is read and `saved` once its images are on disk (see _ledger). A rerun skips
+what is saved, downloads what is paid, sends what is planned or failed, and reports what may have
+been billed without sending it again unless asked (`--resend-unknown`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from novita_flux._batch import ImagePacer, run_threads
+from novita_flux._cli._common import (
+    EXIT_API_ERROR,
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    BadInput,
+    client_options,
+    info,
+    open_client,
+)
+from novita_flux._cli._input import read_requests
+from novita_flux._client import FluxSchnell
+from novita_flux._errors import (
+    APIStatusError,
+    NovitaError,
+    ResponseValidationError,
+    SaveIncompleteError,
+    ValidationError,
+)
+from novita_flux._identity import request_key, without_drawn_seed
+from novita_flux._ledger import (
+    FAILED,
+    MANIFEST_NAME,
+    PAID,
+    PLANNED,
+    SAVED,
+    UNKNOWN,
+    Ledger,
+    Planned,
+    Row,
+    describe_error,
+)
+from novita_flux._lock import DirectoryBusy, DirectoryLock
+from novita_flux._models import Generation
+from novita_flux._progress import Progress
+from novita_flux._request import as_budget, check_budget, prepare_request
+from novita_flux._spec import default_images_per_minute, known_reasons
+
+PLAN_CHUNK = 1000  # lines recorded per transaction while planning
+# Answers that every other line would get too: stop the batch after the first of them.
+STOPPING_KINDS = frozenset({"authentication", "permission"})
+STOPPING_REASONS = frozenset({"BILLING_BALANCE_NOT_ENOUGH"})
+
+
+class BatchRun:
+    """One run of a batch over a directory it holds the lock of."""
+
+    def __init__(self, args: argparse.Namespace, ledger: Ledger) -> None:
+        self.args = args
+        self.out: Path = args.out
+        self.ledger = ledger
+        self.stop = threading.Event()
+        self.interrupted = False
+        self.fatal: NovitaError | None = None
+        self.spent = Decimal(0)
+        self.progress = Progress(0, "images")
+        self._counting = threading.Lock()  # results arrive on several worker threads
+
+    # --- planning: everything recorded and priced before the first send ---
+
+    def plan(self) -> int:
+        """Record every line of the input; return how many lines are not valid requests."""
+        limit = self.images_per_minute()
+        occurrences: Counter[str] = Counter()
+        invalid = 0
+        chunk: list[Planned] = []
+        self.ledger.begin_planning()
+        for number, request, problem in read_requests(self.args.file):
+            item = self._planned(number, request, problem, limit, occurrences)
+            if item.error is not None:
+                invalid += 1
+                info(f"line {number}: {item.error}")
+            chunk.append(item)
+            if len(chunk) >= PLAN_CHUNK:
+                self.ledger.plan(chunk)
+                chunk = []
+        self.ledger.plan(chunk)
+        return invalid
+
+    def _planned(
+        self,
+        number: int,
+        request: Any,
+        problem: str | None,
+        limit: int | None,
+        occurrences: Counter[str],
+    ) -> Planned:
+        if problem is not None:
+            return Planned(number, None, request, error=problem)
+        try:
+            body, cost = prepare_request(request)  # a seed is drawn here when the line has none
+            if limit is not None and body["image_num"] > limit:
+                raise ValidationError(
+                    "image_num",
+                    body["image_num"],
+                    f"at most {limit}",
+                    f"image_num: {body['image_num']} can never be sent under "
+                    f"--images-per-minute {limit}",
+                )
+        except ValidationError as error:
+            return Planned(number, None, request, error=str(error))
+        content = without_drawn_seed(request, body)
+        occurrences[request_key(content)] += 1
+        key = request_key(content, occurrences[request_key(content)])
+        return Planned(number, key, request, body, cost)
+
+    def images_per_minute(self) -> int | None:
+        limit: int | None = self.args.images_per_minute
+        if limit is None:
+            return None if self.args.mock else default_images_per_minute()
+        return limit or None
+
+    # --- running ---
+
+    def run(self) -> int:
+        invalid = self.plan()
+        interrupted_before = self.ledger.settle_interrupted()
+        if interrupted_before:
+            info(
+                f"{interrupted_before} request(s) were in flight when the last run stopped: they "
+                "may have been billed and are not sent again (--resend-unknown sends them)"
+            )
+        to_send = [PLANNED, FAILED] + ([UNKNOWN] if self.args.resend_unknown else [])
+        sends, send_images, cost = self.ledger.totals(to_send)
+        downloads, download_images, _ = self.ledger.totals([PAID])
+        if self.args.max_total_cost is not None:
+            check_budget(cost, as_budget(self.args.max_total_cost, "max_total_cost"), "batch")
+        counts = self.ledger.counts()
+        info(
+            f"{sends} request(s) to send, {downloads} to finish saving, {counts[SAVED]} already "
+            f"saved; {send_images + download_images} image(s), estimated ${cost}"
+        )
+        if counts[UNKNOWN] and not self.args.resend_unknown:
+            info(
+                f"{counts[UNKNOWN]} request(s) may have been billed and are not sent again "
+                "(--resend-unknown sends them)"
+            )
+        self.progress.total = send_images + download_images
+        limit = self.images_per_minute()
+        with self._signals(), open_client(self.args.mock, **client_options(self.args)) as flux:
+            clients = flux._lanes(self.args.concurrency)
+            try:
+                run_threads(
+                    self._items(to_send),
+                    [self._work_for(client) for client in clients],
+                    concurrency=self.args.concurrency,
+                    pacer=None if limit is None else ImagePacer(limit),
+                    images=self._images_of,
+                    stop=self.stop,
+                )
+            finally:
+                self.progress.close()
+                for client in clients[1:]:
+                    client.close()
+        return self._finish(invalid)
+
+    def _items(self, to_send: list[str]) -> Iterator[Row]:
+        yield from self.ledger.rows([PAID], report=info)  # paid first: links expire
+        yield from self.ledger.rows(to_send, report=info)
+
+    def _images_of(self, row: Row) -> int:
+        return int(row.body["image_num"]) if self._sends(row) else 0
+
+    def _sends(self, row: Row) -> bool:
+        """Whether this row is generated (again), rather than only downloaded."""
+        return row.state != PAID or (self.args.regenerate_expired and row.expired)
+
+    def _finish(self, invalid: int) -> int:
+        self.ledger.export_manifest(self.out / MANIFEST_NAME)
+        counts = self.ledger.counts()
+        summary = (
+            f"{counts[SAVED]} saved, {counts[PAID]} paid but not saved, {counts[FAILED]} failed, "
+            f"{counts[UNKNOWN]} possibly billed, {counts[PLANNED]} not sent, {invalid} invalid "
+            f"line(s); spent ${self.spent}; manifest {self.out / MANIFEST_NAME}"
+        )
+        if self.fatal is not None:
+            info(summary)
+            info(f"novita-flux: stopped the batch: {type(self.fatal).__name__}: {self.fatal}")
+            return EXIT_API_ERROR
+        if self.interrupted:
+            info(summary)
+            info("interrupted: the ledger is up to date; run the same command again to resume")
+            return EXIT_INTERRUPTED
+        info(summary)
+        if counts[FAILED] or counts[UNKNOWN] or counts[PAID]:
+            return EXIT_API_ERROR
+        return EXIT_BAD_INPUT if invalid else EXIT_OK
+
+    # --- one request ---
+
+    def _work_for(self, flux: FluxSchnell) -> Callable[[Row], None]:
+        def work(row: Row) -> None:
+            if not self._sends(row):
+                self._save(flux, row.key, row.unsaved(), row.files)
+                return
+            if self.stop.is_set() or not self.ledger.sending(row.key, again=row.state == PAID):
+                return
+            self._send(flux, row)
+
+        return work
+
+    def _send(self, flux: FluxSchnell, row: Row) -> None:
+        try:
+            generation = flux.generate(**row.body)
+        except ResponseValidationError as error:  # a 200 we could not read: likely billed
+            self._count(spent=row.cost)
+            readable = error.generation
+            if readable is None:
+                self.ledger.unknown(row.key, describe_error(error))
+                self._failure(row, error)
+                return
+            self.ledger.paid(row.key, error.task_id, error.images, describe_error(error))
+            info(f"line {row.line}: {error}; saving the image(s) it could read")
+            self._save(flux, row.key, readable, [])
+            return
+        except NovitaError as error:
+            if _stops_everything(error):
+                with self._counting:
+                    first = self.fatal is None
+                    self.fatal = self.fatal or error
+                self.stop.set()
+                if not first:
+                    self.ledger.failed(row.key, describe_error(error))
+                    self.progress.advance(0, failed=int(row.body["image_num"]))
+                    return
+            if error.possibly_billed:
+                self.ledger.unknown(row.key, describe_error(error))
+            else:
+                self.ledger.failed(row.key, describe_error(error))
+            self._failure(row, error)
+            return
+        self.ledger.paid(row.key, generation.task_id, generation.images)
+        self._count(spent=generation.cost)
+        self._save(flux, row.key, generation, [])
+
+    def _save(self, flux: FluxSchnell, key: str, generation: Generation, files: list[str]) -> None:
+        done = list(files)
+
+        def landed(path: Path) -> None:
+            done.append(path.name)
+            self.progress.advance()
+
+        try:
+            paths = flux.save(
+                generation, self.out, metadata={"batch": {"key": key}}, on_saved=landed
+            )
+        except SaveIncompleteError as error:
+            self.ledger.partly_saved(key, done, describe_error(error))
+            self.progress.advance(0, failed=len(error.failures))
+            hint = (
+                "their links expired: --regenerate-expired generates them again (and pays again)"
+                if error.expired
+                else "run again to retry the download"
+            )
+            info(f"saving failed: {error}; {hint}")
+            return
+        self.ledger.saved(key, done + [path.name for path in paths if path.name not in done])
+
+    def _failure(self, row: Row, error: NovitaError) -> None:
+        self.progress.advance(0, failed=int(row.body["image_num"]))
+        if error is not self.fatal:  # that one is said once, at the end
+            info(f"line {row.line}: {type(error).__name__}: {error}")
+
+    def _count(self, *, spent: Decimal) -> None:
+        with self._counting:
+            self.spent += spent
+        self.progress.advance(0, spent=spent)
+
+    # --- signals: the first stops new sends, the second leaves at once ---
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # only the main thread may handle signals (e.g. under a test runner)
+            return
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            if self.stop.is_set() and self.interrupted:
+                info("novita-flux: stopped at once; requests in flight are possibly billed")
+                os._exit(EXIT_INTERRUPTED)  # the ledger is consistent after every commit
+            self.interrupted = True
+            self.stop.set()
+            info(
+                f"\n{signal.Signals(signum).name}: sending nothing more; waiting for the "
+                "requests already sent (again to stop at once)"
+            )
+
+        previous = {
+            number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+
+def _stops_everything(error: NovitaError) -> bool:
+    if not isinstance(error, APIStatusError):
+        return False
+    known = known_reasons().get(error.reason) if error.reason is not None else None
+    if known is not None:
+        return known.kind in STOPPING_KINDS or error.reason in STOPPING_REASONS
+    return error.status_code in (401, 403)
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = DirectoryLock(out).acquire()
+    except DirectoryBusy as error:
+        raise BadInput(str(error)) from None
+    except OSError as error:
+        raise BadInput(f"--out {out}: {error.strerror or error}") from None
+    try:
+        if lock.previous_pid is not None:
+            info(f"taking over {out}: the process that held it ({lock.previous_pid}) is gone")
+        for stray in out.glob(".novita-*.part"):  # half-written images of a killed run
+            stray.unlink(missing_ok=True)
+        ledger = Ledger.open(out, info)
+        try:
+            return BatchRun(args, ledger).run()
+        finally:
+            ledger.close()
+    finally:
+        lock.release()

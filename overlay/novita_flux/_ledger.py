@@ -1,0 +1,563 @@
+"""The batch ledger: `DIR/ledger.sqlite3`, one row per distinct request, every state change one
+durable transaction.
+
+Why SQLite (the standard library's sqlite3) rather than an append-only journal: a batch needs
+exactly what a small database gives and a journal would have to rebuild by hand. A state change
+touches one row in O(log n), whatever the batch's size (the old manifest was rewritten whole on
+every change: quadratic). A commit in WAL mode with synchronous=FULL is atomic and on disk
+before the next step, so "intent before the send" is one UPDATE. Resuming is a query by state,
+not a replay; a crash mid-write leaves the last committed state, never a torn line to repair;
+and any sqlite3 tool can read it. A journal would need its own compaction, torn-tail recovery
+and indexing to offer the same.
+
+A request moves `planned -> sending -> paid -> saved`:
+- planned: checked, priced, its seed drawn and written; not sent, or its last send is known to
+  have cost nothing (it was `failed`, which is sent again).
+- sending: on the wire. Found at start-up, it means the process died with the request in flight:
+  it becomes `unknown`.
+- paid: the API answered and the answer's links are recorded; images not all saved yet.
+- saved: every image saved.
+- failed: refused before any work (a 4xx, a rate limit that outlasted the retries, no
+  connection): sent again by the next run.
+- unknown: may have been billed, outcome unknown (died in flight, a timeout after the request
+  left, a 5xx after the task may have run, a 200 with no link to read): never sent again unless
+  the user asks (`--resend-unknown`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from novita_flux._images import staged_file
+from novita_flux._models import GeneratedImage, Generation
+
+LEDGER_NAME: Final = "ledger.sqlite3"
+MANIFEST_NAME: Final = "manifest.jsonl"
+SCHEMA_VERSION: Final = "1"
+
+PLANNED, SENDING, PAID, SAVED = "planned", "sending", "paid", "saved"
+FAILED, UNKNOWN, INVALID = "failed", "unknown", "invalid"
+STATES: Final = (PLANNED, SENDING, PAID, SAVED, FAILED, UNKNOWN)
+
+_SCHEMA: Final = f"""
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    key TEXT PRIMARY KEY,
+    request TEXT NOT NULL,            -- the line's object, as read (JSON)
+    body TEXT NOT NULL,               -- the exact body sent, seed included (JSON)
+    seed INTEGER NOT NULL,
+    image_num INTEGER NOT NULL,
+    cost TEXT NOT NULL,               -- USD, exact
+    state TEXT NOT NULL CHECK (state IN ({", ".join(repr(s) for s in STATES)})),
+    task_id TEXT,
+    images TEXT NOT NULL DEFAULT '[]',
+    files TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
+    sends INTEGER NOT NULL DEFAULT 0, -- times it went on the wire; each may have been billed
+    updated TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lines (    -- the input as the current run read it
+    line INTEGER PRIMARY KEY,
+    key TEXT,                         -- NULL for a line that is not a valid request
+    request TEXT,
+    error TEXT
+);
+"""
+
+Report = Callable[[str], None]
+
+
+@attrs.frozen
+class Row:
+    """A request of the current run, as the ledger holds it."""
+
+    line: int
+    key: str
+    request: Any
+    body: dict[str, Any]
+    seed: int
+    cost: Decimal
+    state: str
+    task_id: str | None
+    images: list[dict[str, Any]]
+    files: list[str]
+    error: dict[str, Any] | None
+
+    def generation(self) -> Generation:
+        """The paid-for generation recorded here, to finish saving its images."""
+        return Generation(
+            self.task_id or "", [image_of(entry) for entry in self.images], self.seed, self.body,
+            self.cost,
+        )  # fmt: skip
+
+    def missing_images(self) -> list[GeneratedImage]:
+        saved = {_index_of(name) for name in self.files}
+        return [image for image in self.generation().images if image.index not in saved]
+
+    def unsaved(self) -> Generation:
+        """The generation, with only the images not saved yet."""
+        return attrs.evolve(self.generation(), images=self.missing_images())
+
+    @property
+    def expired(self) -> bool:
+        """Whether every image still to save has a link past its expiry."""
+        missing = self.missing_images()
+        return bool(missing) and all(image.expired for image in missing)
+
+
+@attrs.frozen
+class Planned:
+    """A line read from the input: a request to record, or why it is not one."""
+
+    line: int
+    key: str | None
+    request: Any
+    body: dict[str, Any] | None = None
+    cost: Decimal = Decimal(0)
+    error: str | None = None
+
+
+class Ledger:
+    """The ledger of one batch directory. Safe to use from several threads (one connection,
+    one lock: SQLite serialises writers anyway)."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, directory: Path, report: Report) -> Ledger:
+        """The directory's ledger; a damaged one is set aside and rebuilt from what it still
+        holds, the last exported manifest and the images' sidecars (see _recovery)."""
+        from novita_flux._recovery import restore_into
+
+        path = directory / LEDGER_NAME
+        existed = path.exists()
+        try:
+            ledger = cls(path, _connect(path))
+            ledger._check()
+            garbled = ledger._set_aside_garbled(report)
+        except sqlite3.DatabaseError as error:
+            damaged = _set_aside(path)
+            report(f"{path.name} is damaged ({error}); kept as {damaged.name} and rebuilt")
+            ledger = cls(path, _connect(path))
+            ledger._check()
+            restore_into(ledger, directory, report, damaged=damaged)
+            return ledger
+        if not existed or garbled:  # a new ledger beside an older run's records, or holes in it
+            restore_into(ledger, directory, report, damaged=None)
+        return ledger
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- planning ---
+
+    def begin_planning(self) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM lines")
+
+    def plan(self, lines: Sequence[Planned]) -> None:
+        """Record a chunk of input lines in one transaction; a request already known keeps its
+        row (state, seed and all): only its line number is updated."""
+        now = _now()
+        with self._transaction() as db:
+            for item in lines:
+                if item.key is not None and item.body is not None:
+                    db.execute(
+                        "INSERT OR IGNORE INTO requests (key, request, body, seed, image_num, "
+                        "cost, state, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            item.key,
+                            _json(item.request),
+                            _json(item.body),
+                            item.body["seed"],
+                            item.body["image_num"],
+                            str(item.cost),
+                            PLANNED,
+                            now,
+                        ),
+                    )
+                db.execute(
+                    "INSERT OR REPLACE INTO lines (line, key, request, error) VALUES (?, ?, ?, ?)",
+                    (item.line, item.key, _json(item.request), item.error),
+                )
+
+    def restore(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Insert recovered requests that the ledger does not hold yet; how many were new."""
+        added = 0
+        with self._transaction() as db:
+            for row in rows:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO requests (key, request, body, seed, image_num, cost, "
+                    "state, task_id, images, files, error, sends, updated) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        row["key"],
+                        _json(row.get("request")),
+                        _json(row["body"]),
+                        row["body"]["seed"],
+                        row["body"]["image_num"],
+                        str(row.get("cost") or 0),
+                        row["state"],
+                        row.get("task_id"),
+                        _json(row.get("images") or []),
+                        _json(row.get("files") or []),
+                        _json(row.get("error")) if row.get("error") else None,
+                        row.get("sends", 0),
+                        _now(),
+                    ),
+                )
+                added += cursor.rowcount
+        return added
+
+    def seed_of(self, key: str) -> int | None:
+        with self._lock:
+            found = self._db.execute("SELECT seed FROM requests WHERE key = ?", (key,)).fetchone()
+        return None if found is None else int(found[0])
+
+    # --- resuming ---
+
+    def settle_interrupted(self) -> int:
+        """Requests found on the wire belong to a process that died: possibly billed."""
+        error = {
+            "type": "Interrupted",
+            "message": "the process stopped while this request was in flight; it may have been "
+            "billed",
+        }
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE requests SET state = ?, error = ?, updated = ? WHERE state = ?",
+                (UNKNOWN, _json(error), _now(), SENDING),
+            )
+            return cursor.rowcount
+
+    def rows(
+        self, states: Iterable[str], chunk: int = 500, report: Report | None = None
+    ) -> Iterator[Row]:
+        """The current run's requests in these states, in input order, a chunk at a time (a
+        100,000-line batch is never held in memory). A row whose fields no longer decode is
+        reported and left as it is: never sent, never forgotten."""
+        wanted = tuple(states)
+        marks = ", ".join("?" for _ in wanted)
+        after = 0
+        while True:
+            with self._lock:
+                found = self._db.execute(
+                    "SELECT lines.line, requests.key, requests.request, body, seed, cost, state, "  # noqa: S608 - only placeholders are formatted in
+                    "task_id, images, files, requests.error FROM lines JOIN requests "
+                    f"ON lines.key = requests.key WHERE lines.line > ? AND state IN ({marks}) "
+                    "ORDER BY lines.line LIMIT ?",
+                    (after, *wanted, chunk),
+                ).fetchall()
+            if not found:
+                return
+            for record in found:
+                try:
+                    row = _row(record)
+                except (TypeError, ValueError, ArithmeticError) as error:
+                    if report is not None:
+                        report(f"{LEDGER_NAME}: the request of line {record[0]} is garbled "
+                               f"({error}); left as it is")  # fmt: skip
+                    continue
+                yield row
+            after = found[-1][0]
+
+    def totals(self, states: Iterable[str]) -> tuple[int, int, Decimal]:
+        """(requests, images, cost) of the current run's requests in these states."""
+        requests = images = 0
+        cost = Decimal(0)
+        for row in self.rows(states):
+            requests += 1
+            images += int(row.body["image_num"]) if row.state in (PLANNED, FAILED, UNKNOWN) else 0
+            images += len(row.missing_images()) if row.state == PAID else 0
+            cost += row.cost if row.state in (PLANNED, FAILED, UNKNOWN) else 0
+        return requests, images, cost
+
+    def counts(self) -> Counter[str]:
+        """How many lines of the current run are in each state (`invalid` included)."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT COALESCE(state, ?), COUNT(*) FROM lines LEFT JOIN requests "
+                "ON lines.key = requests.key GROUP BY 1",
+                (INVALID,),
+            ).fetchall()
+        return Counter(dict(found))
+
+    # --- the transitions, each durable before the next step ---
+
+    def sending(self, key: str, *, again: bool = False) -> bool:
+        """Record the intent to send; False if the request is not sendable any more. `again`
+        allows a paid request to be sent once more (its links expired before they were saved)."""
+        allowed = (PLANNED, FAILED, UNKNOWN, PAID) if again else (PLANNED, FAILED, UNKNOWN)
+        marks = ", ".join("?" for _ in allowed)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE requests SET state = ?, sends = sends + 1, error = NULL, images = '[]', "  # noqa: S608 - only placeholders are formatted in
+                f"files = '[]', updated = ? WHERE key = ? AND state IN ({marks})",
+                (SENDING, _now(), key, *allowed),
+            )
+            return cursor.rowcount == 1
+
+    def paid(
+        self,
+        key: str,
+        task_id: str | None,
+        images: Sequence[GeneratedImage],
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        self._set(
+            key, state=PAID, task_id=task_id, images=[entry_of(i) for i in images], error=error
+        )
+
+    def failed(self, key: str, error: dict[str, Any]) -> None:
+        self._set(key, state=FAILED, error=error)
+
+    def unknown(self, key: str, error: dict[str, Any]) -> None:
+        self._set(key, state=UNKNOWN, error=error)
+
+    def saved(self, key: str, files: Sequence[str]) -> None:
+        self._set(key, state=SAVED, files=list(files), error=None)
+
+    def partly_saved(self, key: str, files: Sequence[str], error: dict[str, Any]) -> None:
+        self._set(key, files=list(files), error=error)  # still paid: the rest is downloaded next
+
+    # --- for people and scripts ---
+
+    def export_manifest(self, path: Path) -> None:
+        """Write `manifest.jsonl` atomically: one line per input line, in input order."""
+        with staged_file(path.parent) as handle:
+            after = 0
+            while True:
+                with self._lock:
+                    found = self._db.execute(
+                        "SELECT lines.line, lines.key, lines.request, lines.error, body, seed, "
+                        "cost, state, task_id, images, files, requests.error FROM lines "
+                        "LEFT JOIN requests ON lines.key = requests.key WHERE lines.line > ? "
+                        "ORDER BY lines.line LIMIT 1000",
+                        (after,),
+                    ).fetchall()
+                if not found:
+                    break
+                handle.write("".join(_manifest_line(record) for record in found).encode())
+                after = found[-1][0]
+            handle.flush()
+            os.fsync(handle.fileno())
+            os.replace(handle.name, path)
+
+    # --- plumbing ---
+
+    def _check(self) -> None:
+        with self._lock:
+            (verdict,) = self._db.execute("PRAGMA quick_check").fetchone()
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {verdict}")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
+            )
+
+    def _set_aside_garbled(self, report: Report) -> int:
+        """Move rows whose fields no longer decode (a damaged page that the database's own
+        check cannot see) to `ledger.sqlite3.garbled-<time>.jsonl`, so that the other records
+        can restore them; how many there were."""
+        garbled = []
+        with self._lock:
+            # As bytes: a garbled text column must not fail the whole query.
+            for record in self._db.execute(f"SELECT {_COLUMNS} FROM requests"):  # noqa: S608
+                try:
+                    _decoded(record)
+                except (TypeError, ValueError, ArithmeticError):
+                    garbled.append(record)
+        if not garbled:
+            return 0
+        aside = self.path.with_name(f"{self.path.name}.garbled-{_stamp()}.jsonl")
+        aside.write_text("".join(json.dumps(list(map(repr, r))) + "\n" for r in garbled))
+        with self._transaction() as db:
+            db.executemany("DELETE FROM requests WHERE rowid = ?", [(r[0],) for r in garbled])
+        report(
+            f"{self.path.name}: {len(garbled)} request(s) could not be read; kept in "
+            f"{aside.name}, restored from the other records where they can be"
+        )
+        return len(garbled)
+
+    def _set(self, key: str, **fields: Any) -> None:
+        columns = {
+            name: _json(value) if name in ("images", "files", "error") and value else value
+            for name, value in fields.items()
+        }
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        with self._transaction() as db:
+            db.execute(
+                f"UPDATE requests SET {assignments}, updated = ? WHERE key = ?",  # noqa: S608 - names from this module
+                (*columns.values(), _now(), key),
+            )
+
+    class _Transaction:
+        def __init__(self, ledger: Ledger) -> None:
+            self.ledger = ledger
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.ledger._lock.acquire()
+            self.ledger._db.execute("BEGIN IMMEDIATE")
+            return self.ledger._db
+
+        def __exit__(self, kind: object, *rest: object) -> None:
+            try:
+                self.ledger._db.execute("COMMIT" if kind is None else "ROLLBACK")
+            finally:
+                self.ledger._lock.release()
+
+    def _transaction(self) -> Ledger._Transaction:
+        return Ledger._Transaction(self)
+
+
+def entry_of(image: GeneratedImage) -> dict[str, Any]:
+    return {
+        "url": image.url,
+        "ttl": image.ttl,
+        "type": image.type,
+        "expires_at": image.expires_at.isoformat() if image.expires_at else None,
+        "index": image.index,
+        "extra": image.extra,
+    }
+
+
+def image_of(entry: dict[str, Any]) -> GeneratedImage:
+    expires = entry.get("expires_at")
+    return GeneratedImage(
+        url=entry["url"],
+        ttl=int(entry.get("ttl") or 0),
+        type=entry["type"],
+        expires_at=datetime.fromisoformat(expires) if expires else None,
+        index=int(entry.get("index", 0)),
+        extra=entry.get("extra") or {},
+    )
+
+
+def describe_error(error: BaseException) -> dict[str, Any]:
+    """What the ledger and the manifest keep of an error (never the API key: errors hold none)."""
+    from novita_flux._errors import APIStatusError
+
+    described: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
+    if isinstance(error, APIStatusError):
+        described |= {
+            "status_code": error.status_code,
+            "reason": error.reason,
+            "task_id": error.task_id,
+        }
+    if getattr(error, "possibly_billed", False):
+        described["possibly_billed"] = True
+    field = getattr(error, "field", None)
+    if field is not None:
+        described["field"] = field
+    return described
+
+
+def _index_of(file_name: str) -> int | None:
+    """The image index in a saved file's name (`..._<index>.png`, `..._<index>-2.png`)."""
+    stem = file_name.rsplit(".", 1)[0].rsplit("_", 1)[-1].split("-", 1)[0]
+    return int(stem) if stem.isdigit() else None
+
+
+def _row(record: Sequence[Any]) -> Row:
+    line, key, request, body, seed, cost, state, task_id, images, files, error = record
+    return Row(
+        line,
+        key,
+        json.loads(request),
+        json.loads(body),
+        int(seed),
+        Decimal(cost),
+        state,
+        task_id,
+        json.loads(images),
+        json.loads(files),
+        json.loads(error) if error else None,
+    )
+
+
+def _manifest_line(record: Sequence[Any]) -> str:
+    line, key, request, line_error, body, seed, cost, state, task_id, images, files, error = record
+    entry: dict[str, Any] = {
+        "line": line,
+        "key": key,
+        "status": state or INVALID,
+        "request": json.loads(request) if request else None,
+        "body": json.loads(body) if body else None,
+        "seed": seed,
+        "task_id": task_id,
+        "cost": cost,
+        "files": json.loads(files) if files else [],
+        "images": json.loads(images) if images else [],
+        "error": json.loads(error) if error else ({"message": line_error} if line_error else None),
+    }
+    # Unicode stays readable, but the line separators some readers split on are escaped.
+    text = json.dumps(entry, ensure_ascii=False).translate(_LINE_BREAKS)
+    return text + "\n"
+
+
+_LINE_BREAKS: Final = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = FULL")  # a commit is on disk when it returns
+    return connection
+
+
+_COLUMNS: Final = ", ".join(
+    ["rowid", "seed"]
+    + [f"CAST({name} AS BLOB)" for name in ("key", "state", "request", "body", "cost")]
+    + [f"CAST({name} AS BLOB)" for name in ("images", "files", "error")]
+)
+
+
+def _decoded(record: Sequence[Any]) -> None:
+    """Raise ValueError if a row's fields do not decode as what the ledger wrote."""
+    _, seed, *blobs = record
+    key, state, request, body, cost, images, files, error = (
+        None if blob is None else bytes(blob).decode("utf-8") for blob in blobs
+    )
+    if not isinstance(key, str) or state not in STATES or not isinstance(seed, int):
+        raise ValueError("not a request row")
+    for text in (request, body, images, files, *([error] if error else [])):
+        json.loads(text or "")
+    if not isinstance(json.loads(body or "").get("prompt"), str):
+        raise ValueError("no prompt")
+    Decimal(cost or "")
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def _set_aside(path: Path) -> Path:
+    damaged = path.with_name(f"{path.name}.damaged-{_stamp()}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            os.replace(source, f"{damaged}{suffix}")
+    return damaged
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

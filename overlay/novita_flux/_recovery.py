@@ -1,0 +1,161 @@
+"""Rebuilding a batch ledger so that nothing already paid for is forgotten.
+
+When the ledger is damaged (or missing beside an older run's output), whatever still says what
+was paid is read back, most trusted first: the rows the damaged database still yields, then the
+last exported `manifest.jsonl` (this version's or the manifest-only format before the ledger),
+then the `.json` sidecar of every saved image. A record that cannot be read is reported with its
+position and skipped; it never stops the resume.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from novita_flux._errors import NovitaError
+from novita_flux._identity import normalised, request_key
+
+if TYPE_CHECKING:
+    from novita_flux._ledger import Ledger, Report
+
+# What a manifest's status means to the ledger; the manifest-only format had done/generated.
+_STATES = {
+    "saved": "saved",
+    "done": "saved",
+    "paid": "paid",
+    "generated": "paid",
+    "sending": "unknown",  # it was in flight when that manifest was written
+    "unknown": "unknown",
+    "failed": "failed",
+    "planned": "planned",
+}
+_ROW_COLUMNS = (
+    "key, request, body, cost, state, task_id, images, files, error, sends"  # in this order
+)
+
+
+def restore_into(ledger: Ledger, directory: Path, report: Report, damaged: Path | None) -> None:
+    from novita_flux._ledger import MANIFEST_NAME
+
+    sources: list[tuple[str, Iterator[dict[str, Any]]]] = []
+    if damaged is not None:
+        sources.append((damaged.name, _database_rows(damaged, report)))
+    manifest = directory / MANIFEST_NAME
+    if manifest.exists():
+        sources.append((manifest.name, _manifest_rows(manifest, report)))
+    sources.append(("image sidecars", _sidecar_rows(directory, report)))
+    for name, rows in sources:
+        added = ledger.restore(rows)
+        if added:
+            report(f"recovered {added} request(s) from {name}")
+
+
+def _database_rows(path: Path, report: Report) -> Iterator[dict[str, Any]]:
+    """Every row a damaged database still yields, read a rowid range at a time so that one bad
+    page costs only the rows on it."""
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        (last,) = connection.execute("SELECT MAX(rowid) FROM requests").fetchone()
+    except sqlite3.DatabaseError as error:
+        report(f"{path.name}: no request could be read ({error})")
+        return
+    columns = _ROW_COLUMNS.split(", ")
+    for start in range(0, (last or 0) + 1, 64):
+        try:
+            found = connection.execute(
+                f"SELECT {_ROW_COLUMNS} FROM requests WHERE rowid BETWEEN ? AND ?",  # noqa: S608
+                (start, start + 63),
+            ).fetchall()
+        except sqlite3.DatabaseError as error:
+            report(f"{path.name}: rows {start} to {start + 63} could not be read ({error})")
+            continue
+        for record in found:
+            row = dict(zip(columns, record, strict=True))
+            try:
+                yield {
+                    **row,
+                    "request": json.loads(row["request"]),
+                    "body": json.loads(row["body"]),
+                    "images": json.loads(row["images"]),
+                    "files": json.loads(row["files"]),
+                    "error": json.loads(row["error"]) if row["error"] else None,
+                    "state": _STATES.get(row["state"], "unknown"),
+                }
+            except (TypeError, ValueError):
+                report(f"{path.name}: request {row['key']} is garbled; skipped")
+    connection.close()
+
+
+def _manifest_rows(path: Path, report: Report) -> Iterator[dict[str, Any]]:
+    occurrences: Counter[str] = Counter()
+    with path.open("rb") as lines:
+        for position, raw in enumerate(lines, start=1):
+            try:
+                entry = json.loads(raw.decode("utf-8"))
+                if not isinstance(entry, dict):
+                    raise ValueError("not an object")
+                state = _STATES.get(entry.get("status", ""))
+                body = entry.get("body")
+                if state is None or not isinstance(body, dict):
+                    continue  # an invalid line, or nothing was ever sent for it
+                key = entry.get("key")
+                request = entry.get("request")
+                if not (isinstance(key, str) and len(key) >= 32):
+                    # The manifest-only format keyed lines by position: key by content instead.
+                    content = normalised(request if isinstance(request, dict) else body)
+                    occurrences[request_key(content)] += 1
+                    key = request_key(content, occurrences[request_key(content)])
+                yield {
+                    "key": key,
+                    "request": request,
+                    "body": body,
+                    "cost": entry.get("cost"),
+                    "state": state,
+                    "task_id": entry.get("task_id"),
+                    "images": entry.get("images") or [],
+                    "files": entry.get("files") or [],
+                    "error": entry.get("error"),
+                }
+            except (
+                UnicodeDecodeError,
+                ValueError,
+                TypeError,
+                AttributeError,
+                NovitaError,
+            ) as error:
+                report(f"{path.name} line {position}: cannot be read ({error}); skipped")
+
+
+def _sidecar_rows(directory: Path, report: Report) -> Iterator[dict[str, Any]]:
+    """Saved images, by the batch key their sidecars carry."""
+    found: dict[str, dict[str, Any]] = {}
+    for sidecar in sorted(directory.glob("*.json")):
+        try:
+            data = json.loads(sidecar.read_text(encoding="utf-8"))
+            batch = data.get("batch") if isinstance(data, dict) else None
+            if not isinstance(batch, dict):
+                continue  # not written by a batch
+            key, body = batch["key"], data["request"]
+            if not isinstance(key, str) or not isinstance(body, dict):
+                raise ValueError("no batch key or request")
+        except (OSError, UnicodeDecodeError, ValueError, KeyError) as error:
+            report(f"{sidecar.name}: cannot be read ({error}); skipped")
+            continue
+        row = found.setdefault(
+            key,
+            {
+                "key": key,
+                "request": batch.get("line_request", body),
+                "body": body,
+                "cost": data.get("cost_usd"),
+                "state": "saved",
+                "task_id": data.get("task_id"),
+                "files": [],
+            },
+        )
+        row["files"].append(sidecar.name.removesuffix(".json"))
+    yield from found.values()
