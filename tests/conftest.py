@@ -10,6 +10,8 @@ from hypothesis import HealthCheck, settings
 from novita_flux import _retry
 from tests.support import Sleeps
 
+pytest_plugins = ["pytester"]  # to test our own pytest plugin
+
 settings.register_profile(
     "ci",
     max_examples=60,

@@ -69,7 +69,7 @@ def test_invalid_input_exits_2_with_one_line_naming_the_field(
     code, out, err = run(capsys, *argv)
     assert code == 2
     assert out == ""
-    (line,) = [text for text in err.splitlines() if text.startswith("novita-flux:")]
+    (line,) = [text for text in err.splitlines() if text.startswith("novita-flux")]
     assert field in line
     assert "Traceback" not in err
 
@@ -115,7 +115,7 @@ def test_an_over_budget_request_is_refused(capsys: pytest.CaptureFixture[str]) -
 def test_generate_saves_real_images_with_metadata(
     capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path
 ) -> None:
-    code, out, _ = run(
+    code, out, err = run(
         capsys, "generate", "a red fox", "--width", "320", "--height", "200", "--seed", "9",
         "-n", "2", "--type", "jpeg", "--out", str(tmp_path),
     )  # fmt: skip
@@ -128,7 +128,8 @@ def test_generate_saves_real_images_with_metadata(
         sidecar = json.loads(Path(f"{path}.json").read_text())
         assert sidecar["seed"] == 9
         assert sidecar["request"]["prompt"] == "a red fox"
-    assert "cost $0.00036" in out  # 2 * 0.003 * 320 * 200 * 4 / 4194304
+    assert "cost $0.0003662109375" in err  # 2 * 0.003 * 320 * 200 * 4 / 4194304, on stderr
+    assert out.count("$0.00018310546875") == 2  # each image's share, with its result
     assert api.faults.image_requests_with_authorization == 0
 
 

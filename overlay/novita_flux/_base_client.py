@@ -151,6 +151,7 @@ class _BaseClient(Generic[HttpT]):
         timeout: Timeout,
         max_retries: int,
         retry_server_errors: bool,
+        allow_insecure: bool,
         http_client: HttpT | None,
         http_client_type: type[HttpT],
     ) -> None:
@@ -161,7 +162,8 @@ class _BaseClient(Generic[HttpT]):
                 f"(create a key at {KEY_HELP_URL})"
             )
         self.base_url: str = check_base_url(
-            base_url or os.environ.get(BASE_URL_ENV) or default_base_url()
+            base_url or os.environ.get(BASE_URL_ENV) or default_base_url(),
+            check_flag("allow_insecure", allow_insecure),
         )
         if http_client is not None and not isinstance(http_client, http_client_type):
             raise ValidationError(

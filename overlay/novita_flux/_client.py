@@ -36,9 +36,11 @@ from novita_flux._request import prepare_request
 class FluxSchnell(_BaseClient[httpx.Client]):
     """Synchronous client for FLUX.1 [schnell] text to image.
 
-    The API key comes from `api_key` or NOVITA_API_KEY, the base URL from `base_url`,
-    NOVITA_BASE_URL or the spec's server. Pass your own `http_client` to control proxies,
-    limits or transports: it keeps working with auth, and it is not closed by this client.
+    The API key comes from `api_key` or NOVITA_API_KEY, the base URL (an origin such as
+    https://api.novita.ai) from `base_url`, NOVITA_BASE_URL or the spec's server; plain http is
+    refused for any host but this machine unless `allow_insecure`. Pass your own `http_client`
+    to control proxies, limits or transports: it keeps working with auth, and it is not closed
+    by this client.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         timeout: Timeout = NOT_GIVEN,
         max_retries: int = DEFAULT_MAX_RETRIES,
         retry_server_errors: bool = False,
+        allow_insecure: bool = False,
         http_client: httpx.Client | None = None,
     ) -> None:
         super().__init__(
@@ -57,6 +60,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
             timeout=timeout,
             max_retries=max_retries,
             retry_server_errors=retry_server_errors,
+            allow_insecure=allow_insecure,
             http_client=http_client,
             http_client_type=httpx.Client,
         )
@@ -247,6 +251,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         timeout: Timeout = NOT_GIVEN,
         max_retries: int = DEFAULT_MAX_RETRIES,
         retry_server_errors: bool = False,
+        allow_insecure: bool = False,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         super().__init__(
@@ -255,6 +260,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
             timeout=timeout,
             max_retries=max_retries,
             retry_server_errors=retry_server_errors,
+            allow_insecure=allow_insecure,
             http_client=http_client,
             http_client_type=httpx.AsyncClient,
         )

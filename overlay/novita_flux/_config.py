@@ -3,6 +3,7 @@ connection set-up every client shares."""
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 import unicodedata
 from functools import cache
@@ -14,7 +15,7 @@ import httpx
 from novita_flux._constants import DEFAULT_TIMEOUT, MAX_CONNECTIONS
 from novita_flux._errors import ValidationError
 from novita_flux._schema import show
-from novita_flux._spec import default_base_url
+from novita_flux._spec import default_base_url, operation
 from novita_flux._version import __version__
 
 Timeout = float | httpx.Timeout | None
@@ -54,19 +55,49 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, parts.host, parts.port or DEFAULT_PORTS.get(parts.scheme)
 
 
-def check_base_url(url: str) -> str:
+def check_base_url(url: str, allow_insecure: bool = False) -> str:
+    """The API's origin, as the client will use it. Refused: anything but an http(s) origin; a
+    path (the client adds the operation's own, so `.../v3beta` would be sent to
+    `/v3beta/v3beta/...`); and plain http to a host other than this machine, which would carry
+    the key unencrypted, unless `allow_insecure`."""
     try:
         parts = urlsplit(url) if isinstance(url, str) else None
     except ValueError:  # e.g. a malformed IPv6 host
         parts = None
+    example = default_base_url()
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(
             "base_url",
             url,
             "an http(s) URL",
-            f"base_url: {show(url)} is not an http(s) URL such as {default_base_url()!r}",
+            f"base_url: {show(url)} is not an http(s) URL such as {example!r}",
+        )
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise ValidationError(
+            "base_url",
+            url,
+            "an origin without a path",
+            f"base_url: {show(url)} has a path; give only the scheme and host, like "
+            f"{example!r} (the client adds {operation().path} itself)",
+        )
+    if parts.scheme == "http" and not allow_insecure and not _is_loopback(parts.hostname):
+        raise ValidationError(
+            "base_url",
+            url,
+            "https, or http to this machine",
+            f"base_url: {show(url)} would send the API key unencrypted; use https, or pass "
+            "allow_insecure=True (--allow-insecure) if that is what you mean",
         )
     return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_api_key(key: object) -> str:

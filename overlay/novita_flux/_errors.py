@@ -12,14 +12,12 @@ import json
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
+from novita_flux._models import GeneratedImage, Generation
 from novita_flux._spec import known_reasons
-
-if TYPE_CHECKING:
-    from novita_flux._models import GeneratedImage, Generation
 
 _BODY_LIMIT = 2000  # characters of a raw body kept on an error
 _NOT_JSON: Any = object()
@@ -166,8 +164,6 @@ class ResponseValidationError(NovitaError):
     def generation(self) -> Generation | None:
         """What could be read, as a Generation to save; None when no link could be read.
         Its task_id is "" when none could be read (see `task_id`, which is then None)."""
-        from novita_flux._models import Generation
-
         if not self.images or self.request is None:
             return None
         raw = self.body if isinstance(self.body, dict) else {}

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,15 +129,28 @@ def file_name(generation: Generation, image: GeneratedImage, image_type: str | N
     `<prompt-slug>_<width>x<height>_s<steps>_seed<seed>_<index>.<ext>`; the extension is that
     of `image_type` (what the bytes turned out to be) when given."""
     request = generation.request
-    slug = re.sub(r"[^a-z0-9]+", "-", str(request.get("prompt", "")).lower()).strip("-")
-    if len(slug) > 40:  # cut at a word boundary, not inside a word
-        slug = slug[:41].rsplit("-", 1)[0] if "-" in slug[:41] else slug[:40]
-    slug = slug or "image"
+    slug = prompt_slug(str(request.get("prompt", "")))
     size = f"{request.get('width')}x{request.get('height')}"
     return (
         f"{slug}_{size}_s{request.get('steps')}_seed{generation.seed}_{image.index}"
         f"{EXTENSIONS[image_type or image.type]}"
     )
+
+
+def prompt_slug(prompt: str, limit: int = 40) -> str:
+    """The prompt as a file name's first part: letters, digits and marks of any script kept
+    (NFKC-normalised, lowercased), every run of anything else one `-`, at most `limit`
+    characters cut at a word boundary. It holds no separator, dot or underscore, so it can
+    never leave its directory or be mistaken for the name's other fields."""
+    text = unicodedata.normalize("NFKC", prompt).lower()
+    kept = "".join(char if unicodedata.category(char)[0] in "LNM" else "-" for char in text)
+    slug = re.sub(r"-+", "-", kept).strip("-")
+    while slug and unicodedata.category(slug[0])[0] == "M":  # a mark cannot start a name
+        slug = slug[1:]
+    if len(slug) > limit:  # cut at a word boundary, not inside a word
+        head = slug[: limit + 1]
+        slug = head.rsplit("-", 1)[0] if "-" in head else slug[:limit]
+    return slug.strip("-") or "image"
 
 
 def _current_umask() -> int:

@@ -31,7 +31,7 @@ import os
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -39,8 +39,10 @@ from typing import Any, Final
 
 import attrs
 
+from novita_flux._errors import APIStatusError
 from novita_flux._images import staged_file
 from novita_flux._models import GeneratedImage, Generation
+from novita_flux._recovery import Report, restore_from
 
 LEDGER_NAME: Final = "ledger.sqlite3"
 MANIFEST_NAME: Final = "manifest.jsonl"
@@ -74,8 +76,6 @@ CREATE TABLE IF NOT EXISTS lines (    -- the input as the current run read it
     error TEXT
 );
 """
-
-Report = Callable[[str], None]
 
 
 @attrs.frozen
@@ -141,9 +141,8 @@ class Ledger:
     def open(cls, directory: Path, report: Report) -> Ledger:
         """The directory's ledger; a damaged one is set aside and rebuilt from what it still
         holds, the last exported manifest and the images' sidecars (see _recovery)."""
-        from novita_flux._recovery import restore_into
-
         path = directory / LEDGER_NAME
+        manifest = directory / MANIFEST_NAME
         existed = path.exists()
         try:
             ledger = cls(path, _connect(path))
@@ -154,10 +153,10 @@ class Ledger:
             report(f"{path.name} is damaged ({error}); kept as {damaged.name} and rebuilt")
             ledger = cls(path, _connect(path))
             ledger._check()
-            restore_into(ledger, directory, report, damaged=damaged)
+            restore_from(ledger.restore, directory, manifest, report, damaged=damaged)
             return ledger
         if not existed or garbled:  # a new ledger beside an older run's records, or holes in it
-            restore_into(ledger, directory, report, damaged=None)
+            restore_from(ledger.restore, directory, manifest, report, damaged=None)
         return ledger
 
     def close(self) -> None:
@@ -450,8 +449,6 @@ def image_of(entry: dict[str, Any]) -> GeneratedImage:
 
 def describe_error(error: BaseException) -> dict[str, Any]:
     """What the ledger and the manifest keep of an error (never the API key: errors hold none)."""
-    from novita_flux._errors import APIStatusError
-
     described: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
     if isinstance(error, APIStatusError):
         described |= {

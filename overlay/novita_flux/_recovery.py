@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from novita_flux._errors import NovitaError
 from novita_flux._identity import normalised, request_key
 
-if TYPE_CHECKING:
-    from novita_flux._ledger import Ledger, Report
+Report = Callable[[str], None]
+Restore = Callable[[Iterable[dict[str, Any]]], int]  # insert rows not held yet; how many were new
 
 # What a manifest's status means to the ledger; the manifest-only format had done/generated.
 _STATES = {
@@ -38,18 +38,22 @@ _ROW_COLUMNS = (
 )
 
 
-def restore_into(ledger: Ledger, directory: Path, report: Report, damaged: Path | None) -> None:
-    from novita_flux._ledger import MANIFEST_NAME
-
+def restore_from(
+    restore: Restore,
+    directory: Path,
+    manifest: Path,
+    report: Report,
+    damaged: Path | None,
+) -> None:
+    """Feed `restore` every request the other records hold, most trusted first."""
     sources: list[tuple[str, Iterator[dict[str, Any]]]] = []
     if damaged is not None:
         sources.append((damaged.name, _database_rows(damaged, report)))
-    manifest = directory / MANIFEST_NAME
     if manifest.exists():
         sources.append((manifest.name, _manifest_rows(manifest, report)))
     sources.append(("image sidecars", _sidecar_rows(directory, report)))
     for name, rows in sources:
-        added = ledger.restore(rows)
+        added = restore(rows)
         if added:
             report(f"recovered {added} request(s) from {name}")
 

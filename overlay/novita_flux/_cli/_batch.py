@@ -22,6 +22,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import attrs
+
 from novita_flux._batch import ImagePacer, run_threads
 from novita_flux._cli._common import (
     EXIT_API_ERROR,
@@ -29,8 +31,8 @@ from novita_flux._cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     BadInput,
+    Console,
     client_options,
-    info,
     open_client,
 )
 from novita_flux._cli._input import read_requests
@@ -42,6 +44,7 @@ from novita_flux._errors import (
     SaveIncompleteError,
     ValidationError,
 )
+from novita_flux._gallery import write_gallery
 from novita_flux._identity import request_key, without_drawn_seed
 from novita_flux._ledger import (
     FAILED,
@@ -70,15 +73,16 @@ STOPPING_REASONS = frozenset({"BILLING_BALANCE_NOT_ENOUGH"})
 class BatchRun:
     """One run of a batch over a directory it holds the lock of."""
 
-    def __init__(self, args: argparse.Namespace, ledger: Ledger) -> None:
+    def __init__(self, args: argparse.Namespace, ledger: Ledger, console: Console) -> None:
         self.args = args
         self.out: Path = args.out
         self.ledger = ledger
+        self.console = console
         self.stop = threading.Event()
         self.interrupted = False
         self.fatal: NovitaError | None = None
         self.spent = Decimal(0)
-        self.progress = Progress(0, "images")
+        self.progress: Progress = console.progress(0, "images")
         self._counting = threading.Lock()  # results arrive on several worker threads
 
     # --- planning: everything recorded and priced before the first send ---
@@ -94,7 +98,7 @@ class BatchRun:
             item = self._planned(number, request, problem, limit, occurrences)
             if item.error is not None:
                 invalid += 1
-                info(f"line {number}: {item.error}")
+                self.console.info(f"line {number}: {item.error}")
             chunk.append(item)
             if len(chunk) >= PLAN_CHUNK:
                 self.ledger.plan(chunk)
@@ -138,10 +142,15 @@ class BatchRun:
     # --- running ---
 
     def run(self) -> int:
+        # The client first: a bad key or URL is refused before the batch says anything.
+        with open_client(self.args.mock, **client_options(self.args)) as flux:
+            return self._run(flux)
+
+    def _run(self, flux: FluxSchnell) -> int:
         invalid = self.plan()
         interrupted_before = self.ledger.settle_interrupted()
         if interrupted_before:
-            info(
+            self.console.info(
                 f"{interrupted_before} request(s) were in flight when the last run stopped: they "
                 "may have been billed and are not sent again (--resend-unknown sends them)"
             )
@@ -151,18 +160,18 @@ class BatchRun:
         if self.args.max_total_cost is not None:
             check_budget(cost, as_budget(self.args.max_total_cost, "max_total_cost"), "batch")
         counts = self.ledger.counts()
-        info(
+        self.console.info(
             f"{sends} request(s) to send, {downloads} to finish saving, {counts[SAVED]} already "
             f"saved; {send_images + download_images} image(s), estimated ${cost}"
         )
         if counts[UNKNOWN] and not self.args.resend_unknown:
-            info(
+            self.console.info(
                 f"{counts[UNKNOWN]} request(s) may have been billed and are not sent again "
                 "(--resend-unknown sends them)"
             )
         self.progress.total = send_images + download_images
         limit = self.images_per_minute()
-        with self._signals(), open_client(self.args.mock, **client_options(self.args)) as flux:
+        with self._signals():
             clients = flux._lanes(self.args.concurrency)
             try:
                 run_threads(
@@ -180,8 +189,8 @@ class BatchRun:
         return self._finish(invalid)
 
     def _items(self, to_send: list[str]) -> Iterator[Row]:
-        yield from self.ledger.rows([PAID], report=info)  # paid first: links expire
-        yield from self.ledger.rows(to_send, report=info)
+        yield from self.ledger.rows([PAID], report=self.console.info)  # paid first: links expire
+        yield from self.ledger.rows(to_send, report=self.console.info)
 
     def _images_of(self, row: Row) -> int:
         return int(row.body["image_num"]) if self._sends(row) else 0
@@ -192,21 +201,23 @@ class BatchRun:
 
     def _finish(self, invalid: int) -> int:
         self.ledger.export_manifest(self.out / MANIFEST_NAME)
+        self.console.info(f"gallery: {write_gallery(self.out)}")
         counts = self.ledger.counts()
-        summary = (
+        self.console.info(
             f"{counts[SAVED]} saved, {counts[PAID]} paid but not saved, {counts[FAILED]} failed, "
             f"{counts[UNKNOWN]} possibly billed, {counts[PLANNED]} not sent, {invalid} invalid "
             f"line(s); spent ${self.spent}; manifest {self.out / MANIFEST_NAME}"
         )
         if self.fatal is not None:
-            info(summary)
-            info(f"novita-flux: stopped the batch: {type(self.fatal).__name__}: {self.fatal}")
+            self.console.error(
+                f"novita-flux: stopped the batch: {type(self.fatal).__name__}: {self.fatal}"
+            )
             return EXIT_API_ERROR
         if self.interrupted:
-            info(summary)
-            info("interrupted: the ledger is up to date; run the same command again to resume")
+            self.console.info(
+                "interrupted: the ledger is up to date; run the same command again to resume"
+            )
             return EXIT_INTERRUPTED
-        info(summary)
         if counts[FAILED] or counts[UNKNOWN] or counts[PAID]:
             return EXIT_API_ERROR
         return EXIT_BAD_INPUT if invalid else EXIT_OK
@@ -216,11 +227,9 @@ class BatchRun:
     def _work_for(self, flux: FluxSchnell) -> Callable[[Row], None]:
         def work(row: Row) -> None:
             if not self._sends(row):
-                self._save(flux, row.key, row.unsaved(), row.files)
-                return
-            if self.stop.is_set() or not self.ledger.sending(row.key, again=row.state == PAID):
-                return
-            self._send(flux, row)
+                self._save(flux, row, row.unsaved())
+            elif not self.stop.is_set() and self.ledger.sending(row.key, again=row.state == PAID):
+                self._send(flux, row)
 
         return work
 
@@ -232,59 +241,78 @@ class BatchRun:
             readable = error.generation
             if readable is None:
                 self.ledger.unknown(row.key, describe_error(error))
-                self._failure(row, error)
+                self._failed(row, UNKNOWN, error)
                 return
             self.ledger.paid(row.key, error.task_id, error.images, describe_error(error))
-            info(f"line {row.line}: {error}; saving the image(s) it could read")
-            self._save(flux, row.key, readable, [])
+            self.console.info(f"line {row.line}: {error}; saving the image(s) it could read")
+            self._save(flux, attrs.evolve(row, task_id=error.task_id), readable)
             return
         except NovitaError as error:
             if _stops_everything(error):
                 with self._counting:
-                    first = self.fatal is None
-                    self.fatal = self.fatal or error
+                    first, self.fatal = self.fatal is None, self.fatal or error
                 self.stop.set()
-                if not first:
+                if not first:  # the same answer again: said once, at the end
                     self.ledger.failed(row.key, describe_error(error))
                     self.progress.advance(0, failed=int(row.body["image_num"]))
                     return
-            if error.possibly_billed:
-                self.ledger.unknown(row.key, describe_error(error))
-            else:
-                self.ledger.failed(row.key, describe_error(error))
-            self._failure(row, error)
+            state = UNKNOWN if error.possibly_billed else FAILED
+            (self.ledger.unknown if state == UNKNOWN else self.ledger.failed)(
+                row.key, describe_error(error)
+            )
+            self._failed(row, state, error)
             return
         self.ledger.paid(row.key, generation.task_id, generation.images)
         self._count(spent=generation.cost)
-        self._save(flux, row.key, generation, [])
+        self._save(flux, attrs.evolve(row, task_id=generation.task_id), generation)
 
-    def _save(self, flux: FluxSchnell, key: str, generation: Generation, files: list[str]) -> None:
-        done = list(files)
+    def _save(self, flux: FluxSchnell, row: Row, generation: Generation) -> None:
+        done = list(row.files)
 
         def landed(path: Path) -> None:
             done.append(path.name)
             self.progress.advance()
 
         try:
-            paths = flux.save(
-                generation, self.out, metadata={"batch": {"key": key}}, on_saved=landed
-            )
+            flux.save(generation, self.out, metadata={"batch": {"key": row.key}}, on_saved=landed)
         except SaveIncompleteError as error:
-            self.ledger.partly_saved(key, done, describe_error(error))
+            self.ledger.partly_saved(row.key, done, describe_error(error))
             self.progress.advance(0, failed=len(error.failures))
             hint = (
                 "their links expired: --regenerate-expired generates them again (and pays again)"
                 if error.expired
                 else "run again to retry the download"
             )
-            info(f"saving failed: {error}; {hint}")
+            self.console.info(f"line {row.line}: saving failed: {error}; {hint}")
+            self._result(row, PAID, done, error)
             return
-        self.ledger.saved(key, done + [path.name for path in paths if path.name not in done])
+        self.ledger.saved(row.key, done)
+        self._result(row, SAVED, done, None)
 
-    def _failure(self, row: Row, error: NovitaError) -> None:
+    def _failed(self, row: Row, state: str, error: NovitaError) -> None:
         self.progress.advance(0, failed=int(row.body["image_num"]))
         if error is not self.fatal:  # that one is said once, at the end
-            info(f"line {row.line}: {type(error).__name__}: {error}")
+            self.console.info(f"line {row.line}: {type(error).__name__}: {error}")
+        self._result(row, state, [], error)
+
+    def _result(self, row: Row, state: str, files: list[str], error: NovitaError | None) -> None:
+        """One line's outcome in this run, on stdout."""
+        said = f"{type(error).__name__}: {error}" if error is not None else ""
+        self.console.result(
+            {
+                "line": row.line,
+                "key": row.key,
+                "status": state,
+                "task_id": row.task_id,
+                "seed": row.seed,
+                "cost": row.cost,
+                "files": files,
+                "error": describe_error(error) if error is not None else None,
+            },
+            f"line {row.line}: {state}"
+            + (f" {', '.join(files)}" if files else "")
+            + (f" ({said})" if said else ""),
+        )
 
     def _count(self, *, spent: Decimal) -> None:
         with self._counting:
@@ -301,18 +329,19 @@ class BatchRun:
 
         def stop(signum: int, frame: FrameType | None) -> None:
             if self.stop.is_set() and self.interrupted:
-                info("novita-flux: stopped at once; requests in flight are possibly billed")
+                self.console.error(
+                    "novita-flux: stopped at once; the requests in flight may have been billed"
+                )
                 os._exit(EXIT_INTERRUPTED)  # the ledger is consistent after every commit
             self.interrupted = True
             self.stop.set()
-            info(
-                f"\n{signal.Signals(signum).name}: sending nothing more; waiting for the "
-                "requests already sent (again to stop at once)"
+            self.console.info(
+                f"{signal.Signals(signum).name}: sending nothing more; waiting for the requests "
+                "already sent (again to stop at once)"
             )
 
-        previous = {
-            number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)
-        }
+        numbers = (signal.SIGINT, signal.SIGTERM)
+        previous = {number: signal.signal(number, stop) for number in numbers}
         try:
             yield
         finally:
@@ -329,7 +358,7 @@ def _stops_everything(error: NovitaError) -> bool:
     return error.status_code in (401, 403)
 
 
-def run_batch(args: argparse.Namespace) -> int:
+def run_batch(args: argparse.Namespace, console: Console) -> int:
     out: Path = args.out
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -340,12 +369,14 @@ def run_batch(args: argparse.Namespace) -> int:
         raise BadInput(f"--out {out}: {error.strerror or error}") from None
     try:
         if lock.previous_pid is not None:
-            info(f"taking over {out}: the process that held it ({lock.previous_pid}) is gone")
+            console.info(
+                f"taking over {out}: the process that held it ({lock.previous_pid}) is gone"
+            )
         for stray in out.glob(".novita-*.part"):  # half-written images of a killed run
             stray.unlink(missing_ok=True)
-        ledger = Ledger.open(out, info)
+        ledger = Ledger.open(out, console.info)
         try:
-            return BatchRun(args, ledger).run()
+            return BatchRun(args, ledger, console).run()
         finally:
             ledger.close()
     finally:

@@ -1,14 +1,24 @@
-"""What every command shares: exit statuses, the refusal of bad input, where messages go, and
-the client a command talks to (the API, or the reference server with --mock)."""
+"""What every command shares: exit statuses, the refusal of bad input, where output goes, and
+the client a command talks to (the API, or the reference server with --mock).
+
+Results go to stdout (text, or with --json one JSON object per result); everything else
+(progress, notes, errors) goes to stderr, so output can be piped. Text that came from a server
+is stripped of control characters before it reaches a terminal.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import sys
+import unicodedata
 from collections.abc import Iterator
-from typing import Any
+from decimal import Decimal
+from typing import Any, TextIO
 
 from novita_flux._client import FluxSchnell
+from novita_flux._progress import Progress
 
 EXIT_OK = 0
 EXIT_API_ERROR = 1
@@ -20,13 +30,63 @@ class BadInput(Exception):
     """Input the CLI refuses before anything is sent (exit status 2)."""
 
 
-def info(message: str) -> None:
-    print(message, file=sys.stderr)
+# Escape sequences a terminal would act on (colours, cursor moves, OSC titles and links).
+_ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
+
+
+def clean(text: str) -> str:
+    """Text safe to print on one line: escape sequences dropped, other control and format
+    characters (C0, C1, bidi overrides) replaced by a space."""
+    text = _ESCAPES.sub("", text)
+    return "".join(" " if unicodedata.category(char) in ("Cc", "Cf") else char for char in text)
+
+
+class Console:
+    """Where a command speaks: results on stdout, the rest on stderr (silenced by --quiet,
+    but for errors)."""
+
+    def __init__(
+        self,
+        *,
+        json_mode: bool = False,
+        quiet: bool = False,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.stdout = stdout if stdout is not None else sys.stdout
+        self.stderr = stderr if stderr is not None else sys.stderr
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            print(clean(message), file=self.stderr, flush=True)
+
+    def error(self, message: str) -> None:
+        print(clean(message), file=self.stderr, flush=True)
+
+    def result(self, data: dict[str, Any], text: str) -> None:
+        """One result: its JSON object with --json, else its line of text."""
+        line = json.dumps(data, ensure_ascii=False, default=_jsonable) if self.json_mode else text
+        print(line, file=self.stdout, flush=True)
+
+    def progress(self, total: int, unit: str) -> Progress:
+        return Progress(total, unit, self.stderr, enabled=not self.quiet)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)  # exact, as the API's prices are
+    return str(value)
+
+
+def console_of(args: Any) -> Console:
+    return Console(json_mode=getattr(args, "json", False), quiet=getattr(args, "quiet", False))
 
 
 def client_options(args: Any) -> dict[str, Any]:
-    """The client settings a command was given (--timeout, --max-retries, ...)."""
-    names = ("base_url", "timeout", "max_retries", "retry_server_errors")
+    """The client settings a command was given (--base-url, --timeout, --max-retries, ...)."""
+    names = ("base_url", "timeout", "max_retries", "retry_server_errors", "allow_insecure")
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
@@ -41,6 +101,7 @@ def open_client(mock: bool, **options: Any) -> Iterator[FluxSchnell]:
         from novita_flux.testing import ReferenceServer
     except ImportError as error:
         raise BadInput(f"--mock: {error}") from None
+    options = {name: value for name, value in options.items() if name != "base_url"}
     with (
         ReferenceServer() as server,
         FluxSchnell(api_key=server.api_key, base_url=server.url, **options) as flux,

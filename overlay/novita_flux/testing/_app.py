@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from novita_flux._schema import SchemaViolation, compile_schema, conform
 from novita_flux._spec import document, operation
@@ -21,6 +24,8 @@ from novita_flux.testing._images import image_endpoint
 from novita_flux.testing._links import IMAGE_ROUTE
 from novita_flux.testing._profiles import ProfileName, profile_named
 from novita_flux.testing._settings import Settings
+
+logger = logging.getLogger("novita_flux.testing")
 
 
 def create_app(
@@ -59,6 +64,7 @@ def create_app(
             Route(api.path, api_endpoint(settings), methods=[api.method]),
             Route(IMAGE_ROUTE, image_endpoint(settings), methods=["GET"]),
         ],
+        middleware=[Middleware(_QuietDisconnects)],
         exception_handlers={404: _not_found, 405: _method_not_allowed},
     )
     app.router.redirect_slashes = False  # the real API answers 404, not a redirect
@@ -74,6 +80,24 @@ def _ttl_schema() -> dict[str, object]:
     branches = compile_schema(image)["properties"]["image_url_ttl"]["oneOf"]
     ttl: dict[str, object] = next(b for b in branches if b["type"] == "integer")
     return ttl
+
+
+class _QuietDisconnects:
+    """A client that hangs up mid-request (a timeout, Ctrl-C) is ordinary for a test server:
+    one line in the log, not a traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            logger.warning(
+                "client disconnected before the answer to %s %s",
+                scope.get("method", "?"),
+                scope.get("path", "?"),
+            )
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

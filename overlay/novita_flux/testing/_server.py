@@ -123,10 +123,23 @@ class ReferenceServer:
         return self._ports
 
 
-def serve(app: Starlette, *, host: str, port: int, log_level: str = "info") -> None:
-    """Serve `app` in the foreground until interrupted (`novita-flux serve-mock`)."""
+def serve(
+    app: Starlette,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    on_ready: Callable[[str], object] | None = None,
+) -> None:
+    """Serve `app` in the foreground until interrupted (`novita-flux serve-mock`). The socket is
+    bound first, so a port in use raises OSError before anything starts; `on_ready` gets the
+    URL served (with the port the OS chose, for port 0)."""
+    sock = _bound_socket(host, port, reuse=True)
+    bound = sock.getsockname()[1]
+    if on_ready is not None:
+        on_ready(f"http://{host if ':' not in host else f'[{host}]'}:{bound}")
     config = uvicorn.Config(app, log_level=log_level, lifespan="off")
-    uvicorn.Server(config).run(sockets=[_bound_socket(host, port, reuse=True)])
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def _bound_socket(host: str = HOST, port: int = 0, *, reuse: bool = False) -> socket.socket:

@@ -1,0 +1,110 @@
+"""`novita-flux serve-mock`: the reference server in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from novita_flux._cli._common import EXIT_OK, BadInput, Console
+from novita_flux._cli._options import checked, whole
+from novita_flux._errors import ValidationError
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+PROFILES = ("documented", "observed")  # novita_flux.testing's, without importing it here
+
+
+def add_parser(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve-mock",
+        help="run the offline reference server in the foreground",
+        description="The reference server (novita_flux.testing) on HOST:PORT; images are "
+        "served from the same port. Needs the testing extra.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    serve.add_argument(
+        "--port",
+        type=checked(int, _check_port),
+        default=8000,
+        help="an integer in [0, 65535] (0: any free port); default 8000",
+    )
+    serve.add_argument(
+        "--api-key",
+        type=checked(str, _check_key),
+        default="test-key",
+        help="the one key it accepts; default test-key",
+    )
+    serve.add_argument(
+        "--latency",
+        type=checked(float, _check_latency),
+        default=0.0,
+        metavar="SECONDS",
+        help="added to every API call, a number >= 0; default 0",
+    )
+    serve.add_argument(
+        "--image-url-ttl",
+        type=whole("image_url_ttl", 0),
+        default=3600,
+        metavar="SECONDS",
+        help="how long image links stay valid, an integer >= 0 (0: they never expire); "
+        "default 3600",
+    )
+    serve.add_argument(
+        "--images-per-minute",
+        type=whole("images_per_minute", 1),
+        metavar="N",
+        help="the per-key limit, an integer >= 1; default none",
+    )
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="default info")
+    serve.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="documented",
+        help="answer as the docs page draws it, or as the real API was seen to; default documented",
+    )
+    serve.set_defaults(run=cmd_serve_mock)
+
+
+def cmd_serve_mock(args: argparse.Namespace, console: Console) -> int:
+    try:
+        from novita_flux.testing import create_app, serve
+    except ImportError as error:
+        raise BadInput(f"serve-mock: {error}") from None
+    app = create_app(
+        api_key=args.api_key,
+        image_url_ttl=args.image_url_ttl,
+        images_per_minute=args.images_per_minute,
+        latency=args.latency,
+        profile=args.profile,
+    )
+    try:
+        serve(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            on_ready=lambda url: console.info(
+                f"reference server on {url} (API key {args.api_key!r}); Ctrl-C stops it"
+            ),
+        )
+    except OSError as error:
+        raise BadInput(
+            f"serve-mock: cannot listen on {args.host}:{args.port}: {error.strerror or error}"
+        ) from None
+    return EXIT_OK
+
+
+def _check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise ValidationError("port", port, "an integer in [0, 65535]", f"port: {port} is not "
+                              "an integer in [0, 65535]")  # fmt: skip
+
+
+def _check_latency(seconds: float) -> None:
+    if not seconds >= 0:  # NaN too
+        raise ValidationError("latency", seconds, "a number >= 0", f"latency: {seconds} is "
+                              "not a number >= 0")  # fmt: skip
+
+
+def _check_key(key: str) -> None:
+    if not key:
+        raise ValidationError("api_key", key, "a non-empty string", "api_key: must not be empty")
