@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,14 @@ def test_the_plugin_imports_neither_the_client_nor_the_server() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", probe], check=True)
+
+
+def test_the_readme_example_passes_as_it_is_written(pytester: pytest.Pytester) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    after = readme.index("registers a **pytest plugin**")
+    start = readme.index("```python\n", after) + len("```python\n")
+    example = readme[start : readme.index("```", start)]
+    assert "def test_" in example
+    pytester.makepyfile(test_readme=example)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=example.count("\ndef test_"))

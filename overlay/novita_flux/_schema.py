@@ -3,6 +3,17 @@
 It checks requests before they are sent (client), requests as they arrive (reference server) and
 response bodies before they are parsed (client). A keyword it does not know makes compiling the
 schema fail, so a spec that grows a new constraint can never be silently left unchecked.
+
+Why not fastjsonschema or jsonschema: both were measured here on the spec's own schemas (a
+request body and a 200, median of 5 x 20,000 calls, Python 3.11, this 2-vCPU machine): this
+module takes 3.3 and 7.2 us, fastjsonschema 2.8 and 10.5 us (and 40 ms to import), jsonschema
+70 and 133 us (and 130 ms to import), against the ~500 us of a whole loopback call. Speed is a
+wash with fastjsonschema; what decides is what the overlay needs and neither gives: a message
+that names the field, the value and the allowed range in the spec's own words
+(`width: 63 is not an integer in [64, 2048]`, which is what ValidationError and the reference
+server's 400s say), the conformed copy (a whole float read as the integer JSON meant), and a
+refusal to compile a keyword it cannot check. The spec uses a small subset of JSON Schema, and
+tests/test_properties_request.py holds this validator to jsonschema's verdict on every body.
 """
 
 from __future__ import annotations
