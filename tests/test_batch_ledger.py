@@ -494,3 +494,24 @@ def test_a_server_error_after_the_task_may_have_run_is_not_sent_again_unasked(
     assert states(out) == Counter({"saved": 1, "unknown": 1})
     assert main(batch_argv(source, out)) == 1
     assert server.faults.api_requests == 2
+
+
+def test_a_batch_runs_end_to_end_against_what_the_real_api_sends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write(tmp_path / "in.jsonl", [*lines_of(4), '{"prompt": "two", "image_num": 2, '
+                                           '"width": 64, "height": 64}'])  # fmt: skip
+    out = tmp_path / "out"
+    with ReferenceServer(profile="observed", image_url_ttl=0) as observed:
+        monkeypatch.setenv("NOVITA_API_KEY", observed.api_key)
+        monkeypatch.setenv("NOVITA_BASE_URL", observed.url)
+        observed.faults.cut_images_next(1)  # one image ends early: fetched again, never kept cut
+        assert main(batch_argv(source, out)) == 0
+        assert main(batch_argv(source, out)) == 0
+        assert len(observed.faults.billed) == 5
+    rows = ledger(out)
+    assert all(row["state"] == "saved" for row in rows.values())
+    assert_saved_rows_are_whole(out, rows)
+    entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert all(image["expires_at"] is None for e in entries for image in e["images"])  # TTL "0"
+    assert all(image["ttl"] == 0 for e in entries for image in e["images"])
