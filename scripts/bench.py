@@ -301,6 +301,148 @@ def bench_download(images: int, size: int) -> None:
     )
 
 
+# --- 6. the batch command at scale -------------------------------------------------------------
+
+BATCH_CONCURRENCY = 8
+
+
+def batch_input(path: Path, lines: int) -> Path:
+    with path.open("w", encoding="utf-8") as out:
+        for number in range(lines):
+            out.write(f'{{"prompt": "a lighthouse, take {number}", "width": 64, "height": 64}}\n')
+    return path
+
+
+def child_stats(command: list[str]) -> tuple[float, int, int]:
+    """(seconds, peak RSS in bytes, bytes it wrote to disk) of a command run in a child."""
+    probe = (
+        "import resource, runpy, sys\n"
+        "sys.argv = sys.argv[1:]\n"
+        "try:\n"
+        "    if sys.argv[0].endswith('.py'):\n"
+        "        runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "    else:\n"
+        "        runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+        "except SystemExit as done:\n"
+        "    code = done.code\n"
+        "io = dict(line.split(': ') for line in open('/proc/self/io').read().splitlines())\n"
+        'sys.stderr.write(f"\\nBENCH {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} '
+        "{io['write_bytes']} {code}\\n\")\n"
+    )
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *command], capture_output=True, text=True, check=False
+    )
+    elapsed = time.perf_counter() - started
+    last = [line for line in result.stderr.splitlines() if line.startswith("BENCH ")]
+    if not last:
+        raise RuntimeError(f"{command} failed: {result.stderr[-2000:]}")
+    _, rss_kb, written, code = last[-1].split()
+    if code not in ("0", "2"):
+        raise RuntimeError(f"{command} exited {code}: {result.stderr[-2000:]}")
+    return elapsed, int(rss_kb) * 1024, int(written)
+
+
+def run_batch(lines: int, folder: Path, *extra: str) -> tuple[float, int, int]:
+    source = batch_input(folder / f"in-{lines}.jsonl", lines)
+    out = folder / f"out-{lines}"
+    command = ["novita_flux", "batch", str(source), "--out", str(out), "--mock", "-q"]
+    command += ["--concurrency", str(BATCH_CONCURRENCY), "--images-per-minute", "0", *extra]
+    return child_stats(command)
+
+
+def ceiling(lines: int, folder: str) -> None:
+    """The ceiling: a plain httpx.AsyncClient loop doing what a batch line does (generate,
+    download, write the file), at the same concurrency, against the same in-process reference
+    server the CLI's --mock starts. Run in a child process of its own (see bench_batch)."""
+    from novita_flux.testing import ReferenceServer
+
+    async def run(url: str, key: str) -> None:
+        gate = asyncio.Semaphore(BATCH_CONCURRENCY)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient() as http:
+
+            async def one(number: int) -> None:
+                async with gate:
+                    request = body(f"a lighthouse, take {number}", width=64, height=64)
+                    request["seed"] = number
+                    answer = await http.post(url + operation().path, json=request, headers=headers)
+                    image = await http.get(answer.json()["images"][0]["image_url"])
+                    Path(folder, f"{number}.png").write_bytes(image.content)
+
+            await asyncio.gather(*(one(number) for number in range(lines)))
+
+    with ReferenceServer(api_key=KEY) as reference:
+        asyncio.run(run(reference.url, reference.api_key))
+
+
+def bench_batch(small: int, large: int, planned: int) -> None:
+    print(f"6. the batch command through --mock: 64x64, concurrency {BATCH_CONCURRENCY}, no pace")
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        (folder / "ceiling").mkdir()
+        (folder / "plan").mkdir()
+        raw_seconds, _, _ = child_stats(
+            [str(Path(__file__).resolve()), "--ceiling", str(large), str(folder / "ceiling")]
+        )
+        times, written = {}, {}
+        for lines in (small, large):
+            times[lines], rss, disk = run_batch(lines, folder)
+            out = folder / f"out-{lines}"
+            files = sum(path.stat().st_size for path in out.iterdir() if path.is_file()
+                        and not path.name.startswith("ledger."))  # fmt: skip
+            written[lines] = (disk - files) / lines
+            print(f"  {lines} lines: {times[lines]:.1f} s, {lines / times[lines]:.1f} lines/s, "
+                  f"peak RSS {rss / 1e6:.0f} MB, {disk / lines / 1024:.1f} KiB written per line "
+                  f"({written[lines] / 1024:.1f} KiB beyond the final files: the ledger, "
+                  "temporary files)")  # fmt: skip
+        plan_small = run_batch(small, folder / "plan", "--max-total-cost", "0")
+        plan_large = run_batch(planned, folder / "plan", "--max-total-cost", "0")
+    growth = times[large] / times[small]
+    row(
+        f"batch time, {large} lines / {small} lines",
+        f"{growth:.2f}",
+        f"{large / small:.0f}x the lines",
+        f"{growth / (large / small):.2f} per line",
+        "<= 11",
+        growth <= 11,
+    )
+    per_line_growth = written[large] / written[small]
+    row(
+        "disk written per line beyond the final files",
+        f"{written[large] / 1024:.1f} KiB at {large}",
+        f"{written[small] / 1024:.1f} KiB at {small}",
+        f"{per_line_growth:.2f}",
+        "bounded (<= 1.5)",
+        per_line_growth <= 1.5,
+    )
+    ours, ideal = large / times[large], large / raw_seconds
+    row(
+        f"batch throughput, {large} lines",
+        f"{ours:.1f} lines/s",
+        f"ceiling {ideal:.1f} lines/s (raw httpx: generate + download + write)",
+        f"{ours / ideal:.2f}",
+        ">= 0.5",
+        ours / ideal >= 0.5,
+    )
+    row(
+        f"peak memory, {large} lines",
+        f"{rss / 1e6:.0f} MB",
+        "limit 200 MB",
+        f"{rss / 200e6:.2f}",
+        "< 200 MB",
+        rss < 200e6,
+    )
+    row(
+        f"planning {planned} lines (priced, recorded, nothing sent)",
+        f"{plan_large[1] / 1e6:.0f} MB, {plan_large[0]:.1f} s",
+        f"{small} lines: {plan_small[1] / 1e6:.0f} MB, {plan_small[0]:.1f} s",
+        f"{plan_large[1] / plan_small[1]:.2f} the memory for {planned // small}x the lines",
+        "< 200 MB",
+        plan_large[1] < 200e6,
+    )
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -318,16 +460,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer calls; for a smoke run")
+    parser.add_argument("--only", type=int, choices=range(1, 7), help="run one measure only")
+    parser.add_argument("--ceiling", nargs=2, metavar=("LINES", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ceiling:  # the batch bench's baseline, in a process of its own
+        ceiling(int(args.ceiling[0]), args.ceiling[1])
+        return 0
     repeats = 2 if args.quick else args.repeats
     print(f"novita-flux bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}\n")
-    bench_overhead(repeats, 50 if args.quick else 300)
-    bench_throughput(
-        min(repeats, 3), 40 if args.quick else 200, 0.1, [8, 32] if args.quick else [1, 8, 32, 64]
-    )
-    bench_pacing(min(repeats, 3), 20 if args.quick else 60, 600)
-    bench_import(repeats)
-    bench_download(8, 512 if args.quick else 2048)
+    measures: list[Callable[[], None]] = [
+        lambda: bench_overhead(repeats, 50 if args.quick else 300),
+        lambda: bench_throughput(
+            min(repeats, 3),
+            40 if args.quick else 200,
+            0.1,
+            [8, 32] if args.quick else [1, 8, 32, 64],
+        ),
+        lambda: bench_pacing(min(repeats, 3), 20 if args.quick else 60, 600),
+        lambda: bench_import(repeats),
+        lambda: bench_download(8, 512 if args.quick else 2048),
+        lambda: (
+            bench_batch(100, 1000, 10_000) if args.quick else bench_batch(1000, 10_000, 100_000)
+        ),
+    ]
+    for number, measure in enumerate(measures, start=1):
+        if args.only in (None, number):
+            measure()
     print("\n| measure | novita-flux | baseline | ratio | target | met |")
     print("| --- | --- | --- | --- | --- | --- |")
     for measure, ours, baseline, ratio, target, ok in ROWS:
