@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from novita_flux import _retry
+from novita_flux.testing import ReferenceServer
 from tests.support import Sleeps
 
 pytest_plugins = ["pytester"]  # to test our own pytest plugin
@@ -32,6 +33,15 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def api(novita_server: ReferenceServer, monkeypatch: pytest.MonkeyPatch) -> ReferenceServer:
+    """The CLI pointed at the reference server through the environment, as a user would. The
+    server is our own pytest plugin's `novita_server`: shared, reset for every test."""
+    monkeypatch.setenv("NOVITA_API_KEY", novita_server.api_key)
+    monkeypatch.setenv("NOVITA_BASE_URL", novita_server.url)
+    return novita_server
 
 
 @pytest.fixture

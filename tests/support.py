@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from PIL import Image
 
-from novita_flux import _spec
+from novita_flux import GeneratedImage, Generation, _spec
 
 API_URL = _spec.default_base_url() + _spec.operation().path
 IMAGE_URL = "https://storage.example.com/out/task-1/{index}.{ext}?X-Amz-Signature=abc"
@@ -52,3 +53,11 @@ class Sleeps(list[float]):
 
     async def async_call(self, seconds: float) -> None:
         self.append(seconds)
+
+
+def generation_of(*types: str, ttl: int = 3600) -> Generation:
+    """A generation already answered: one image of each type, links on the storage host."""
+    expires = datetime.now(UTC) + timedelta(seconds=ttl)
+    images = [GeneratedImage(image_url(i, t), ttl, t, expires, i) for i, t in enumerate(types)]
+    request = {"prompt": "x", "width": 1024, "height": 1024, "steps": 4, "seed": 1}
+    return Generation("task-1", images, 1, request, cost=0)  # type: ignore[arg-type]

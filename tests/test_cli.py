@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,21 +17,6 @@ from PIL import Image
 from novita_flux._cli import main
 from novita_flux.testing import ReferenceServer
 from tests.support import Sleeps
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ReferenceServer]:
-    with ReferenceServer() as running:
-        yield running
-
-
-@pytest.fixture
-def api(server: ReferenceServer, monkeypatch: pytest.MonkeyPatch) -> ReferenceServer:
-    """The CLI pointed at the reference server through the environment, as a user would."""
-    server.faults.reset()
-    monkeypatch.setenv("NOVITA_API_KEY", server.api_key)
-    monkeypatch.setenv("NOVITA_BASE_URL", server.url)
-    return server
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

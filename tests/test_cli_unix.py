@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,20 +26,6 @@ from novita_flux._schema import describe
 from novita_flux.testing import ReferenceServer
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def running() -> Iterator[ReferenceServer]:
-    with ReferenceServer() as server:
-        yield server
-
-
-@pytest.fixture
-def api(running: ReferenceServer, monkeypatch: pytest.MonkeyPatch) -> ReferenceServer:
-    running.faults.reset()
-    monkeypatch.setenv("NOVITA_API_KEY", running.api_key)
-    monkeypatch.setenv("NOVITA_BASE_URL", running.url)
-    return running
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -365,9 +350,9 @@ def test_a_base_url_is_an_origin_and_plain_http_only_stays_on_this_machine(
 
 
 def test_a_client_hanging_up_is_one_line_in_the_servers_log(
-    running: ReferenceServer, caplog: pytest.LogCaptureFixture
+    novita_server: ReferenceServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    running.faults.reset()
+    running = novita_server
     running.faults.latency = 0.5
     caplog.set_level(logging.WARNING, logger="novita_flux.testing")
     with pytest.raises(httpx.ReadTimeout):
@@ -380,7 +365,6 @@ def test_a_client_hanging_up_is_one_line_in_the_servers_log(
     deadline = time.monotonic() + 3
     while not caplog.records and time.monotonic() < deadline:
         time.sleep(0.05)
-    running.faults.reset()
     (record,) = caplog.records
     assert (
         record.getMessage()

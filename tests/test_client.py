@@ -21,8 +21,6 @@ from novita_flux import (
     BadRequestError,
     BudgetExceededError,
     FluxSchnell,
-    GeneratedImage,
-    Generation,
     ImageDownloadError,
     ImageExpiredError,
     InternalServerError,
@@ -35,7 +33,16 @@ from novita_flux import (
     estimate_cost,
 )
 from novita_flux._request import field_schema
-from tests.support import API_URL, KEY, MAGIC, Sleeps, error_body, image_url, success_body
+from tests.support import (
+    API_URL,
+    KEY,
+    MAGIC,
+    Sleeps,
+    error_body,
+    generation_of,
+    image_url,
+    success_body,
+)
 
 
 def client(**options: object) -> FluxSchnell:
@@ -399,13 +406,6 @@ def test_a_client_closes_what_it_opened() -> None:
 
 
 # --- images -------------------------------------------------------------------------------------
-
-
-def generation_of(*types: str, ttl: int = 3600) -> Generation:
-    expires = datetime.now(UTC) + timedelta(seconds=ttl)
-    images = [GeneratedImage(image_url(i, t), ttl, t, expires, i) for i, t in enumerate(types)]
-    request = {"prompt": "x", "width": 1024, "height": 1024, "steps": 4, "seed": 1}
-    return Generation("task-1", images, 1, request, cost=0)  # type: ignore[arg-type]
 
 
 def test_download_never_sends_the_key_even_through_an_injected_client() -> None:

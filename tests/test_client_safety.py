@@ -4,7 +4,6 @@ storage host, whose timeout applies, what is retried, and downloads as storage h
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,14 +16,22 @@ from novita_flux import (
     AsyncFluxSchnell,
     FluxSchnell,
     GeneratedImage,
-    Generation,
     ImageDownloadError,
     ImageExpiredError,
     InternalServerError,
     SaveIncompleteError,
     ValidationError,
 )
-from tests.support import API_URL, KEY, MAGIC, Sleeps, error_body, image_url, success_body
+from tests.support import (
+    API_URL,
+    KEY,
+    MAGIC,
+    Sleeps,
+    error_body,
+    generation_of,
+    image_url,
+    success_body,
+)
 
 # --- the key ------------------------------------------------------------------------------------
 
@@ -67,13 +74,6 @@ def test_spaces_around_a_key_are_not_part_of_it() -> None:
 
 
 # --- what reaches a storage host ----------------------------------------------------------------
-
-
-def generation_of(*types: str, ttl: int = 3600) -> Generation:
-    expires = datetime.now(UTC) + timedelta(seconds=ttl)
-    images = [GeneratedImage(image_url(i, t), ttl, t, expires, i) for i, t in enumerate(types)]
-    request = {"prompt": "x", "width": 1024, "height": 1024, "steps": 4, "seed": 1}
-    return Generation("task-1", images, 1, request, cost=0)  # type: ignore[arg-type]
 
 
 def test_an_image_host_gets_no_header_of_an_injected_client_beyond_the_allow_list() -> None:

@@ -68,6 +68,7 @@ from novita_flux._images import (
     write_json_atomically,
 )
 from novita_flux._models import GeneratedImage, Generation, link_expiry
+from novita_flux._request import prepare_request
 from novita_flux._salvage import salvage
 from novita_flux._schema import SchemaViolation, compile_schema, conform, show
 from novita_flux._spec import (
@@ -299,6 +300,25 @@ class _BaseClient(Generic[HttpT]):
         )
 
     # --- the flows: what to do, written once for both clients ---
+
+    def _generation(
+        self,
+        fields: dict[str, Any],
+        max_cost: Budget | None,
+        timeout: Timeout,
+        max_retries: int | None,
+        retry_server_errors: bool | None,
+    ) -> _Flow:
+        """generate()'s flow: the request checked and priced (nothing is sent if it is refused),
+        then sent under this call's options."""
+        body, cost = prepare_request(fields, max_cost)
+        return self._generate_flow(
+            body,
+            cost,
+            timeout,
+            self._retries_for(max_retries),
+            self._server_retries_for(retry_server_errors),
+        )
 
     def _generate_flow(
         self,

@@ -73,14 +73,7 @@ def plan_batch(
                     f"requests[{index}]: {show(request)} is not a mapping of request fields",
                 )
             body, cost = prepare_request(request)
-            if images_per_minute is not None and body["image_num"] > images_per_minute:
-                raise ValidationError(
-                    "image_num",
-                    body["image_num"],
-                    f"at most images_per_minute={images_per_minute}",
-                    f"image_num: {body['image_num']} can never be sent under "
-                    f"images_per_minute={images_per_minute}",
-                )
+            check_pace(body, images_per_minute, "images_per_minute=")
         except NovitaError as error:
             plan.append(PlannedRequest(index, request, error=error))
         else:
@@ -88,6 +81,18 @@ def plan_batch(
     if max_total_cost is not None:
         check_budget(total_cost(plan), as_budget(max_total_cost, "max_total_cost"), "batch")
     return plan
+
+
+def check_pace(body: Mapping[str, Any], limit: int | None, named: str) -> None:
+    """Refuse a request that could never be sent under the pace `limit` (`named` says where
+    the limit was set, as the caller would write it)."""
+    if limit is not None and body["image_num"] > limit:
+        raise ValidationError(
+            "image_num",
+            body["image_num"],
+            f"at most {limit}",
+            f"image_num: {body['image_num']} can never be sent under {named}{limit}",
+        )
 
 
 def total_cost(plan: Iterable[PlannedRequest]) -> Decimal:

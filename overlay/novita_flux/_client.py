@@ -30,7 +30,6 @@ from novita_flux._constants import (
     MAX_IMAGE_BYTES,
 )
 from novita_flux._models import GeneratedImage, Generation
-from novita_flux._request import prepare_request
 
 
 class FluxSchnell(_BaseClient[httpx.Client]):
@@ -87,25 +86,16 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         `retry_server_errors` (default: the client's, False) also retries 5xx answers that may
         follow a billed task, which can pay twice.
         """
-        body, cost = prepare_request(
-            {
-                "prompt": prompt,
-                "width": width,
-                "height": height,
-                "steps": steps,
-                "seed": seed,
-                "image_num": image_num,
-                "response_image_type": response_image_type,
-            },
-            max_cost,
-        )
-        flow = self._generate_flow(
-            body,
-            cost,
-            timeout,
-            self._retries_for(max_retries),
-            self._server_retries_for(retry_server_errors),
-        )
+        fields = {
+            "prompt": prompt,
+            "width": width,
+            "height": height,
+            "steps": steps,
+            "seed": seed,
+            "image_num": image_num,
+            "response_image_type": response_image_type,
+        }
+        flow = self._generation(fields, max_cost, timeout, max_retries, retry_server_errors)
         return cast(Generation, self._drive(flow))
 
     def generate_many(
@@ -287,25 +277,16 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         `retry_server_errors` (default: the client's, False) also retries 5xx answers that may
         follow a billed task, which can pay twice.
         """
-        body, cost = prepare_request(
-            {
-                "prompt": prompt,
-                "width": width,
-                "height": height,
-                "steps": steps,
-                "seed": seed,
-                "image_num": image_num,
-                "response_image_type": response_image_type,
-            },
-            max_cost,
-        )
-        flow = self._generate_flow(
-            body,
-            cost,
-            timeout,
-            self._retries_for(max_retries),
-            self._server_retries_for(retry_server_errors),
-        )
+        fields = {
+            "prompt": prompt,
+            "width": width,
+            "height": height,
+            "steps": steps,
+            "seed": seed,
+            "image_num": image_num,
+            "response_image_type": response_image_type,
+        }
+        flow = self._generation(fields, max_cost, timeout, max_retries, retry_server_errors)
         return cast(Generation, await self._drive(flow))
 
     async def generate_many(

@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from novita_flux._batch import ImagePacer, run_threads
+from novita_flux._batch import ImagePacer, check_pace, run_threads
 from novita_flux._cli._common import (
     EXIT_API_ERROR,
     EXIT_BAD_INPUT,
@@ -118,14 +118,7 @@ class BatchRun:
             return Planned(number, None, request, error=problem)
         try:
             body, cost = prepare_request(request)  # a seed is drawn here when the line has none
-            if limit is not None and body["image_num"] > limit:
-                raise ValidationError(
-                    "image_num",
-                    body["image_num"],
-                    f"at most {limit}",
-                    f"image_num: {body['image_num']} can never be sent under "
-                    f"--images-per-minute {limit}",
-                )
+            check_pace(body, limit, "--images-per-minute ")
         except ValidationError as error:
             return Planned(number, None, request, error=str(error))
         content = without_drawn_seed(request, body)
