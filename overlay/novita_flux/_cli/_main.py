@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+from novita_flux._cli import _verify
 from novita_flux._cli._batch import run_batch
 from novita_flux._cli._common import (
     EXIT_API_ERROR,
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         "documented)",
     )
     serve.set_defaults(run=cmd_serve_mock)
+    _verify.add_parser(commands)
     return parser
 
 
