@@ -63,10 +63,10 @@ class ProbeResult:
             return "deviates"
         if self.unchecked is not None:
             return "unchecked"
+        if "answered" in kinds:  # a question's answer is the news, its variants are listed
+            return "answered"
         if "tolerated" in kinds:
             return "tolerated"
-        if "answered" in kinds:
-            return "answered"
         return "conforms"
 
     def of_kind(self, kind: Kind) -> list[Finding]:
@@ -237,13 +237,10 @@ def plan_text(plan: Plan, images_per_minute: int | None) -> str:
         "drawn from the spec"
     ]
     for probe in plan.probes:
-        price = (
-            f"${usd(probe.cost)}"
-            if probe.cost
-            else f"$0 (refused unbilled; ${usd(probe.worst_cost)} if not)"
-        )
         title = probe.title + (f" (also: {'; '.join(probe.covers)})" if probe.covers else "")
-        lines.append(f"  {probe.id:<{width}}  {price:<18}  {title}")
+        if not probe.cost and probe.worst_cost:
+            title += f" [refused unbilled; ${usd(probe.worst_cost)} if billed after all]"
+        lines.append(f"  {probe.id:<{width}}  ${usd(probe.cost):<17}  {title}")
     refusals = sum(len(p.sends) for p in plan.probes if not p.cost and p.worst_cost)
     lines.append(
         f"price: ${usd(plan.price)} (exact: estimate_cost of every request the spec says is billed)"
@@ -253,7 +250,8 @@ def plan_text(plan: Plan, images_per_minute: int | None) -> str:
         "it should refuse; --max-cost is held to this figure"
     )
     if images_per_minute:
-        minutes = plan.images / images_per_minute
+        paced = sum(probe.images for probe in plan.probes if probe.check != "rate_limit")
+        minutes = paced / images_per_minute
         lines.append(
             f"pacing: {images_per_minute} images a minute: about {max(1, round(minutes))} "
             "minute(s) in all"
