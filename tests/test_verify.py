@@ -20,7 +20,7 @@ from novita_flux import (
 from novita_flux._base_client import _BaseClient
 from novita_flux._cli import main
 from novita_flux.testing import ReferenceServer
-from novita_flux.verify import Finding, Report, _judge, build_plan, run
+from novita_flux.verify import DEFAULT_MAX_COST, Finding, Report, _judge, build_plan, run
 from tests.support import Sleeps
 
 KEY = "sk-verify-0123456789abcdef-do-not-leak"
@@ -243,7 +243,7 @@ def test_plain_http_is_for_loopback_hosts_only() -> None:
 
 def test_the_default_budget_covers_the_default_plan_at_its_worst() -> None:
     plan = build_plan(probe_rate_limit=True)
-    assert plan.worst_case < Decimal("0.01")
+    assert plan.worst_case < DEFAULT_MAX_COST == Decimal("0.01")
 
 
 def test_an_answer_the_client_cannot_read_is_reported_even_when_the_judge_accepts_it(
