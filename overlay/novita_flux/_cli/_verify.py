@@ -13,15 +13,17 @@ import argparse
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novita_flux._cli._common import EXIT_OK, BadInput, info
 from novita_flux._constants import DEFAULT_TIMEOUT
 from novita_flux._errors import BudgetExceededError, MissingAPIKeyError, ValidationError
 from novita_flux._request import as_budget
 from novita_flux._spec import default_images_per_minute
-from novita_flux.verify import DEFAULT_MAX_COST, GROUPS, Plan, ProbeResult, build_plan, run
-from novita_flux.verify._report import plan_text
+from novita_flux.verify import DEFAULT_MAX_COST, GROUPS, Plan
+
+if TYPE_CHECKING:
+    from novita_flux.verify import ProbeResult
 
 
 def add_parser(commands: Any) -> None:
@@ -82,6 +84,9 @@ def add_parser(commands: Any) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from novita_flux.verify import build_plan, run  # here: only this command needs them
+    from novita_flux.verify._report import plan_text
+
     limit = args.images_per_minute
     if limit is None:
         limit = default_images_per_minute()
@@ -128,6 +133,8 @@ class _Progress:
         self.done = 0
 
     def plan(self, plan: Plan) -> None:
+        from novita_flux.verify._report import plan_text
+
         self.total = len(plan.probes)
         info(plan_text(plan, self.images_per_minute))
 

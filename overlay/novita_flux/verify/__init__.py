@@ -16,10 +16,27 @@ VCR.py cassette. `novita-flux verify` is the same from the command line.
 Not imported by `import novita_flux`: only a verification needs it.
 """
 
-from novita_flux.verify._plan import build_plan
-from novita_flux.verify._probes import GROUPS, Plan, Probe, Send
-from novita_flux.verify._report import Finding, ProbeResult, Report
-from novita_flux.verify._run import DEFAULT_MAX_COST, run
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The data model is light; the machinery (HTTP, judging, recording) loads on first use, so the
+# CLI can describe `verify` without importing it.
+from novita_flux.verify._probes import DEFAULT_MAX_COST, GROUPS, Plan, Probe, Send
+
+if TYPE_CHECKING:
+    from novita_flux.verify._plan import build_plan
+    from novita_flux.verify._report import Finding, ProbeResult, Report
+    from novita_flux.verify._run import run
+
+_LAZY = {
+    "build_plan": "_plan",
+    "Finding": "_report",
+    "ProbeResult": "_report",
+    "Report": "_report",
+    "run": "_run",
+}
 
 __all__ = [
     "DEFAULT_MAX_COST",
@@ -33,3 +50,10 @@ __all__ = [
     "build_plan",
     "run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

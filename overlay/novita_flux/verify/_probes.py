@@ -9,6 +9,8 @@ from typing import Any, Final, Literal
 
 import attrs
 
+# USD a verification may cost unless told otherwise: the whole default plan is far below it.
+DEFAULT_MAX_COST: Final = Decimal("0.01")
 GROUPS: Final = ("bounds", "types", "questions", "invalid", "auth", "rate-limit")
 # Not a key anyone was given: what a wrong key gets. HTTP/1.1 cannot send a header value that
 # ends in a space, so the empty bearer is the scheme with nothing after it.

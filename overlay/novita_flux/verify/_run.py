@@ -26,12 +26,11 @@ from novita_flux.verify._exchange import (
 )
 from novita_flux.verify._judge import answer_line
 from novita_flux.verify._plan import build_plan
-from novita_flux.verify._probes import Plan, Probe, Send
+from novita_flux.verify._probes import DEFAULT_MAX_COST, Plan, Probe, Send
 from novita_flux.verify._record import Recorder
 from novita_flux.verify._redact import Redactor
 from novita_flux.verify._report import Finding, ProbeResult, Report
 
-DEFAULT_MAX_COST: Final = Decimal("0.01")
 RETRIES: Final = 2  # of a request that could not be sent, or that met a 429 it did not ask for
 # Probes that expect images: paced to the rate, so that a 429 means what the rate-limit probe
 # makes it mean.
