@@ -27,6 +27,8 @@ RequestAnswer = Callable[[Any], "tuple[int, Any] | None"]
 # (status, JSON payload, the request's headers) -> the payload to send instead
 AnswerRewrite = Callable[[int, Any, dict[str, str]], Any]
 ImageRewrite = Callable[[bytes], bytes]
+# (the image link's query string) -> (status, body) to answer instead, or None to pass it on
+ImageAnswer = Callable[[str], "tuple[int, bytes] | None"]
 
 
 class Drift:
@@ -40,6 +42,7 @@ class Drift:
         answer_first: RequestAnswer | None = None,
         answer: AnswerRewrite | None = None,
         image: ImageRewrite | None = None,
+        image_first: ImageAnswer | None = None,
     ) -> None:
         self.app = app
         self.state = app.state  # ReferenceServer reaches faults and the image host through it
@@ -47,6 +50,7 @@ class Drift:
         self.answer_first = answer_first
         self.answer = answer
         self.image = image
+        self.image_first = image_first
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,6 +73,11 @@ class Drift:
                 raw = json.dumps(self.request(body)).encode()
             scope = dict(scope, headers=_with_length(scope["headers"], len(raw)))
             receive = _replaying(raw)
+        if not is_api and self.image_first is not None:
+            early = self.image_first(scope["query_string"].decode("latin-1"))
+            if early is not None:
+                await _send(send, early[0], early[1], b"application/xml")
+                return
         rewrite: Callable[[int, bytes], bytes] | None = None
         if is_api and self.answer is not None:
             answer = self.answer
@@ -161,6 +170,19 @@ def echoes_the_key(status: int, payload: Any, headers: dict[str, str]) -> Any:
     return payload
 
 
+def quotes_the_signature(query: str) -> tuple[int, bytes] | None:
+    """Every image link is refused the way S3 refuses a bad signature: with an error page that
+    quotes the signature (and the whole query) back."""
+    signature = next(item for item in query.split("&") if item.startswith("signature="))
+    xml = (
+        "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated "
+        "does not match the signature you provided.</Message><SignatureProvided>"
+        f"{signature.partition('=')[2]}</SignatureProvided><CanonicalQueryString>{query}"
+        "</CanonicalQueryString></Error>"
+    )
+    return 403, xml.encode()
+
+
 # --- ASGI plumbing ------------------------------------------------------------------------------
 
 
@@ -214,7 +236,10 @@ def _rewriting(send: Send, rewrite: Callable[[int, bytes], bytes]) -> Send:
 
 
 async def _send_json(send: Send, status: int, payload: Any) -> None:
-    data = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    await _send(send, status, json.dumps(payload).encode(), b"application/json")
+
+
+async def _send(send: Send, status: int, data: bytes, media_type: bytes) -> None:
+    headers = [(b"content-type", media_type), (b"content-length", str(len(data)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data, "more_body": False})

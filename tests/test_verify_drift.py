@@ -3,6 +3,7 @@ or probe, and exits 1."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +123,16 @@ def test_a_server_echoing_the_key_never_gets_it_into_the_report_or_a_recording(
     assert files
     for path in files:
         assert KEY.encode() not in path.read_bytes(), path.name
+
+
+def test_an_image_host_quoting_the_signature_back_never_gets_it_into_a_recording(
+    serve, tmp_path: Path
+) -> None:
+    server = serve(image_first=drift.quotes_the_signature)
+    report = verify_against(server, groups=["types"], record=tmp_path)
+    assert report.exit_status == 1
+    download = deviations(report, "types.webp")["image 0: download"]
+    assert download.got.startswith("403 '<Error><Code>SignatureDoesNotMatch")
+    text = (tmp_path / "types.webp.yaml").read_text()
+    assert "<SignatureProvided>REDACTED</SignatureProvided>" in text
+    assert not re.search(r"signature=[0-9a-f]{16}", text)

@@ -22,11 +22,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import unquote, urlsplit
 
 from novita_flux._version import __version__
 from novita_flux.verify._exchange import Attempt, Exchange
 from novita_flux.verify._probes import Probe
-from novita_flux.verify._redact import Redactor, redact_url
+from novita_flux.verify._redact import REDACTED, Redactor, redact_url
 from novita_flux.verify._report import ProbeResult
 from novita_flux.verify._yaml import dump
 
@@ -35,6 +36,10 @@ DROPPED_HEADERS: Final = frozenset(
     {"authorization", "cookie", "set-cookie", "proxy-authorization", "content-encoding"}
     | {"transfer-encoding"}
 )
+
+# Query values shorter than this (a width, an expiry in seconds) are not credentials, and would
+# turn every number in a body into REDACTED.
+MIN_ECHO: Final = 16
 
 
 class CassetteHoldsSecret(RuntimeError):
@@ -82,7 +87,10 @@ class Recorder:
 
     def _interaction(self, exchange: Exchange) -> dict[str, Any]:
         redact = self._redactor
-        body = self._body(exchange.body)
+        # A storage host's error page may quote the signed query back (S3's SignatureDoesNotMatch
+        # does): its values go wherever they are found, not only from the URI.
+        echoes = _query_values(exchange.url)
+        body = self._body(_without(exchange.body, echoes))
         headers = _headers(exchange.headers, redact)
         if "content-length" in {name.lower() for name in headers}:
             headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
@@ -119,6 +127,22 @@ class Recorder:
         if redacted == parsed:
             return text
         return json.dumps(redacted, ensure_ascii=False, separators=(",", ":"))
+
+
+def _query_values(url: str) -> list[str]:
+    """The values of a link's query long enough to be credentials (a signature, a key id),
+    as sent and as decoded."""
+    values = set()
+    for item in urlsplit(url).query.split("&"):
+        value = item.partition("=")[2]
+        values |= {value, unquote(value)}
+    return sorted((value for value in values if len(value) >= MIN_ECHO), key=len, reverse=True)
+
+
+def _without(data: bytes, values: list[str]) -> bytes:
+    for value in values:
+        data = data.replace(value.encode(), REDACTED.encode())
+    return data
 
 
 def _headers(items: Sequence[tuple[str, str]], redact: Redactor) -> dict[str, list[str]]:
