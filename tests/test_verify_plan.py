@@ -124,6 +124,7 @@ def test_the_price_is_the_sum_of_estimate_cost_over_what_the_spec_says_is_billed
 
 def test_the_rate_limit_probe_crosses_the_spec_limit_only_when_asked_for() -> None:
     assert all(probe.group != "rate-limit" for probe in build_plan().probes)
+    assert [p.group for p in build_plan(groups=["rate-limit"]).probes] == ["rate-limit"]
     (probe,) = [p for p in build_plan(probe_rate_limit=True).probes if p.group == "rate-limit"]
     assert sum(send.images for send in probe.sends) > default_images_per_minute()
     assert probe.reasons == {"RATE_LIMIT_EXCEEDED"}

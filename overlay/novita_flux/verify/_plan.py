@@ -51,7 +51,8 @@ def build_plan(
     schema: Schema | None = None,
 ) -> Plan:
     """The probes for these options, drawn from `schema` (the spec's request schema by
-    default); `groups` keeps only the probes of those groups (see GROUPS)."""
+    default); `groups` keeps only the probes of those groups (see GROUPS). The rate-limit probe
+    is sent when asked for, by `probe_rate_limit` or by naming its group."""
     schema = compiled_request_schema() if schema is None else schema
     chosen = set(GROUPS if groups is None else groups)
     unknown = chosen - set(GROUPS)
@@ -69,7 +70,7 @@ def build_plan(
         *generating[1:],
         *_questions(schema, base),
     ]
-    if probe_rate_limit:
+    if probe_rate_limit or (groups is not None and "rate-limit" in chosen):
         probes.append(_rate_limit(schema, base))
     return Plan(tuple(probe for probe in probes if probe.group in chosen))
 
