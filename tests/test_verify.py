@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -272,3 +274,14 @@ def test_a_refusal_the_client_maps_to_the_wrong_exception_is_reported(
         assert finding.where == "client"
         assert finding.spec == "the client to raise AuthenticationError"
         assert finding.got == "APIStatusError"
+
+
+def test_neither_the_package_nor_the_cli_loads_the_verify_machinery() -> None:
+    code = (
+        "import sys, novita_flux, novita_flux._cli; "
+        "print(sorted(m for m in sys.modules if m.startswith('novita_flux.verify.')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "['novita_flux.verify._probes']"
