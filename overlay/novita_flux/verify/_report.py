@@ -249,11 +249,9 @@ def plan_text(plan: Plan, images_per_minute: int | None) -> str:
         f"at worst: ${usd(plan.worst_case)}, should the server also bill the {refusals} requests "
         "it should refuse; --max-cost is held to this figure"
     )
-    if images_per_minute:
-        paced = sum(probe.images for probe in plan.probes if probe.check != "rate_limit")
+    paced = sum(probe.images for probe in plan.probes if probe.check != "rate_limit")
+    if images_per_minute and paced:
         minutes = paced / images_per_minute
-        lines.append(
-            f"pacing: {images_per_minute} images a minute: about {max(1, round(minutes))} "
-            "minute(s) in all"
-        )
+        took = f"about {round(minutes)} minutes" if minutes >= 1.5 else "about a minute"
+        lines.append(f"pacing: {images_per_minute} images a minute: {took} in all")
     return "\n".join(lines)
