@@ -131,7 +131,11 @@ class Transport:
 
     def __init__(self, *, api_key: str | None, base_url: str | None, timeout: float) -> None:
         self._flux = FluxSchnell(api_key=api_key, base_url=base_url, timeout=timeout)
-        check_plain_http(self._flux.base_url)
+        try:
+            check_plain_http(self._flux.base_url)
+        except ValidationError:
+            self._flux.close()
+            raise
         self._seconds = _deadline.exchange_seconds(self._flux.timeout)
 
     @property
