@@ -83,6 +83,15 @@ BAD_OPTIONS: dict[str, list[tuple[list[str], str]]] = {
         (["gallery"], "the following arguments are required: DIR"),
         (["gallery", "no-such-dir"], "no-such-dir is not a directory"),
     ],
+    "verify": [
+        (["verify", "--max-cost", "-0.5"], "--max-cost: '-0.5' is not a non-negative amount"),
+        (["verify", "--max-cost", "0.00001"], "exceeds the budget $0.00001"),
+        (["verify", "--record", "OUT_IS_A_FILE"], "--record OUT_IS_A_FILE"),
+        (["verify", "--base-url", "https://api.novita.ai/v3beta"], "has a path"),
+        (["verify", "--images-per-minute", "-3"], "images_per_minute: -3 is not an integer"),
+        (["verify", "--timeout", "-1"], "timeout: -1.0 is not a positive number"),
+        (["verify", "--only", "everything"], "the groups are"),
+    ],
     "serve-mock": [
         (["serve-mock", "--port", "99999"], "port: 99999 is not an integer in [0, 65535]"),
         (["serve-mock", "--port", "PORT_IN_USE"], "cannot listen on 127.0.0.1:"),
@@ -96,6 +105,8 @@ BAD_OPTIONS: dict[str, list[tuple[list[str], str]]] = {
     ],
 }
 CASES = [(command, argv, said) for command, cases in BAD_OPTIONS.items() for argv, said in cases]
+# verify prints the plan it was asked to price before refusing it (issue 11 asks for that).
+PLAN_FIRST = {("verify", "--max-cost", "0.00001")}
 
 
 @pytest.mark.parametrize(("command", "argv", "said"), CASES, ids=[" ".join(c[1]) for c in CASES])
@@ -117,9 +128,13 @@ def test_every_bad_option_is_one_line_on_stderr_and_status_2_with_nothing_sent(
         argv = [a.replace("PORT_IN_USE", str(taken.getsockname()[1])) for a in argv]
         code, out, err = run(capsys, *argv)
     assert (code, out) == (2, "")
-    (line,) = err.splitlines()
+    *before, line = err.splitlines()
     assert line.startswith("novita-flux")
     assert said in line
+    if tuple(argv) in PLAN_FIRST:
+        assert "price" in " ".join(before)
+    else:
+        assert before == []
     assert api.faults.api_requests == 0
 
 

@@ -128,6 +128,22 @@ def canonical_image_type(name: str) -> str:
 
 
 @cache
+def also_named(field: str) -> tuple[str, ...]:
+    """Other names Novita's pages give a request field (`x-also-named`); never sent by the
+    client, only asked about by `novita-flux verify`."""
+    properties = request_schema()["properties"]
+    return tuple(properties[field].get("x-also-named", ()))
+
+
+@cache
+def image_media_types() -> tuple[str, ...]:
+    """The Content-Types a storage host may serve an image with (`x-served-as`), the preferred
+    first; `{image_type}` stands for the type the request asked for."""
+    image = resolve(document()["components"]["schemas"]["Image"])
+    return tuple(image["properties"]["image_url"]["x-served-as"])
+
+
+@cache
 def pricing() -> Pricing:
     raw = document()["info"]["x-pricing"]
     return Pricing(Decimal(raw["coefficient"]), int(raw["pixel_steps_unit"]), raw["currency"])

@@ -1,0 +1,287 @@
+"""`novita-flux verify` against the reference server: both profiles hold, the open questions get
+their answers for that server, the budget is held before anything is sent, and every way of
+not being able to check says so with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from novita_flux import (
+    APIStatusError,
+    BudgetExceededError,
+    ResponseValidationError,
+    ValidationError,
+)
+from novita_flux._base_client import _BaseClient
+from novita_flux._cli import main
+from novita_flux.testing import ReferenceServer
+from novita_flux.verify import DEFAULT_MAX_COST, Finding, Report, _judge, build_plan, run
+from tests.support import Sleeps
+
+KEY = "sk-verify-0123456789abcdef-do-not-leak"
+
+
+@pytest.fixture(scope="module")
+def documented() -> Iterator[ReferenceServer]:
+    with ReferenceServer(api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def observed() -> Iterator[ReferenceServer]:
+    with ReferenceServer(api_key=KEY, profile="observed") as server:
+        yield server
+
+
+def verify(server: ReferenceServer, **options: object) -> Report:
+    server.faults.reset()
+    options = {"images_per_minute": 0, **options}
+    return run(api_key=KEY, base_url=server.url, **options)  # type: ignore[arg-type]
+
+
+def answers(report: Report) -> dict[str, str]:
+    return {
+        f"{result.probe.id} / {finding.where}": finding.got for result, finding in report.answers()
+    }
+
+
+def test_the_documented_profile_conforms_and_the_open_questions_get_answers(
+    documented: ReferenceServer,
+) -> None:
+    report = verify(documented)
+    assert report.exit_status == 0, report.text()
+    assert {result.verdict for result in report.results} == {"conforms", "answered"}
+    assert report.tolerated() == []
+    got = answers(report)
+    names = "questions.response_image_type_names"
+    assert got[f"{names} / response_image_type"].startswith("honoured: jpeg asked, JPEG")
+    assert got[f"{names} / response_image_format"].startswith("refused: 400 INVALID_REQUEST_BODY")
+    assert got["questions.seed_omitted / without seed"].startswith("refused: 400 INVALID_REQUEST")
+    assert got["questions.same_seed_same_bytes / the same request twice"].startswith("the same")
+    assert got["auth.no_header / no Authorization header"].startswith("401 FAILED_TO_AUTH")
+    assert got["auth.empty_bearer / an empty bearer key (Authorization: Bearer)"].startswith(
+        "400 MISSING_API_KEY"
+    )
+    assert got["auth.wrong_key / a key that is not a key"].startswith("403 INVALID_API_KEY")
+    assert documented.faults.api_requests == report.plan.requests
+    assert documented.faults.image_requests_with_authorization == 0
+    assert report.text().endswith(f"verdict: {report.verdict()}")
+    assert report.verdict().startswith("the spec held")
+
+
+def test_the_observed_profile_conforms_with_its_tolerated_variants_listed(
+    observed: ReferenceServer,
+) -> None:
+    report = verify(observed)
+    assert report.exit_status == 0, report.text()
+    tolerated = {finding.where: finding for finding, _ in report.tolerated()}
+    assert "'3600'" in tolerated["$.images[*].image_url_ttl"].got  # a string of digits
+    assert "$.images[*].nsfw_detection_result" in tolerated  # fields the spec does not name
+    assert "$.extra" in tolerated
+    assert "$.task.status" in tolerated
+    assert "application/octet-stream" in tolerated["image *: Content-Type"].got
+    assert "tolerated variants" in report.text()
+    assert not report.deviating
+
+
+def test_the_rate_limit_probe_shows_the_429_as_it_comes(
+    documented: ReferenceServer, observed: ReferenceServer
+) -> None:
+    seen = {}
+    for server in (documented, observed):
+        server.faults.reset()
+        server.faults.images_per_minute = 10
+        report = run(
+            api_key=KEY,
+            base_url=server.url,
+            probe_rate_limit=True,
+            groups=["rate-limit"],
+            images_per_minute=0,
+        )
+        assert report.exit_status == 0, report.text()
+        (answer,) = answers(report).values()
+        seen[server] = answer
+        server.faults.reset()
+    assert "429 RATE_LIMIT_EXCEEDED" in seen[documented]
+    assert "Retry-After '" in seen[documented]
+    assert "Retry-After not sent" in seen[observed]
+
+
+def test_a_plan_dearer_than_max_cost_sends_nothing(documented: ReferenceServer) -> None:
+    documented.faults.reset()
+    price = build_plan().price
+    with pytest.raises(BudgetExceededError):
+        run(api_key=KEY, base_url=documented.url, max_cost=price / 2, images_per_minute=0)
+    assert documented.faults.api_requests == 0
+
+
+def test_the_cli_refuses_a_dear_plan_with_one_line_after_printing_it(
+    documented: ReferenceServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NOVITA_API_KEY", KEY)
+    documented.faults.reset()
+    price = build_plan().price
+    code = main(["verify", "--base-url", documented.url, "--max-cost", str(price / 2)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert f"price: ${price} " in err
+    (line,) = [text for text in err.splitlines() if text.startswith("novita-flux:")]
+    assert "exceeds the budget" in line
+    assert "nothing was sent" in line
+    assert documented.faults.api_requests == 0
+
+
+def test_the_plan_and_its_price_are_shown_before_anything_is_sent(
+    documented: ReferenceServer,
+) -> None:
+    counted_at_plan = []
+    report = verify(
+        documented,
+        groups=["auth"],
+        on_plan=lambda plan: counted_at_plan.append(documented.faults.api_requests),
+    )
+    assert counted_at_plan == [0]
+    assert documented.faults.api_requests == 3
+    assert report.exit_status == 0
+
+
+def test_the_cli_prints_a_json_report_and_exits_0_when_the_spec_holds(
+    documented: ReferenceServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NOVITA_API_KEY", KEY)
+    documented.faults.reset()
+    argv = ["verify", "--base-url", documented.url, "--images-per-minute", "0", "--json"]
+    code = main([*argv, "--only", "bounds,auth"])
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert code == 0 == report["exit_status"]
+    assert report["status"] == "held"
+    assert {probe["group"] for probe in report["probes"]} == {"bounds", "auth"}
+    assert err.index("price: $") < err.index("[1/")  # the plan came first
+    assert KEY not in out + err
+
+
+def test_without_a_key_nothing_is_sent_and_the_exit_status_is_2(
+    documented: ReferenceServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NOVITA_API_KEY", raising=False)
+    documented.faults.reset()
+    code = main(["verify", "--base-url", documented.url])
+    _, err = capsys.readouterr()
+    assert code == 2
+    (line,) = [text for text in err.splitlines() if text.startswith("novita-flux:")]
+    assert "NOVITA_API_KEY" in line
+    assert "nothing was sent" in line
+    assert documented.faults.api_requests == 0
+
+
+def test_an_unreachable_api_leaves_everything_unchecked(sleeps: Sleeps) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again before the run: nothing listens there
+    report = run(api_key=KEY, base_url=f"http://127.0.0.1:{port}", images_per_minute=0)
+    assert report.exit_status == 2
+    assert report.verdict().startswith("nothing could be checked: the API could not be reached")
+    assert {result.verdict for result in report.results} == {"unchecked"}
+    assert len(sleeps) == 2  # two retries of a request that never left, then it stopped
+
+
+def test_a_refused_key_stops_the_run_after_one_request(documented: ReferenceServer) -> None:
+    documented.faults.reset()
+    report = run(api_key="not-the-key", base_url=documented.url, images_per_minute=0)
+    assert report.exit_status == 2
+    assert documented.faults.api_requests == 1
+    assert "the API refused the key: 403 INVALID_API_KEY" in report.verdict()
+
+
+def test_a_429_nobody_asked_for_is_waited_out_and_the_probe_sent_again(
+    documented: ReferenceServer, sleeps: Sleeps
+) -> None:
+    documented.faults.reset()
+    documented.faults.rate_limit_next(1, retry_after=3)
+    report = run(api_key=KEY, base_url=documented.url, groups=["bounds"], images_per_minute=0)
+    assert report.exit_status == 0, report.text()
+    assert sleeps == [3.0]
+
+
+def test_an_answer_slower_than_the_timeout_leaves_its_probe_unchecked(
+    documented: ReferenceServer,
+) -> None:
+    documented.faults.reset()
+    documented.faults.drip_next(1, interval=0.2)
+    report = run(
+        api_key=KEY,
+        base_url=documented.url,
+        groups=["bounds"],
+        images_per_minute=0,
+        timeout=0.5,
+    )
+    assert report.exit_status == 2
+    first = report.results[0]
+    assert first.verdict == "unchecked"
+    assert "took longer than its timeout" in (first.unchecked or "")
+    assert all(result.verdict == "conforms" for result in report.results[1:])
+    assert "could not be checked" in report.verdict()
+
+
+def test_plain_http_is_for_loopback_hosts_only() -> None:
+    with pytest.raises(ValidationError, match="unencrypted"):
+        run(api_key=KEY, base_url="http://api.example.com", images_per_minute=0)
+
+
+def test_the_default_budget_covers_the_default_plan_at_its_worst() -> None:
+    plan = build_plan(probe_rate_limit=True)
+    assert plan.worst_case < DEFAULT_MAX_COST == Decimal("0.01")
+
+
+def test_an_answer_the_client_cannot_read_is_reported_even_when_the_judge_accepts_it(
+    documented: ReferenceServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(response: object, *args: object) -> object:
+        raise ResponseValidationError(response, "a client bug")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_BaseClient, "_parse", staticmethod(refuse))
+    report = verify(documented, groups=["types"])
+    assert report.exit_status == 1
+    for result in report.results:
+        assert result.of_kind("deviates") == [
+            Finding("deviates", "client", "a body the client reads", "a client bug")
+        ]
+
+
+def test_a_refusal_the_client_maps_to_the_wrong_exception_is_reported(
+    documented: ReferenceServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_judge, "status_error", lambda response: APIStatusError(response, {}, None))
+    report = verify(documented, groups=["auth"])
+    assert report.exit_status == 1
+    for result in report.results:
+        (finding,) = result.of_kind("deviates")
+        assert finding.where == "client"
+        assert finding.spec == "the client to raise AuthenticationError"
+        assert finding.got == "APIStatusError"
+
+
+def test_neither_the_package_nor_the_cli_loads_the_verify_machinery() -> None:
+    code = (
+        "import sys, novita_flux, novita_flux._cli; "
+        "print(sorted(m for m in sys.modules if m.startswith('novita_flux.verify.')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "['novita_flux.verify._probes']"
