@@ -93,3 +93,9 @@ def test_operation_is_the_novita_endpoint() -> None:
     assert (operation.method, operation.path) == ("POST", "/v3beta/flux-1-schnell")
     assert _spec.default_base_url() == "https://api.novita.ai"
     assert operation.body["security"] == [{"bearerAuth": []}]
+
+
+def test_the_apis_own_version_is_the_one_in_the_path() -> None:
+    # info.version is the contract's (the release's) version; the API's is kept beside it.
+    api_version = _spec.document()["info"]["x-api-version"]
+    assert _spec.operation().path.split("/")[1] == api_version == "v3beta"
