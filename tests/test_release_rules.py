@@ -1,7 +1,7 @@
 """Versions, released contracts and the changelog agree, and a breaking change needs its bump.
 
-The rules run on small copies of the checkout made in a temporary folder, edited there; the
-real checkout is only read.
+The rules run on small projects made in a temporary folder from the first release (so they do
+not move when the checkout's own version does), edited there; the real checkout is only read.
 """
 
 from __future__ import annotations
@@ -45,15 +45,30 @@ def test_the_checkout_agrees_on_its_version() -> None:
     assert version_failures(project) == []
 
 
+FIRST_CHANGELOG = """# Changelog
+
+## [Unreleased]
+
+## [0.1.0] - 2026-11-30
+
+### Added
+
+- The client.
+"""
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
-    """A copy of what the rules read: the spec, the released ones, the changelog, the version."""
-    real = Project()
-    for path in (real.spec, real.changelog, real.version_file, *real.released.glob("*.yaml")):
-        target = tmp_path / real.name(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-    return Project(tmp_path)
+    """What the rules read, as just after the first release: 0.1.0 released and being worked on."""
+    made = Project(tmp_path)
+    first = Project().released / "0.1.0.yaml"
+    made.released.mkdir(parents=True)
+    made.version_file.parent.mkdir(parents=True)
+    shutil.copyfile(first, made.released / "0.1.0.yaml")
+    shutil.copyfile(first, made.spec)
+    made.version_file.write_text('__version__ = "0.1.0"\n', encoding="utf-8")
+    made.changelog.write_text(FIRST_CHANGELOG, encoding="utf-8")
+    return made
 
 
 def edit_spec(project: Project, edit: Callable[[dict[str, Any]], None]) -> None:

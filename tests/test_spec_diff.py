@@ -1,7 +1,8 @@
 """spec-diff classifies each kind of contract change from the client's side, with proof.
 
-Every pair of contracts is made here from the working spec, edited in memory; the real spec is
-never touched. A proof is checked again with the overlay's validators, not taken on trust.
+Every pair of contracts is made here from the first release, edited in memory (a kept release
+never changes, so neither do these cases when the working spec moves on); no spec on disk is
+touched. A proof is checked again with the overlay's validators, not taken on trust.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from scripts.spec_diff.changes import Kind, changes
 from scripts.spec_diff.releases import Project, load
 from scripts.spec_diff.report import Finding, Level, Report, compare
 
-BASE = load(Project().spec)
+BASE = load(Project().released / "0.1.0.yaml")
 EXAMPLES = 100  # per search; the command uses more
 Edit = Callable[[dict[str, Any]], None]
 
