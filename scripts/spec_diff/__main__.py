@@ -63,10 +63,8 @@ def explain(project: Project, failure: Failure) -> str:
     if failure.report is not None:
         spec = project.name(project.spec)
         version = project.name(project.version_file)
-        lines.append(
-            f"  (raise __version__ in {version} and info.version in {spec}, run `make generate`,"
-            " and add the version's section to CHANGELOG.md)"
-        )
+        lines.append(f"  (raise __version__ in {version} and info.version in {spec},")
+        lines.append("  run `make generate`, and add the version's section to CHANGELOG.md)")
         proven = failure.report.first_proof()
         if proven is not None:
             lines.append("  counterexample:")

@@ -41,7 +41,7 @@ UNSAFE: Final = BREAKING | {Kind.NOT_UNDERSTOOD}  # what needs a major release (
 @dataclass(frozen=True)
 class Change:
     kind: Kind
-    part: str  # where in the contract: "request", "200 response", "responses 400, 401", ...
+    part: str  # where in the contract: "request", "200 response", "responses 400, 401", "spec"
     where: Where  # where in that body (empty for the whole body or for the document)
     what: str
     side: str | None = None  # the Side whose validators can prove it, if any
@@ -218,29 +218,29 @@ def _explain(path: Path, before: Any, after: Any, used: set[str]) -> Change | No
     if path == ("info", "version"):
         return None  # the release's own number
     if _keyword(path, _WORDS):
-        return Change(Kind.DOCUMENTATION, "document", (), f"{place} {_verb(before, after)}")
+        return Change(Kind.DOCUMENTATION, "spec", (), f"{place} {_verb(before, after)}")
     if _keyword(path):
-        return Change(Kind.COMPATIBLE, "document", (), f"{shown} (the client follows it)")
+        return Change(Kind.COMPATIBLE, "spec", (), f"{shown} (the client follows it)")
     if path[:2] == ("components", "schemas"):
         return _component(path, before, after, used)
     if "headers" in path:
-        return Change(Kind.COMPATIBLE, "document", (), f"{shown} (headers are not validated)")
+        return Change(Kind.COMPATIBLE, "spec", (), f"{shown} (headers are not validated)")
     if "content" in path and "schema" in path:
         return None  # a request or response body: compared above, as the validator reads it
     if path[:2] == ("operation", "responses") and (len(path) == 3 or path[-1] == "$ref"):
         return None  # statuses, and the response each names: compared above
     if path[:2] == ("operation", "requestBody") and path[-1] == "required":
-        return Change(Kind.COMPATIBLE, "document", (), f"{shown} (the client always sends one)")
+        return Change(Kind.COMPATIBLE, "spec", (), f"{shown} (the client always sends one)")
     if path[0] in ("servers", "security") or path[:2] in (
         ("operation", "security"),
         ("components", "securitySchemes"),
     ):
         what = f"{shown}: the released client calls the old server or authenticates the old way"
-        return Change(Kind.BREAKING_FOR_CALLERS, "document", (), what)
+        return Change(Kind.BREAKING_FOR_CALLERS, "spec", (), what)
     if path[:2] in (("operation", "operationId"), ("operation", "tags")):
         what = f"{shown}: the generated function moves, code that imports it breaks"
-        return Change(Kind.BREAKING_FOR_CALLERS, "document", (), what)
-    return Change(Kind.NOT_UNDERSTOOD, "document", (), shown)
+        return Change(Kind.BREAKING_FOR_CALLERS, "spec", (), what)
+    return Change(Kind.NOT_UNDERSTOOD, "spec", (), shown)
 
 
 def _component(path: Path, before: Any, after: Any, used: set[str]) -> Change | None:
@@ -249,13 +249,13 @@ def _component(path: Path, before: Any, after: Any, used: set[str]) -> Change | 
         what = (
             f"schema {name} removed: novita_flux_api.models loses its class, code using it breaks"
         )
-        return Change(Kind.BREAKING_FOR_CALLERS, "document", (), what)
+        return Change(Kind.BREAKING_FOR_CALLERS, "spec", (), what)
     if len(path) == 3 and before is _MISSING:
-        return Change(Kind.COMPATIBLE, "document", (), f"new schema {name}")
+        return Change(Kind.COMPATIBLE, "spec", (), f"new schema {name}")
     if name in used:
         return None  # compared above, as the request and the responses that use it
     what = f"{'.'.join(path)} changed; {name} is not used by the endpoint, only its model changes"
-    return Change(Kind.COMPATIBLE, "document", (), what)
+    return Change(Kind.COMPATIBLE, "spec", (), what)
 
 
 def _used_schemas(spec: Document) -> set[str]:

@@ -147,20 +147,17 @@ def _unexplained(
         lambda violation: not any(located(violation, where) for where in known),
         examples,
     )
-    drawn = (
-        f"{side.part}s drawn from {old_name}, checked by {new_name}'s validator"
-        if side.is_request
-        else f"{side.part} bodies drawn from {new_name}, checked by {old_name}'s validator"
-    )
-    others = " other than those proven above" if known else ""
+    noun = "requests" if side.is_request else f"{side.part.split()[0]} bodies"
+    source, judge = (old_name, new_name) if side.is_request else (new_name, old_name)
+    drawn = f"{examples} {noun} drawn from {source}, put to {judge}'s validator"
     if found is None:
-        return [], f"{drawn}: no refusal{others} in {examples} tries"
+        return [], f"{drawn}: none refused{' but as proven above' if known else ''}"
     value, violation = found
     where: Where = tuple(ITEM if isinstance(p, int) else p for p in violation.location)
     what = f"found by the hypothesis check only: {violation}"
     change = Change(side.breaking_kind, side.part, where, what, side.part, side.breaking_effect)
     proof = Proof(value, str(violation))
-    return [Finding(change, proof)], f"{drawn}: a refusal no listed change explains (above)"
+    return [Finding(change, proof)], f"{drawn}: one refused that no listed change explains"
 
 
 def show_where(where: Where) -> str:
