@@ -165,8 +165,8 @@ def test_an_unchanged_contract_has_nothing_to_report_and_both_checks_ran() -> No
     assert report.findings == ()
     assert report.level is Level.NONE
     assert report.searches == (
-        f"{EXAMPLES} requests drawn from old, put to new's validator: none refused",
-        f"{EXAMPLES} 200 bodies drawn from new, put to old's validator: none refused",
+        f"requests: {EXAMPLES} drawn from old, put to new's validator: none refused",
+        f"200 response bodies: {EXAMPLES} drawn from new, put to old's validator: none refused",
     )
 
 

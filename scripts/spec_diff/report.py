@@ -147,9 +147,9 @@ def _unexplained(
         lambda violation: not any(located(violation, where) for where in known),
         examples,
     )
-    noun = "requests" if side.is_request else f"{side.part.split()[0]} bodies"
+    bodies = "requests" if side.is_request else f"{side.part} bodies"
     source, judge = (old_name, new_name) if side.is_request else (new_name, old_name)
-    drawn = f"{examples} {noun} drawn from {source}, put to {judge}'s validator"
+    drawn = f"{bodies}: {examples} drawn from {source}, put to {judge}'s validator"
     if found is None:
         return [], f"{drawn}: none refused{' but as proven above' if known else ''}"
     value, violation = found
