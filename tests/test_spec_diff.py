@@ -215,6 +215,33 @@ def test_a_break_the_reading_misses_is_still_found_by_the_hypothesis_check(
     assert_breaks_callers(finding, new, "steps")
 
 
+def test_a_changed_default_breaks_callers_that_leave_the_field_out() -> None:
+    new = edited(lambda spec: request_fields(spec)["response_image_type"].update(default="webp"))
+    (change,) = changes(BASE, new)
+    assert change.kind is Kind.BREAKING_FOR_CALLERS
+    assert change.what == "default 'png' -> 'webp': a body without it now means 'webp'"
+
+
+def test_the_error_envelope_s_changes_are_listed_once_for_every_status() -> None:
+    def widen_code(spec: dict[str, Any]) -> None:
+        envelope = schemas(spec)["ErrorResponse"]["properties"]
+        envelope["code"].update(oneOf=[{"type": "integer"}, {"type": "string"}])
+        del envelope["code"]["type"]
+
+    (change,) = changes(BASE, edited(widen_code))
+    assert change.kind is Kind.BREAKING_FOR_OLD_CLIENTS
+    assert change.part == "responses 400, 401, 403, 404, 429, 500, 503"
+    assert (change.where, change.what) == (("code",), "a string is accepted too")
+
+
+def _with_status(status: str) -> Edit:
+    def add(spec: dict[str, Any]) -> None:
+        responses = spec["paths"]["/v3beta/flux-1-schnell"]["post"]["responses"]
+        responses[status] = copy.deepcopy(responses["200" if status < "400" else "400"])
+
+    return add
+
+
 def _without_the_image_type_model(spec: dict[str, Any]) -> None:
     del schemas(spec)["ImageType"]  # novita_flux_api.models.ImageType goes with it
     reference = request_fields(spec)["response_image_type"]["allOf"][0]
@@ -245,10 +272,22 @@ def _without_the_image_type_model(spec: dict[str, Any]) -> None:
             "servers",
         ),
         (_without_the_image_type_model, Kind.BREAKING_FOR_CALLERS, "schema ImageType removed"),
+        (_with_status("202"), Kind.BREAKING_FOR_OLD_CLIENTS, "new status 202"),
+        (_with_status("409"), Kind.COMPATIBLE, "newly documented status 409"),
         (lambda s: s.update(openapi="3.1.0"), Kind.NOT_UNDERSTOOD, "openapi"),
         (lambda s: s["info"].update(title="FLUX"), Kind.DOCUMENTATION, "info.title"),
     ],
-    ids=["price", "path", "operation-id", "server", "model-removed", "openapi-version", "title"],
+    ids=[
+        "price",
+        "path",
+        "operation-id",
+        "server",
+        "model-removed",
+        "success-status",
+        "error-status",
+        "openapi-version",
+        "title",
+    ],
 )
 def test_changes_outside_the_bodies_are_classified(edit: Edit, kind: Kind, words: str) -> None:
     found = [change for change in changes(BASE, edited(edit)) if words in change.what]

@@ -99,7 +99,7 @@ def _classify(side: Side, delta: Delta) -> Change:
     if delta.effect & side.breaking_effect:
         kind = side.breaking_kind
     elif side.is_request and delta.effect & Effect.DEFAULT:
-        kind = Kind.BREAKING_FOR_CALLERS  # a call that leaves the field out now asks for more
+        kind = Kind.BREAKING_FOR_CALLERS  # a call that leaves it out now asks for something else
     elif delta.effect:
         kind = Kind.COMPATIBLE
     else:
