@@ -140,10 +140,15 @@ def test_a_package_version_other_than_the_spec_s_fails(project: Project) -> None
     assert "says 0.1.1, info.version says 0.1.0" in failure.detail
 
 
-def test_a_documentation_change_still_needs_a_new_version(project: Project) -> None:
+def test_a_documentation_change_still_needs_a_new_version(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
     edit_spec(project, lambda spec: spec["info"].update(title="FLUX.1 [schnell]"))
     (failure,) = failures_of(project)
     assert failure.rule == BUMP[Level.DOCUMENTATION]
+    assert main(["--check", "--root", str(project.root), "--examples", EXAMPLES]) == 1
+    err = capsys.readouterr().err
+    assert "the first change that needs it:\n    - spec: info.title changed" in err
     set_version(project, "0.1.1")
     assert failures_of(project) == []
 

@@ -69,6 +69,9 @@ def explain(project: Project, failure: Failure) -> str:
         if proven is not None:
             lines.append("  counterexample:")
             lines += ["    " + line for line in failure.report.explain(proven)]
+        else:  # nothing to draw (a default, a word, an endpoint): the change itself
+            lines.append("  the first change that needs it:")
+            lines += ["    " + line for line in failure.report.explain(failure.report.findings[0])]
     return "\n".join(lines)
 
 

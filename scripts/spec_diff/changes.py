@@ -34,8 +34,10 @@ class Kind(Enum):
     DOCUMENTATION = "Documentation only"
 
 
-BREAKING: Final = frozenset({Kind.BREAKING_FOR_CALLERS, Kind.BREAKING_FOR_OLD_CLIENTS})
-UNSAFE: Final = BREAKING | {Kind.NOT_UNDERSTOOD}  # what needs a major release (minor below 1.0)
+# What needs a major release (the minor below 1.0).
+UNSAFE: Final = frozenset(
+    {Kind.BREAKING_FOR_CALLERS, Kind.BREAKING_FOR_OLD_CLIENTS, Kind.NOT_UNDERSTOOD}
+)
 
 
 @dataclass(frozen=True)
