@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: install demo test test-deep lint check-generated generate bench clean
+.PHONY: install demo test test-deep lint check-generated generate spec-diff check-spec spec-release \
+	bench clean
 
 install: $(STAMP)
 
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py out
 
-test: lint check-generated
+test: lint check-generated check-spec
 	$(BIN)/python -m pytest
 
 test-deep: $(STAMP)
@@ -37,6 +38,19 @@ generate: $(STAMP)
 
 check-generated: $(STAMP)
 	$(BIN)/python scripts/generate.py --check
+
+# The working spec against the last release in openapi/released/: what changed, for whom, and
+# the value that proves each break.
+spec-diff: $(STAMP)
+	$(BIN)/python -m scripts.spec_diff
+
+# Fails when the version is not raised as far as the changes need, or the changelog lacks it.
+check-spec: $(STAMP)
+	$(BIN)/python -m scripts.spec_diff --check
+
+# Keeps the working spec as openapi/released/<version>.yaml (after the same checks).
+spec-release: $(STAMP)
+	$(BIN)/python -m scripts.spec_diff --release
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py

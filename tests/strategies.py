@@ -21,13 +21,12 @@ from typing import Any, NamedTuple, TypeVar
 import jsonschema
 from hypothesis import example
 from hypothesis import strategies as st
-from hypothesis.provisional import urls
-from hypothesis_jsonschema import from_schema
 
 from novita_flux import _spec
 from novita_flux._request import compiled_request_schema, estimate_cost
 from novita_flux._schema import compile_schema
 from novita_flux._spec import Schema
+from scripts.spec_diff.values import from_compiled
 
 TestFunction = TypeVar("TestFunction", bound=Callable[..., Any])
 
@@ -242,48 +241,6 @@ RESPONSE_SCHEMA = compile_schema(_spec.response_schema(200))
 # The spec puts no maximum on a TTL; keep it where the receive time plus the TTL is still a
 # datetime (a day of margin for the test run itself).
 MAX_TTL = int((datetime.max.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds()) - 86_400
-
-
-def presigned_links() -> st.SearchStrategy[str]:
-    """Absolute http(s) URLs, some with a signature in the query like Novita's links."""
-    signature = st.text("0123456789abcdef", min_size=1, max_size=64)
-    return urls() | st.tuples(urls(), signature).map(
-        lambda parts: f"{parts[0].partition('#')[0]}?X-Amz-Signature={parts[1]}"
-    )
-
-
-def from_compiled(schema: Schema) -> st.SearchStrategy[Any]:
-    """Values that conform to a compiled schema. Objects and arrays are walked here and leaves
-    drawn by hypothesis-jsonschema's from_schema: its own object strategy calls a Hypothesis
-    internal (`many.more()`) that Hypothesis 6.170 no longer has. A `format: uri` is drawn as
-    an absolute http(s) link, which is what the API sends and what `uri` means."""
-    if schema.get("type") == "object":
-        properties: dict[str, Schema] = schema.get("properties", {})
-        required = schema.get("required", ())
-        named = st.fixed_dictionaries(
-            {name: from_compiled(properties[name]) for name in required},
-            optional={
-                name: from_compiled(sub) for name, sub in properties.items() if name not in required
-            },
-        )
-        extra = schema.get("additionalProperties", True)
-        if extra is False:
-            return named
-        others = st.dictionaries(
-            st.text().filter(lambda key: key not in properties),
-            from_compiled(extra) if isinstance(extra, dict) else from_schema({}),
-            max_size=3,
-        )
-        return st.builds(lambda more, known: more | known, others, named)
-    if schema.get("type") == "array":
-        items = from_compiled(schema.get("items", {}))
-        return st.lists(items, min_size=schema.get("minItems", 0))
-    branches = schema.get("oneOf", schema.get("anyOf"))
-    if branches is not None:
-        return st.one_of([from_compiled(branch) for branch in branches])
-    if schema.get("format") == "uri":
-        return presigned_links()
-    return from_schema(schema)
 
 
 def conforming_bodies(min_images: int = 0) -> st.SearchStrategy[dict[str, Any]]:

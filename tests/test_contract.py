@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from decimal import Decimal
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import yaml
 from openapi_spec_validator import validate
 
 from novita_flux import _spec
+from novita_flux._schema import compile_schema
 
 SPEC_FILE = Path(__file__).resolve().parent.parent / "openapi" / "flux-1-schnell.yaml"
 
@@ -93,3 +95,20 @@ def test_operation_is_the_novita_endpoint() -> None:
     assert (operation.method, operation.path) == ("POST", "/v3beta/flux-1-schnell")
     assert _spec.default_base_url() == "https://api.novita.ai"
     assert operation.body["security"] == [{"bearerAuth": []}]
+
+
+def test_the_apis_own_version_is_the_one_in_the_path() -> None:
+    # info.version is the contract's (the release's) version; the API's is kept beside it.
+    api_version = _spec.document()["info"]["x-api-version"]
+    assert _spec.operation().path.split("/")[1] == api_version == "v3beta"
+
+
+def test_a_schema_compiles_against_the_document_it_is_given() -> None:
+    # The spec differ compiles released documents with the overlay's own compiler: a $ref must
+    # resolve in the document given, never silently in the shipped one.
+    other = copy.deepcopy(load_yaml())
+    other["components"]["schemas"]["ImageType"]["enum"] = ["png"]
+    field = _spec.request_schema_in(other)["properties"]["response_image_type"]
+    assert compile_schema(field, other)["enum"] == ["png"]
+    assert compile_schema(field)["enum"] == ["png", "webp", "jpeg"]
+    assert _spec.response_schema_in(other, 400) == _spec.error_schema()

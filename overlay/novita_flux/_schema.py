@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
@@ -59,12 +59,13 @@ class SchemaViolation(Exception):
         return f"{self.field}: {self.problem}"
 
 
-def compile_schema(schema: Schema) -> Schema:
-    """Resolve `$ref`s and merge `allOf` into one plain tree, refusing unknown keywords."""
+def compile_schema(schema: Schema, spec: Mapping[str, Any] | None = None) -> Schema:
+    """Resolve `$ref`s (in `spec`, the shipped document unless given) and merge `allOf` into
+    one plain tree, refusing unknown keywords."""
     merged: Schema = {}
-    for part in resolve(schema).get("allOf", ()):
-        merged.update(compile_schema(part))
-    for key, value in resolve(schema).items():
+    for part in resolve(schema, spec).get("allOf", ()):
+        merged.update(compile_schema(part, spec))
+    for key, value in resolve(schema, spec).items():
         if key.startswith("x-") or key in _ANNOTATIONS:
             if key in ("description", "default"):
                 merged[key] = value
@@ -72,11 +73,11 @@ def compile_schema(schema: Schema) -> Schema:
         if key not in _CHECKED:
             raise NotImplementedError(f"the spec uses {key!r}, which novita_flux cannot check yet")
         if key == "properties":
-            value = {name: compile_schema(sub) for name, sub in value.items()}
+            value = {name: compile_schema(sub, spec) for name, sub in value.items()}
         elif key in ("oneOf", "anyOf"):
-            value = [compile_schema(branch) for branch in value]
+            value = [compile_schema(branch, spec) for branch in value]
         elif key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
-            value = compile_schema(value)
+            value = compile_schema(value, spec)
         merged[key] = value
     return merged
 

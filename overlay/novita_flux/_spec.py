@@ -7,6 +7,7 @@ and the tests use comes from here, so the spec stays the one place where each is
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -49,28 +50,41 @@ def document() -> dict[str, Any]:
     return loaded
 
 
-def resolve(schema: Schema) -> Schema:
-    """Follow a local `$ref` (`#/components/...`) to the schema it names."""
+def resolve(schema: Schema, spec: Mapping[str, Any] | None = None) -> Schema:
+    """Follow a local `$ref` (`#/components/...`) to the schema it names, in `spec`: the
+    shipped document unless another is given (the spec differ reads released ones)."""
     while "$ref" in schema:
-        node: Any = document()
+        node: Any = document() if spec is None else spec
         for part in schema["$ref"].removeprefix("#/").split("/"):
             node = node[part]
         schema = node
     return schema
 
 
-@cache
-def operation() -> Operation:
+# Each reader below has an uncached form taking any document (`*_in`) and a cached one for the
+# shipped document, which the client and the reference server call on every request.
+
+
+def operation_in(spec: Mapping[str, Any]) -> Operation:
     """The endpoint: the spec describes exactly one operation."""
-    ((path, methods),) = document()["paths"].items()
+    ((path, methods),) = spec["paths"].items()
     ((method, body),) = ((m, b) for m, b in methods.items() if not m.startswith("x-"))
     return Operation(method.upper(), path, body)
 
 
 @cache
+def operation() -> Operation:
+    return operation_in(document())
+
+
+def request_schema_in(spec: Mapping[str, Any]) -> Schema:
+    content = operation_in(spec).body["requestBody"]["content"]["application/json"]
+    return resolve(content["schema"], spec)
+
+
+@cache
 def request_schema() -> Schema:
-    content = operation().body["requestBody"]["content"]["application/json"]
-    return resolve(content["schema"])
+    return request_schema_in(document())
 
 
 @cache
@@ -81,10 +95,14 @@ def request_example() -> dict[str, Any]:
     return example
 
 
+def response_schema_in(spec: Mapping[str, Any], status: int = 200) -> Schema:
+    response = resolve(operation_in(spec).body["responses"][str(status)], spec)
+    return resolve(response["content"]["application/json"]["schema"], spec)
+
+
 @cache
 def response_schema(status: int = 200) -> Schema:
-    response = resolve(operation().body["responses"][str(status)])
-    return resolve(response["content"]["application/json"]["schema"])
+    return response_schema_in(document(), status)
 
 
 @cache
