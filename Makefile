@@ -23,10 +23,10 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py out
 
 test: lint check-generated check-spec
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 test-deep: $(STAMP)
-	HYPOTHESIS_PROFILE=deep $(BIN)/python -m pytest
+	HYPOTHESIS_PROFILE=deep $(BIN)/python -m pytest -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
