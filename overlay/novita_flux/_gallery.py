@@ -58,24 +58,28 @@ class Problem:
 
 
 def write_gallery(directory: Path) -> Path:
-    """Write `directory/index.html` atomically; return its path."""
-    manifest = list(_manifest(directory / "manifest.jsonl"))
-    tiles = _in_order(list(_tiles(directory)), manifest)
-    problems = [
-        Problem(
-            entry.get("line"),
-            status,
-            _prompt_of(entry),
-            _error_text(entry.get("error")),
-        )
-        for entry in manifest
-        if (status := str(entry.get("status"))) in _PROBLEMS
-    ]
-    statuses = Counter(str(entry.get("status")) for entry in manifest)
-    page = _page(directory, tiles, problems, statuses)
+    """Write `directory/index.html` atomically; return its path. The manifest is read as a
+    stream and the page written as one, so a batch of any size costs a few bytes a line."""
+    rank: dict[str, int] = {}  # image file -> its line's place in the input
+    problems: list[Problem] = []
+    statuses: Counter[str] = Counter()
+    for position, entry in enumerate(_manifest(directory / "manifest.jsonl")):
+        status = str(entry.get("status"))
+        statuses[status] += 1
+        for name in entry.get("files") or ():
+            rank.setdefault(str(name), position)
+        if status in _PROBLEMS:
+            problems.append(
+                Problem(
+                    entry.get("line"), status, _prompt_of(entry), _error_text(entry.get("error"))
+                )
+            )
+    # In the input's order for a batch, then by name for anything else.
+    tiles = sorted(_tiles(directory), key=lambda tile: (rank.get(tile.file, len(rank)), tile.file))
     target = directory / GALLERY_NAME
     with staged_file(directory) as handle:
-        handle.write(page.encode("utf-8"))
+        for part in _page(directory, tiles, problems, statuses):
+            handle.write(part.encode("utf-8"))
         handle.flush()
         os.fsync(handle.fileno())
         os.replace(handle.name, target)
@@ -119,15 +123,6 @@ def _manifest(path: Path) -> Iterator[dict[str, Any]]:
                 yield entry
 
 
-def _in_order(tiles: list[Tile], manifest: list[dict[str, Any]]) -> list[Tile]:
-    """In the input's order for a batch, then by name for anything else."""
-    rank: dict[str, int] = {}
-    for position, entry in enumerate(manifest):
-        for name in entry.get("files") or ():
-            rank.setdefault(str(name), position)
-    return sorted(tiles, key=lambda tile: (rank.get(tile.file, len(rank)), tile.file))
-
-
 def _prompt_of(entry: dict[str, Any]) -> str:
     for source in (entry.get("body"), entry.get("request")):
         if isinstance(source, dict) and "prompt" in source:
@@ -144,7 +139,7 @@ def _error_text(error: Any) -> str:
 
 def _page(
     directory: Path, tiles: list[Tile], problems: list[Problem], statuses: Counter[str]
-) -> str:
+) -> Iterator[str]:
     def text(value: object) -> str:
         return html.escape(str(value), quote=True)
 
@@ -152,13 +147,13 @@ def _page(
     totals = [f"{len(tiles)} image(s)", f"${spent} spent on them"]
     totals += [f"{count} {_SAID.get(status, status)}" for status, count in statuses.items()
                if status in _PROBLEMS]  # fmt: skip
-    figures = "\n".join(
+    figures = (
         f'<figure><img src="{quote(tile.file)}" alt="{text(tile.prompt)}" loading="lazy" '
         f'decoding="async" width="{text(tile.width)}" height="{text(tile.height)}">'
         f"<figcaption><p class=prompt>{text(tile.prompt)}</p>"
         f"<p>seed {text(tile.seed)} · {text(tile.width)}x{text(tile.height)} · "
         f"{text(tile.steps)} steps · ${text(tile.cost)}</p>"
-        f"<p class=task>task {text(tile.task_id)}</p></figcaption></figure>"
+        f"<p class=task>task {text(tile.task_id)}</p></figcaption></figure>\n"
         for tile in tiles
     )
     rows = "\n".join(
@@ -172,7 +167,8 @@ def _page(
         if problems
         else ""
     )
-    return f"""<!doctype html>
+    head, tail = (
+        f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -199,9 +195,13 @@ td, th {{ border: 1px solid #ddd; padding: .3rem .5rem; text-align: left; vertic
 <h1>{text(directory.name or directory)}</h1>
 <p class="totals">{text(" · ".join(totals))}</p>
 <main class="grid">
-{figures}
-</main>
+""",
+        f"""</main>
 {table}
 </body>
 </html>
-"""
+""",
+    )
+    yield head
+    yield from figures
+    yield tail
