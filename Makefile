@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PIP_QUIET := --quiet --disable-pip-version-check
 
 .PHONY: install demo test test-deep lint check-generated generate spec-diff check-spec spec-release \
-	bench clean
+	bench mutation clean
 
 install: $(STAMP)
 
@@ -55,6 +55,18 @@ spec-release: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
 
+# Mutation testing of the core modules ([tool.mutmut] in pyproject.toml); not part of `make test`
+# (README says how long it takes). Starts from nothing, so no earlier verdict is reused.
+MUTATION_STAMP := $(VENV)/.mutation-stamp
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[dev,testing,mutation]'
+	@touch $(MUTATION_STAMP)
+
+mutation: $(MUTATION_STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $$(nproc 2>/dev/null || echo 2) || true
+	$(BIN)/python scripts/mutmut_table.py --check tests/mutation-survivors.md
+
 clean:
-	rm -rf $(VENV) build dist out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist out mutants .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

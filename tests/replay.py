@@ -27,7 +27,7 @@ from novita_flux import (
     PermissionDeniedError,
     RateLimitError,
 )
-from novita_flux._base_client import _BaseClient
+from novita_flux._base_client import parse_generation
 from novita_flux._errors import status_error
 from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES, dimensions, incomplete, sniff
 from novita_flux._spec import known_reasons, operation
@@ -100,7 +100,7 @@ def _api_answer(response: httpx.Response, fields: dict[str, Any]) -> str:
     payload = json.loads(response.content)
     if response.is_success:
         request = {"seed": 0, "response_image_type": "png", **fields}
-        generation = _BaseClient._parse(response, request, Decimal(0), datetime.now(UTC))
+        generation = parse_generation(response, request, Decimal(0), datetime.now(UTC))
         assert generation.task_id == payload["task"]["task_id"]
         assert len(generation.images) == len(payload["images"])
         if type(fields.get("image_num")) is int:

@@ -278,7 +278,10 @@ def test_a_failing_on_result_stops_new_sends_at_once_in_the_sync_client(concurre
                     concurrency=concurrency,
                     on_result=sends.on_result,
                 )
-        assert sends.late == 0
+        # No worker takes an item once the failure is known. A worker that had taken its item
+        # just before may still be on its way to the network (slow under a tracer, as under
+        # mutmut): at most one such send per other worker, and none with one worker.
+        assert sends.late <= concurrency - 1
         assert sends.sent < 3 + concurrency
 
 

@@ -19,7 +19,6 @@ from novita_flux import (
     ResponseValidationError,
     ValidationError,
 )
-from novita_flux._base_client import _BaseClient
 from novita_flux._cli import main
 from novita_flux.testing import ReferenceServer
 from novita_flux.verify import DEFAULT_MAX_COST, Finding, Report, _judge, build_plan, run
@@ -254,7 +253,7 @@ def test_an_answer_the_client_cannot_read_is_reported_even_when_the_judge_accept
     def refuse(response: object, *args: object) -> object:
         raise ResponseValidationError(response, "a client bug")  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_BaseClient, "_parse", staticmethod(refuse))
+    monkeypatch.setattr(_judge, "parse_generation", refuse)
     report = verify(documented, groups=["types"])
     assert report.exit_status == 1
     for result in report.results:

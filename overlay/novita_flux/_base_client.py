@@ -139,6 +139,46 @@ def _compiled_response_schema() -> Schema:
     return compile_schema(response_schema(200))
 
 
+def parse_generation(
+    response: httpx.Response, body: dict[str, Any], cost: Decimal, sent: datetime
+) -> Generation:
+    """A 200's body read as a Generation, or ResponseValidationError keeping what it could read.
+
+    A function of its own (not a method) so that `verify` judges answers exactly as the client
+    reads them."""
+    try:
+        payload = json.loads(response.content)
+    except ValueError as error:
+        raise ResponseValidationError(
+            response, f"the body is not JSON ({error})", request=body, cost=cost
+        ) from None
+    try:
+        # The conformed copy, not the raw JSON: a TTL sent as 3600.0 arrives as the int 3600.
+        parsed = Flux1SchnellResponse.from_dict(conform(_compiled_response_schema(), payload))
+        images = [_image(image, index, sent) for index, image in enumerate(parsed.images)]
+    except (SchemaViolation, KeyError, TypeError, ValueError) as error:
+        # ValueError and the rest: belt and braces, should the model itself refuse.
+        problem = str(error) if isinstance(error, SchemaViolation) else repr(error)
+        task_id, readable = salvage(payload, sent, body["response_image_type"])
+        raise ResponseValidationError(
+            response,
+            problem,
+            payload=payload,
+            task_id=task_id,
+            images=readable,
+            request=body,
+            cost=cost,
+        ) from None
+    return Generation(
+        task_id=parsed.task.task_id,
+        images=images,
+        seed=body["seed"],
+        request=body,
+        cost=cost,
+        raw=payload,
+    )
+
+
 class _BaseClient(Generic[HttpT]):
     """Configuration, request building, response parsing and the two flows; no I/O."""
 
@@ -263,42 +303,6 @@ class _BaseClient(Generic[HttpT]):
             return self.retry_server_errors
         return check_flag("retry_server_errors", retry_server_errors)
 
-    @staticmethod
-    def _parse(
-        response: httpx.Response, body: dict[str, Any], cost: Decimal, sent: datetime
-    ) -> Generation:
-        try:
-            payload = json.loads(response.content)
-        except ValueError as error:
-            raise ResponseValidationError(
-                response, f"the body is not JSON ({error})", request=body, cost=cost
-            ) from None
-        try:
-            # The conformed copy, not the raw JSON: a TTL sent as 3600.0 arrives as the int 3600.
-            parsed = Flux1SchnellResponse.from_dict(conform(_compiled_response_schema(), payload))
-            images = [_image(image, index, sent) for index, image in enumerate(parsed.images)]
-        except (SchemaViolation, KeyError, TypeError, ValueError) as error:
-            # ValueError and the rest: belt and braces, should the model itself refuse.
-            problem = str(error) if isinstance(error, SchemaViolation) else repr(error)
-            task_id, readable = salvage(payload, sent, body["response_image_type"])
-            raise ResponseValidationError(
-                response,
-                problem,
-                payload=payload,
-                task_id=task_id,
-                images=readable,
-                request=body,
-                cost=cost,
-            ) from None
-        return Generation(
-            task_id=parsed.task.task_id,
-            images=images,
-            seed=body["seed"],
-            request=body,
-            cost=cost,
-            raw=payload,
-        )
-
     # --- the flows: what to do, written once for both clients ---
 
     def _generation(
@@ -356,7 +360,7 @@ class _BaseClient(Generic[HttpT]):
                         attempt + 1,
                     )
                 if response.is_success:
-                    return self._parse(response, body, cost, sent)
+                    return parse_generation(response, body, cost, sent)
                 retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
                 error = status_error(response, retry_after)
                 retryable = _retry.retryable_answer(

@@ -103,13 +103,17 @@ def request_cost(body: Mapping[str, Any]) -> Decimal:
     return _price(body["width"] * body["height"], body["steps"], body["image_num"])
 
 
-@lru_cache(maxsize=4096)  # a batch asks the same few sizes again and again
-def _price(pixels: int, steps: int, images: int) -> Decimal:
+def _exact_price(pixels: int, steps: int, images: int) -> Decimal:
     price = pricing()
     with localcontext() as context:
         context.prec = 80  # far more digits than any exact result here needs: no rounding
         cost = price.coefficient * (pixels * steps * images) / price.pixel_steps_unit
     return _plain(cost)
+
+
+# A batch asks the same few sizes again and again. The arithmetic stays a plain function beside
+# the cached one so that it can be read, tested and mutated on its own.
+_price = lru_cache(maxsize=4096)(_exact_price)
 
 
 def as_budget(value: Decimal | float | int | str, field: str = "max_cost") -> Decimal:

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from novita_flux._base_client import _BaseClient
+from novita_flux._base_client import parse_generation
 from novita_flux._errors import _BY_KIND, ResponseValidationError, status_error
 from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES, dimensions, incomplete, sniff
 from novita_flux._request import field_schema
@@ -125,7 +125,7 @@ def _client_reads(exchange: Exchange, body: dict[str, Any], cost: Decimal) -> li
         **body,
     }
     try:
-        _BaseClient._parse(exchange.response(), request, cost, datetime.now(UTC))
+        parse_generation(exchange.response(), request, cost, datetime.now(UTC))
     except ResponseValidationError as error:
         return [Finding("deviates", "client", "a body the client reads", error.problem)]
     return []

@@ -1,0 +1,65 @@
+"""pytest plugin used only under mutmut: `[tool.mutmut] pytest_add_cli_args = ["-p", ...]`.
+
+mutmut runs the suite inside mutants/, where the mutated package is mutants/src/novita_flux
+(`src` being the symlink to overlay/ in the checkout). This plugin makes every run start from
+the same state, whichever process it runs in:
+
+* functools caches in novita_flux are emptied before each test, so a result memoised under
+  the original code (stats run, fork-server warm-up) or by an earlier test cannot hide a
+  mutant of a function called beneath the cache, and every test that reaches that function
+  is recorded for it by the stats run;
+* subprocesses (`python -m novita_flux`, `python -c ...`) import the mutated package too,
+  and run the mutant under test; during the stats run they run the original code instead
+  (mutmut's stats hook in a subprocess whose cwd has no pyproject.toml raises
+  FileNotFoundError, and what a subprocess calls is never recorded anyway);
+* Hypothesis keeps no example database and draws the same examples in every run, so a
+  mutant's verdict does not depend on what earlier mutants left behind or on luck.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+MUTATED_SOURCE = Path(__file__).resolve().parents[1] / "src"  # mutants/src
+
+if MUTATED_SOURCE.is_dir():
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(MUTATED_SOURCE), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+
+
+def clear_novita_flux_caches() -> None:
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "novita_flux" or name.startswith("novita_flux.")):
+            continue
+        for value in list(vars(module).values()):
+            if getattr(value, "__module__", None) == name and callable(
+                getattr(value, "cache_clear", None)
+            ):
+                value.cache_clear()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    clear_novita_flux_caches()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+        # This process keeps "stats" (mutmut also holds it in a process-local variable,
+        # read when the variable is absent); subprocesses started from here do not inherit it.
+        del os.environ["MUTANT_UNDER_TEST"]
+
+    # After tests/conftest.py registered its profiles, before any test module is imported
+    # (module-level `settings(...)` objects copy the profile that is loaded at that moment).
+    from hypothesis import settings
+
+    base = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+    settings.register_profile(
+        "mutmut", parent=settings.get_profile(base), database=None, derandomize=True
+    )
+    settings.load_profile("mutmut")
