@@ -245,7 +245,9 @@ def test_a_second_batch_on_the_same_directory_refuses_and_the_first_finishes(
 ) -> None:
     source = write(tmp_path / "in.jsonl", lines_of(20))
     out = tmp_path / "out"
-    server.faults.latency = 0.1
+    # Long enough (~4 s) that the second process, starting on a loaded machine or under a
+    # tracer, still finds the first one running.
+    server.faults.latency = 0.4
     first = start(server, source, out, "--concurrency", "2")
     wait_for(lambda: server.faults.api_requests >= 1)
     second = start(server, source, out)
