@@ -4,10 +4,10 @@ mutmut runs the suite inside mutants/, where the mutated package is mutants/src/
 (`src` being the symlink to overlay/ in the checkout). This plugin makes every run start from
 the same state, whichever process it runs in:
 
-* functools caches in novita_flux are emptied before each test, so a result memoised under
-  the original code (stats run, fork-server warm-up) or by an earlier test cannot hide a
-  mutant of a function called beneath the cache, and every test that reaches that function
-  is recorded for it by the stats run;
+* functools caches in novita_flux (and the compiled-schema memo) are emptied before each
+  test, so a result memoised under the original code (stats run, fork-server warm-up) or by
+  an earlier test cannot hide a mutant of a function called beneath the cache, and every test
+  that reaches that function is recorded for it by the stats run;
 * subprocesses (`python -m novita_flux`, `python -c ...`) import the mutated package too,
   and run the mutant under test; during the stats run they run the original code instead
   (mutmut's stats hook in a subprocess whose cwd has no pyproject.toml raises
@@ -32,19 +32,33 @@ if MUTATED_SOURCE.is_dir():
     )
 
 
+# Caches whose values come from code that is not mutated: the parsed spec (re-reading the YAML
+# before every test would cost more than the tests), the shared SSL context, rendered images.
+PURE_DATA_MODULES = {"novita_flux._spec", "novita_flux._config", "novita_flux.testing._render"}
+
+
 def clear_novita_flux_caches() -> None:
     for name, module in list(sys.modules.items()):
         if module is None or not (name == "novita_flux" or name.startswith("novita_flux.")):
+            continue
+        if name in PURE_DATA_MODULES:
             continue
         for value in list(vars(module).values()):
             if getattr(value, "__module__", None) == name and callable(
                 getattr(value, "cache_clear", None)
             ):
                 value.cache_clear()
+    # Compiled checkers memoised by schema: one compiled before the mutant was active (while
+    # the fork server collected the tests) would otherwise stand in for the mutated compiler.
+    schema = sys.modules.get("novita_flux._schema")
+    if schema is not None:
+        schema._CHECKERS.clear()
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats":  # see pytest_configure
+        del os.environ["MUTANT_UNDER_TEST"]
     clear_novita_flux_caches()
 
 
