@@ -1,0 +1,1306 @@
+"""Explicit examples for _images (names, slugs, streamed bytes, publishing) and _batch (plan,
+pacer, engine, generate_many): each pins an exact value, so a small change to the code fails."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import io
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from novita_flux import (
+    AsyncFluxSchnell,
+    BudgetExceededError,
+    FluxSchnell,
+    GeneratedImage,
+    Generation,
+    ValidationError,
+    _batch,
+    _images,
+)
+from novita_flux._batch import (
+    BatchResult,
+    ImagePacer,
+    PlannedRequest,
+    check_concurrency,
+    check_pace,
+    plan_batch,
+    run_async,
+    run_sync,
+    run_tasks,
+    run_threads,
+    total_cost,
+)
+from novita_flux._constants import LOGGER_NAME
+from novita_flux._errors import ImageDownloadError, ImageExpiredError
+from novita_flux._images import (
+    ImageReceiver,
+    check_not_expired,
+    file_name,
+    prompt_slug,
+    publish,
+    sidecar,
+    staged_file,
+    storage_error,
+    write_bytes_atomically,
+    write_json_atomically,
+)
+from tests.support import API_URL, KEY, MAGIC, Sleeps, error_body, success_body
+
+PNG, JPEG, WEBP = MAGIC["png"], MAGIC["jpeg"], MAGIC["webp"]
+EXPIRES = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def image(index: int = 0, image_type: str = "png", expires: datetime | None = None) -> Any:
+    return GeneratedImage("https://host/x", 3600, image_type, expires, index)
+
+
+def generation(request: dict[str, Any], seed: int = 7, images: list[Any] | None = None) -> Any:
+    return Generation("task-9", images or [], seed, request, Decimal("0.003"))
+
+
+REQUEST = {"prompt": "A Cat, on a Mat!", "width": 512, "height": 768, "steps": 4}
+
+
+# --- file_name ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "seed", "index", "image_type", "override", "expected"),
+    [
+        (REQUEST, 42, 0, "png", None, "a-cat-on-a-mat_512x768_s4_seed42_0.png"),
+        (REQUEST, 1, 3, "jpeg", None, "a-cat-on-a-mat_512x768_s4_seed1_3.jpg"),
+        (REQUEST, 0, 1, "webp", None, "a-cat-on-a-mat_512x768_s4_seed0_1.webp"),
+        (REQUEST, 5, 2, "png", "jpeg", "a-cat-on-a-mat_512x768_s4_seed5_2.jpg"),
+        (REQUEST, 5, 2, "jpeg", "webp", "a-cat-on-a-mat_512x768_s4_seed5_2.webp"),
+        ({"prompt": "x", "width": 64, "height": 128, "steps": 8}, 9, 0, "png", None,
+         "x_64x128_s8_seed9_0.png"),
+        ({}, 3, 0, "png", None, "image_NonexNone_sNone_seed3_0.png"),
+    ],
+)  # fmt: skip
+def test_file_name_is_slug_size_steps_seed_index_and_the_real_types_extension(
+    request_fields: dict[str, Any],
+    seed: int,
+    index: int,
+    image_type: str,
+    override: str | None,
+    expected: str,
+) -> None:
+    made = file_name(generation(request_fields, seed), image(index, image_type), override)
+    assert made == expected
+
+
+def test_file_name_of_an_unknown_type_is_refused() -> None:
+    with pytest.raises(KeyError):
+        file_name(generation(REQUEST), image(0, "gif"))
+
+
+# --- prompt_slug --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("", "image"),
+        ("!!! ... ???", "image"),
+        ("Hello, World!", "hello-world"),
+        ("  --a__b..c  ", "a-b-c"),
+        ("123 ABC", "123-abc"),
+        ("Café Ünïcödé", "café-ünïcödé"),
+        ("\ufb01ne \uff26\uff55\uff4c\uff4c", "fine-full"),  # NFKC: a ligature, full-width
+        ("\u0301abc", "abc"),  # a combining mark cannot start the name
+        ("\u0301\u0301ab", "ab"),
+        ("! \u0301x", "x"),
+        ("x\u0301y", "x\u0301y"),  # a mark inside a word is kept (x has no composed form)
+        ("日本語 の 猫", "日本語-の-猫"),
+        ("a/b\\c:d", "a-b-c-d"),
+    ],
+)
+def test_prompt_slug_keeps_letters_digits_marks_and_joins_the_rest_with_one_dash(
+    prompt: str, expected: str
+) -> None:
+    assert prompt_slug(prompt) == expected
+
+
+@pytest.mark.parametrize(
+    ("prompt", "limit", "expected"),
+    [
+        ("ab cd", 5, "ab-cd"),  # exactly at the limit: kept whole
+        ("ab cd", 4, "ab"),  # one over: cut at the word boundary
+        ("ab cd efgh", 5, "ab-cd"),  # the dash just past the limit is a boundary
+        ("ab cd efgh", 6, "ab-cd"),
+        ("ab cd efgh", 7, "ab-cd"),
+        ("abcdefgh", 5, "abcde"),  # one long word: cut inside it
+        ("a" * 41, 40, "a" * 40),
+        ("a" * 40, 40, "a" * 40),
+    ],
+)
+def test_prompt_slug_is_cut_at_a_word_boundary_only_over_the_limit(
+    prompt: str, limit: int, expected: str
+) -> None:
+    assert prompt_slug(prompt, limit) == expected
+
+
+def test_prompt_slug_default_limit_is_40() -> None:
+    words = "alpha beta gamma delta epsilon zeta eta theta"  # 44 characters
+    assert prompt_slug(words) == "alpha-beta-gamma-delta-epsilon-zeta-eta"
+    assert prompt_slug("b" * 45) == "b" * 40
+
+
+# --- check_not_expired --------------------------------------------------------------------------
+
+
+class _Frozen(datetime):
+    at = EXPIRES
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+        return cls.at
+
+
+@pytest.mark.parametrize(
+    ("now", "refused"),
+    [
+        (EXPIRES - timedelta(microseconds=1), False),
+        (EXPIRES, True),
+        (EXPIRES + timedelta(seconds=1), True),
+    ],
+)
+def test_check_not_expired_refuses_from_exactly_expires_at(
+    monkeypatch: pytest.MonkeyPatch, now: datetime, refused: bool
+) -> None:
+    monkeypatch.setattr(_Frozen, "at", now)
+    monkeypatch.setattr(_images, "datetime", _Frozen)
+    if not refused:
+        assert check_not_expired(image(2, expires=EXPIRES)) is None
+        return
+    with pytest.raises(ImageExpiredError) as raised:
+        check_not_expired(image(2, expires=EXPIRES))
+    assert str(raised.value) == (
+        "image 2 expired at 2030-01-02T03:04:05+00:00 (its link was valid for 3600 s); "
+        "generate it again"
+    )
+
+
+def test_check_not_expired_never_refuses_a_link_with_no_expiry() -> None:
+    assert check_not_expired(image(0, expires=None)) is None
+
+
+def test_check_not_expired_compares_with_the_current_utc_time() -> None:
+    assert check_not_expired(image(0, expires=datetime.now(UTC) + timedelta(hours=1))) is None
+    with pytest.raises(ImageExpiredError, match=r"^image 1 expired at "):
+        check_not_expired(image(1, expires=datetime.now(UTC) - timedelta(seconds=1)))
+
+
+# --- storage_error ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (403, b"<Error><Message>Request has expired</Message></Error>"),
+        (400, b"<Error><Code>ExpiredToken</Code></Error>"),
+        (403, b"<Error><Code>ExpiredRequest</Code></Error>"),
+        (403, b"request HAS EXPIRED"),
+    ],
+)
+def test_storage_error_says_expired_for_400_or_403_with_the_hosts_expiry_words(
+    status: int, body: bytes
+) -> None:
+    error = storage_error(image(4), status, body)
+    assert type(error) is ImageExpiredError
+    assert str(error) == (
+        f"image 4: the storage host says its link has expired ({status}: {body.decode()}); "
+        "generate it again"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (403, b"AccessDenied"),
+        (404, b"Request has expired"),
+        (500, b"<Code>ExpiredToken</Code>"),
+        (401, b"Request has expired"),
+        (403, b""),
+    ],
+)
+def test_storage_error_is_a_plain_download_error_otherwise(status: int, body: bytes) -> None:
+    error = storage_error(image(1), status, body)
+    assert type(error) is ImageDownloadError
+    assert str(error) == f"the storage host answered {status} for image 1: {body.decode()}"
+
+
+def test_storage_error_quotes_200_bytes_of_the_body_decoded_with_replacement() -> None:
+    head = b"\xff" + b"a" * 250
+    error = storage_error(image(0), 502, head)
+    assert str(error) == "the storage host answered 502 for image 0: \ufffd" + "a" * 199
+
+
+# --- ImageReceiver ------------------------------------------------------------------------------
+
+
+def receiver(image_type: str = "png", max_bytes: int = 10_000, index: int = 0) -> Any:
+    return ImageReceiver(image(index, image_type), io.BytesIO(), max_bytes)
+
+
+@pytest.mark.parametrize("header", [None, "", "abc", "-5", "1e3", " 5", "100", "0"])
+def test_expect_length_accepts_a_missing_unreadable_or_small_enough_length(
+    header: str | None,
+) -> None:
+    assert receiver(max_bytes=100).expect_length(header) is None
+
+
+def test_expect_length_refuses_a_length_over_max_bytes_naming_both() -> None:
+    with pytest.raises(ImageDownloadError) as raised:
+        receiver(max_bytes=100, index=3).expect_length("101")
+    assert str(raised.value) == "image 3 is over the 100-byte limit (101 bytes)"
+
+
+def test_feed_writes_every_chunk_and_counts_the_size() -> None:
+    taker = receiver()
+    for start in range(0, len(PNG), 5):
+        taker.feed(PNG[start : start + 5])
+    assert taker.size == len(PNG)
+    assert taker.sink.getvalue() == PNG
+    assert taker._head == PNG[:32]
+    assert taker._tail == PNG[-16:]
+    assert taker.found == "png"
+    assert taker.finish() == "png"
+
+
+def test_feed_accepts_exactly_max_bytes_and_refuses_one_more() -> None:
+    taker = receiver(max_bytes=len(PNG))
+    taker.feed(PNG)
+    assert taker.finish() == "png"
+    over = receiver(max_bytes=len(PNG) - 1, index=5)
+    over.feed(PNG[:10])
+    with pytest.raises(ImageDownloadError) as raised:
+        over.feed(PNG[10:])
+    assert str(raised.value) == (
+        f"image 5 is over the {len(PNG) - 1}-byte limit ({len(PNG)} bytes)"
+    )
+    assert over.sink.getvalue() == PNG[:10]  # the refused chunk is never written
+
+
+def test_the_type_is_checked_as_soon_as_12_bytes_have_arrived() -> None:
+    taker = receiver("webp", index=6)
+    taker.feed(b"<html><body")  # 11 bytes: too few to judge
+    assert taker.found is None
+    with pytest.raises(ImageDownloadError) as raised:
+        taker.feed(b">")
+    assert str(raised.value) == (
+        "image 6 should be a WEBP image but the storage host sent something else "
+        "(first bytes b'<html><b')"
+    )
+
+
+def test_the_type_is_found_at_12_bytes_of_a_real_image() -> None:
+    taker = receiver("webp")
+    taker.feed(WEBP[:11])
+    assert taker.found is None
+    taker.feed(WEBP[11:12])
+    assert taker.found == "webp"
+
+
+@pytest.mark.parametrize(
+    ("promised", "data", "found"), [("png", JPEG, "jpeg"), ("jpeg", WEBP, "webp")]
+)
+def test_another_image_type_than_promised_is_kept_with_one_warning(
+    caplog: pytest.LogCaptureFixture, promised: str, data: bytes, found: str
+) -> None:
+    taker = receiver(promised, index=2)
+    with caplog.at_level(logging.WARNING, logger=LOGGER_NAME):
+        for start in range(0, len(data), 3):
+            taker.feed(data[start : start + 3])
+        assert taker.finish() == found
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+        (
+            LOGGER_NAME,
+            logging.WARNING,
+            f"image 2 was promised as {promised.upper()} but is a {found.upper()} image; "
+            "kept as what it is",
+        )
+    ]
+
+
+def test_the_promised_type_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    taker = receiver("jpeg")
+    with caplog.at_level(logging.DEBUG, logger=LOGGER_NAME):
+        taker.feed(JPEG)
+        assert taker.finish() == "jpeg"
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize("data", [b"", b"\x89PNG\r"])
+def test_finish_of_a_body_too_short_to_have_a_type_is_refused(data: bytes) -> None:
+    taker = receiver("png", index=1)
+    taker.feed(data)
+    with pytest.raises(ImageDownloadError) as raised:
+        taker.finish()
+    assert str(raised.value) == (
+        "image 1 should be a PNG image but the storage host sent something else "
+        f"(first bytes {data[:8]!r})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (PNG[:-1], "it does not end with PNG's IEND chunk"),
+        (JPEG[:-2], "it does not end with JPEG's end-of-image marker"),
+        (
+            WEBP[:-4],
+            f"the RIFF header promises {len(WEBP)} bytes but only {len(WEBP) - 4} arrived",
+        ),
+    ],
+)
+def test_finish_of_an_image_cut_short_raises_a_retryable_protocol_error(
+    data: bytes, problem: str
+) -> None:
+    kind = "png" if data.startswith(b"\x89") else "jpeg" if data[:2] == b"\xff\xd8" else "webp"
+    taker = receiver(kind, index=4)
+    for start in range(0, len(data), 7):
+        taker.feed(data[start : start + 7])
+    with pytest.raises(httpx.RemoteProtocolError) as raised:
+        taker.finish()
+    expected = f"image 4 ended after {len(data)} bytes, before the image did: {problem}"
+    assert str(raised.value) == expected
+
+
+def test_keep_error_keeps_exactly_the_first_4096_bytes() -> None:
+    taker = receiver()
+    taker.keep_error(b"a" * 4000)
+    assert taker.error_head == b"a" * 4000
+    taker.keep_error(b"b" * 200)
+    assert taker.error_head == b"a" * 4000 + b"b" * 96
+    taker.keep_error(b"c")
+    assert len(taker.error_head) == 4096
+    assert taker.size == 0
+    assert taker.sink.getvalue() == b""
+
+
+# --- staged files, publish, atomic writes -------------------------------------------------------
+
+
+def publish_bytes(directory: Path, data: bytes, target: Path) -> Path:
+    with staged_file(directory) as handle:
+        handle.write(data)
+        return publish(handle, target)
+
+
+def test_staged_file_is_hidden_in_the_directory_with_the_default_mode_and_removed(
+    tmp_path: Path,
+) -> None:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    with staged_file(tmp_path) as handle:
+        path = Path(handle.name)
+        assert path.parent == tmp_path
+        assert path.name.startswith(".novita-")
+        assert path.name.endswith(".part")
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+        handle.write(b"x")
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_publish_returns_the_existing_path_for_the_same_bytes_and_numbers_others(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "cat_0.png"
+    assert publish_bytes(tmp_path, b"one", target) == target
+    assert publish_bytes(tmp_path, b"one", target) == target
+    assert publish_bytes(tmp_path, b"two", target) == tmp_path / "cat_0-2.png"
+    assert publish_bytes(tmp_path, b"three", target) == tmp_path / "cat_0-3.png"
+    assert publish_bytes(tmp_path, b"two", target) == tmp_path / "cat_0-2.png"
+    assert publish_bytes(tmp_path, b"three", target) == tmp_path / "cat_0-3.png"
+    contents = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    assert contents == {"cat_0.png": b"one", "cat_0-2.png": b"two", "cat_0-3.png": b"three"}
+
+
+def test_publish_compares_contents_not_size_and_time(tmp_path: Path) -> None:
+    target = tmp_path / "a.png"
+    target.write_bytes(b"abc")
+    os.utime(target, ns=(10**18, 10**18))
+    with staged_file(tmp_path) as handle:
+        handle.write(b"xyz")  # same size, same time below, other bytes
+        handle.flush()
+        os.utime(handle.name, ns=(10**18, 10**18))
+        assert publish(handle, target) == tmp_path / "a-2.png"
+    assert (tmp_path / "a-2.png").read_bytes() == b"xyz"
+
+
+def test_publish_makes_the_file_and_its_directory_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    closed: list[int] = []
+    real_fsync, real_close = os.fsync, os.close
+
+    def fsync(descriptor: int) -> None:
+        synced.append(descriptor)
+        real_fsync(descriptor)
+
+    def close(descriptor: int) -> None:
+        closed.append(descriptor)
+        real_close(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "close", close)
+    with staged_file(tmp_path) as handle:
+        handle.write(b"data")
+        handle_number = handle.fileno()
+        publish(handle, tmp_path / "a.png")
+    assert len(synced) == 2
+    assert synced[0] == handle_number
+    assert closed == [synced[1]]  # the directory's descriptor, synced then closed
+    assert (tmp_path / "a.png").read_bytes() == b"data"
+
+
+def test_sync_directory_of_a_missing_directory_is_silent(tmp_path: Path) -> None:
+    assert _images._sync_directory(tmp_path / "gone") is None
+
+
+def test_write_bytes_atomically_replaces_the_file_and_leaves_nothing_else(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+    write_bytes_atomically(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_write_bytes_atomically_stages_in_the_target_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-directory"))
+    write_bytes_atomically(tmp_path / "f.bin", b"data")
+    assert (tmp_path / "f.bin").read_bytes() == b"data"
+    with staged_file(tmp_path) as handle:
+        assert Path(handle.name).parent == tmp_path
+
+
+def test_write_json_atomically_writes_sorted_indented_ascii_json_and_a_newline(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.json"
+    write_json_atomically(path, {"b": [1, 2], "a": "é"})
+    assert path.read_text() == '{\n  "a": "\\u00e9",\n  "b": [\n    1,\n    2\n  ]\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_sidecar_holds_task_index_type_seed_cost_and_the_exact_request() -> None:
+    made = sidecar(generation(REQUEST, seed=11), image(3, "webp"))
+    assert made == {
+        "task_id": "task-9",
+        "index": 3,
+        "type": "webp",
+        "seed": 11,
+        "cost_usd": "0.003",
+        "request": REQUEST,
+    }
+
+
+# =================================================================================================
+# _batch
+# =================================================================================================
+
+
+def test_batch_result_defaults_and_ok() -> None:
+    result = BatchResult(2, {"prompt": "x"})
+    assert (result.index, result.request, result.generation, result.error) == (
+        2, {"prompt": "x"}, None, None,
+    )  # fmt: skip
+    assert result.ok is True
+    assert BatchResult(0, {}, error=ValueError("no")).ok is False
+
+
+def test_plan_batch_records_each_request_its_body_cost_or_error() -> None:
+    plan = plan_batch(
+        [{"prompt": "a", "seed": 5}, "not a mapping", {"prompt": "b", "image_num": 3, "seed": 1}],
+        images_per_minute=2,
+    )
+    assert [item.index for item in plan] == [0, 1, 2]
+    assert plan[0].body == {
+        "prompt": "a", "seed": 5, "steps": 4, "width": 1024, "height": 1024, "image_num": 1,
+        "response_image_type": "png",
+    }  # fmt: skip
+    assert plan[0].cost == Decimal("0.003")
+    assert plan[0].error is None
+    assert plan[1].request == "not a mapping"
+    assert (plan[1].body, plan[1].cost) == (None, Decimal(0))
+    error = plan[1].error
+    assert isinstance(error, ValidationError)
+    assert (error.field, error.value, error.expected) == (
+        "requests[1]", "not a mapping", "a mapping of request fields",
+    )  # fmt: skip
+    assert str(error) == "requests[1]: 'not a mapping' is not a mapping of request fields"
+    pace = plan[2].error
+    assert isinstance(pace, ValidationError)
+    assert (pace.field, pace.value, pace.expected) == ("image_num", 3, "at most 2")
+    assert str(pace) == "image_num: 3 can never be sent under images_per_minute=2"
+    assert (plan[2].body, plan[2].cost) == (None, Decimal(0))
+    assert total_cost(plan) == Decimal("0.003")
+
+
+def test_planned_request_defaults() -> None:
+    planned = PlannedRequest(0, {})
+    assert (planned.body, planned.cost, planned.error) == (None, Decimal(0), None)
+
+
+def test_check_pace_allows_exactly_the_limit_and_no_limit() -> None:
+    assert check_pace({"image_num": 2}, 2, "x=") is None
+    assert check_pace({"image_num": 4}, None, "x=") is None
+    with pytest.raises(ValidationError) as raised:
+        check_pace({"image_num": 3}, 2, "--images-per-minute ")
+    assert str(raised.value) == "image_num: 3 can never be sent under --images-per-minute 2"
+
+
+def test_plan_batch_budget_is_refused_over_and_allowed_at_the_total() -> None:
+    requests = [{"prompt": "a"}, {"prompt": "b"}, {"prompt": "c", "width": 10}]
+    assert len(plan_batch(requests, max_total_cost="0.006")) == 3
+    with pytest.raises(BudgetExceededError) as raised:
+        plan_batch(requests, max_total_cost=Decimal("0.0059"))
+    assert raised.value.cost == Decimal("0.006")
+    assert raised.value.budget == Decimal("0.0059")
+    assert str(raised.value) == "estimated cost $0.006 of this batch exceeds the budget $0.0059"
+    with pytest.raises(ValidationError) as bad:
+        plan_batch(requests, max_total_cost="lots")
+    assert bad.value.field == "max_total_cost"
+
+
+def test_total_cost_counts_only_planned_bodies() -> None:
+    plan = [
+        PlannedRequest(0, {}, {"image_num": 1}, Decimal("0.5")),
+        PlannedRequest(1, {}, None, Decimal("7")),
+        PlannedRequest(2, {}, {"image_num": 1}, Decimal("0.25")),
+    ]
+    assert total_cost(plan) == Decimal("0.75")
+    assert total_cost([]) == Decimal(0)
+
+
+# --- the pacer ----------------------------------------------------------------------------------
+
+
+def test_pacer_spaces_requests_by_their_images_share_of_the_window_plus_slack() -> None:
+    pacer = ImagePacer(60)
+    assert pacer.window == 60.0
+    assert pacer.limit == 60
+    assert pacer.ready_at(1, 5.0) == 5.0  # nothing released yet
+    pacer.record(1, 5.0)
+    assert pacer._next_free == pytest.approx(5.0 + 1.01)
+    assert pacer.ready_at(1, 5.5) == pytest.approx(6.01)
+    assert pacer.ready_at(1, 7.0) == 7.0
+    pacer.record(3, 7.0)
+    assert pacer._next_free == pytest.approx(7.0 + 3 * 1.01)
+    assert list(pacer._released) == [(5.0, 1), (7.0, 3)]
+
+
+def test_pacer_with_its_own_window() -> None:
+    pacer = ImagePacer(4, window=10.0)
+    pacer.record(2, 0.0)
+    assert pacer._next_free == pytest.approx(2 * 10.0 / 4 * 1.01)
+
+
+def test_pacer_sliding_window_waits_for_the_oldest_release_to_leave() -> None:
+    pacer = ImagePacer(2)
+    pacer.record(1, 0.0)  # next free at 30.3
+    pacer.record(1, 30.3)  # next free at 60.6
+    # 2 images at 60.6: the release at 0 has left the window, the one at 30.3 has not.
+    assert pacer.ready_at(2, 60.6) == pytest.approx(90.3)
+    assert list(pacer._released) == [(30.3, 1)]
+    # 1 image fits beside the one still in the window.
+    assert pacer.ready_at(1, 60.6) == pytest.approx(60.6)
+
+
+def test_pacer_forgets_a_release_exactly_one_window_old() -> None:
+    pacer = ImagePacer(1)
+    pacer.record(1, 0.0)
+    assert pacer.ready_at(1, 59.9) == pytest.approx(60.6)
+    assert list(pacer._released) == [(0.0, 1)]
+    assert pacer.ready_at(1, 60.0) == pytest.approx(60.6)
+    assert list(pacer._released) == []
+
+
+def test_pacer_counts_every_release_still_in_the_window() -> None:
+    pacer = ImagePacer(3)
+    pacer._next_free = float("-inf")
+    pacer._released.extend([(0.0, 1), (1.0, 1), (2.0, 1)])
+    assert pacer.ready_at(1, 10.0) == 60.0  # the first must leave
+    assert pacer.ready_at(2, 10.0) == 61.0  # the first two must leave
+    assert pacer.ready_at(3, 10.0) == 62.0
+    pacer._released.clear()
+    pacer._released.extend([(0.0, 1), (1.0, 1)])
+    assert pacer.ready_at(1, 10.0) == 10.0  # 2 + 1 == the limit: fits
+
+
+@pytest.mark.parametrize("limit", [0, -1, True, 1.5])
+def test_pacer_refuses_a_limit_below_one(limit: Any) -> None:
+    with pytest.raises(ValidationError) as raised:
+        ImagePacer(limit)
+    assert raised.value.field == "images_per_minute"
+    assert str(raised.value) == f"images_per_minute: {limit!r} is not an integer >= 1"
+
+
+def test_pacer_accepts_a_limit_of_one() -> None:
+    assert ImagePacer(1).limit == 1
+
+
+@pytest.mark.parametrize("value", [0, -3, False, 2.0, "4"])
+def test_check_concurrency_refuses_anything_but_an_integer_from_one(value: Any) -> None:
+    with pytest.raises(ValidationError) as raised:
+        check_concurrency(value)
+    assert raised.value.field == "concurrency"
+    assert str(raised.value) == f"concurrency: {value!r} is not an integer >= 1"
+
+
+def test_check_concurrency_returns_the_value() -> None:
+    assert check_concurrency(1) == 1
+    assert check_concurrency(64) == 64
+
+
+# --- waiting for a slot, on a fake clock --------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self, start: float = 100.0) -> None:
+        self.now = start
+        self.waits: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class FakeStop:
+    """A stop event whose waits advance the fake clock (or stop the run at wait `stop_at`)."""
+
+    def __init__(self, clock: FakeClock, stop_at: int | None = None) -> None:
+        self.clock = clock
+        self.stop_at = stop_at
+        self.set_ = False
+
+    def wait(self, seconds: float) -> bool:
+        assert seconds > 0, "a wait for nothing"
+        self.clock.waits.append(seconds)
+        if self.stop_at is not None and len(self.clock.waits) >= self.stop_at:
+            self.set_ = True
+            return True
+        self.clock.now += seconds
+        return False
+
+    def is_set(self) -> bool:
+        return self.set_
+
+
+def test_sync_wait_sleeps_until_the_slot_and_records_the_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(_batch, "time", clock)
+    pacer = ImagePacer(60)
+    stop = FakeStop(clock)
+    assert _batch._sync_wait(pacer, 1, stop) is True  # type: ignore[arg-type]
+    assert clock.waits == []
+    assert list(pacer._released) == [(100.0, 1)]
+    assert _batch._sync_wait(pacer, 2, stop) is True  # type: ignore[arg-type]
+    assert clock.waits == [pytest.approx(1.01)]
+    assert list(pacer._released) == [(100.0, 1), (pytest.approx(101.01), 2)]
+    pacer._next_free = clock.now  # ready exactly now: released without a wait
+    assert _batch._sync_wait(pacer, 1, stop) is True  # type: ignore[arg-type]
+    assert len(clock.waits) == 1
+
+
+def test_sync_wait_gives_up_when_stopped_while_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(_batch, "time", clock)
+    pacer = ImagePacer(60)
+    pacer.record(1, 100.0)
+    assert _batch._sync_wait(pacer, 1, FakeStop(clock, stop_at=1)) is False  # type: ignore[arg-type]
+    assert list(pacer._released) == [(100.0, 1)]
+
+
+def test_sync_wait_gives_up_when_stopped_before_the_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(_batch, "time", clock)
+    pacer = ImagePacer(60)
+    stop = FakeStop(clock)
+    stop.set_ = True
+    assert _batch._sync_wait(pacer, 1, stop) is False  # type: ignore[arg-type]
+    assert list(pacer._released) == []
+
+
+def _fake_wait_for(clock: FakeClock, stop_after: int | None = None) -> Any:
+    async def wait_for(awaitable: Any, timeout: float) -> None:
+        awaitable.close()
+        assert timeout > 0, "a wait for nothing"
+        clock.waits.append(timeout)
+        if stop_after is not None and len(clock.waits) >= stop_after:
+            return  # the stop event fired
+        # The first wait wakes early (asyncio may): the slot must be checked again.
+        clock.now += timeout / 2 if len(clock.waits) == 1 else timeout
+        raise TimeoutError
+
+    return wait_for
+
+
+@pytest.mark.anyio
+async def test_async_wait_rechecks_after_an_early_wake_and_records_the_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(_batch, "time", clock)
+    monkeypatch.setattr(asyncio, "wait_for", _fake_wait_for(clock))
+    pacer = ImagePacer(60)
+    pacer.record(1, 100.0)
+    assert await _batch._async_wait(pacer, 2, asyncio.Event()) is True
+    assert clock.waits == [pytest.approx(1.01), pytest.approx(0.505)]
+    assert list(pacer._released) == [(100.0, 1), (pytest.approx(101.01), 2)]
+
+
+@pytest.mark.anyio
+async def test_async_wait_gives_up_when_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(_batch, "time", clock)
+    monkeypatch.setattr(asyncio, "wait_for", _fake_wait_for(clock, stop_after=1))
+    pacer = ImagePacer(60)
+    pacer.record(1, 100.0)
+    assert await _batch._async_wait(pacer, 1, asyncio.Event()) is False
+    assert list(pacer._released) == [(100.0, 1)]
+    stopped = asyncio.Event()
+    stopped.set()
+    assert await _batch._async_wait(ImagePacer(60), 1, stopped) is False
+
+
+@pytest.mark.anyio
+async def test_async_wait_releases_at_once_when_the_slot_is_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(_batch, "time", clock)
+    monkeypatch.setattr(asyncio, "wait_for", _fake_wait_for(clock))
+    pacer = ImagePacer(60)
+    assert await _batch._async_wait(pacer, 3, asyncio.Event()) is True
+    pacer._next_free = 100.0  # ready exactly now: released without a wait
+    assert await _batch._async_wait(pacer, 1, asyncio.Event()) is True
+    assert clock.waits == []
+    assert list(pacer._released) == [(100.0, 3), (100.0, 1)]
+
+
+# --- the engine ---------------------------------------------------------------------------------
+
+
+class Items:
+    """An iterator that counts the calls made once it is exhausted (one per worker)."""
+
+    def __init__(self, values: list[Any]) -> None:
+        self.values = list(values)
+        self.exhausted = 0
+
+    def __iter__(self) -> Items:
+        return self
+
+    def __next__(self) -> Any:
+        if self.values:
+            return self.values.pop(0)
+        self.exhausted += 1
+        raise StopIteration
+
+
+class RecordingPacer:
+    """A pacer that is always ready and notes what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+        self.recorded: list[int] = []
+
+    def ready_at(self, images: int, now: float) -> float:
+        self.asked.append(images)
+        return now
+
+    def record(self, images: int, now: float) -> None:
+        self.recorded.append(images)
+
+
+def test_run_threads_of_no_items_does_nothing() -> None:
+    done: list[Any] = []
+    items = Items([])
+    run_threads(items, [done.append], concurrency=3, pacer=None, images=lambda item: 1)
+    assert done == []
+    assert items.exhausted == 3  # one worker per unit of concurrency, each found nothing
+
+
+def test_run_threads_runs_every_item_once_with_more_workers_than_items() -> None:
+    done: list[Any] = []
+    names: set[str] = set()
+
+    def work(item: Any) -> None:
+        names.add(threading.current_thread().name)
+        done.append(item)
+
+    pacer = RecordingPacer()
+    run_threads(
+        iter([1, 0, 2]), [work], concurrency=8, pacer=pacer,  # type: ignore[arg-type]
+        images=lambda item: item,
+    )  # fmt: skip
+    assert sorted(done) == [0, 1, 2]
+    assert sorted(pacer.recorded) == [1, 2]  # an item of 0 images is never paced
+    assert sorted(pacer.asked) == [1, 2]
+    assert all(name.startswith("novita-flux") for name in names)
+
+
+def test_run_threads_paces_items_in_input_order_with_one_worker() -> None:
+    pacer = RecordingPacer()
+    run_threads(
+        iter([3, 1, 2]), [lambda item: None], concurrency=1, pacer=pacer,  # type: ignore[arg-type]
+        images=lambda item: item,
+    )  # fmt: skip
+    assert pacer.recorded == [3, 1, 2]
+
+
+def test_run_threads_without_a_pacer_never_waits() -> None:
+    done: list[Any] = []
+    run_threads(iter([1, 2]), [done.append], concurrency=1, pacer=None, images=lambda item: 5)
+    assert done == [1, 2]
+
+
+def test_run_threads_takes_nothing_once_stopped_before_the_start() -> None:
+    stop = threading.Event()
+    stop.set()
+    done: list[Any] = []
+    items = Items([1, 2])
+    run_threads(items, [done.append], concurrency=2, pacer=None, images=lambda i: 0, stop=stop)
+    assert done == []
+    assert items.values == [1, 2]
+
+
+def test_run_threads_does_not_work_an_item_taken_just_as_the_run_stopped() -> None:
+    stop = threading.Event()
+    done: list[Any] = []
+
+    def images(item: Any) -> int:
+        stop.set()  # stopped after the item was taken, before its work
+        return 0
+
+    run_threads(iter([1, 2]), [done.append], concurrency=1, pacer=None, images=images, stop=stop)
+    assert done == []
+
+
+def test_run_threads_never_releases_an_item_whose_pacing_wait_was_stopped() -> None:
+    stop = threading.Event()
+    done: list[Any] = []
+
+    class StoppingPacer(RecordingPacer):
+        def ready_at(self, images: int, now: float) -> float:
+            stop.set()
+            return now
+
+    pacer = StoppingPacer()
+    run_threads(
+        iter([1]), [done.append], concurrency=1, pacer=pacer,  # type: ignore[arg-type]
+        images=lambda i: 1, stop=stop,
+    )  # fmt: skip
+    assert done == []
+    assert pacer.recorded == []
+
+
+def test_run_threads_stops_every_worker_at_once_and_raises_the_first_failure() -> None:
+    stop = threading.Event()
+    waited: list[bool] = []
+
+    def patient(item: Any) -> None:  # lane 0: ends when the run is stopped
+        waited.append(stop.wait(2.0))
+
+    def failing(item: Any) -> None:  # lane 1
+        raise ValueError(f"bad {item}")
+
+    items = Items(list(range(10)))
+    with pytest.raises(ValueError, match=r"^bad "):
+        run_threads(
+            items, [patient, failing], concurrency=2, pacer=None, images=lambda i: 0, stop=stop
+        )
+    assert waited == [True]  # stopped by the failing worker, not by the time-out
+    assert len(items.values) == 8  # nothing taken after the failure
+
+
+@pytest.mark.anyio
+async def test_run_tasks_of_no_items_does_nothing() -> None:
+    items = Items([])
+
+    async def work(item: Any) -> None:
+        raise AssertionError("never called")
+
+    await run_tasks(items, [work], concurrency=4, pacer=None, images=lambda i: 1)
+    assert items.exhausted == 4
+
+
+@pytest.mark.anyio
+async def test_run_tasks_runs_every_item_once_and_paces_only_items_with_images() -> None:
+    done: list[Any] = []
+
+    async def work(item: Any) -> None:
+        await asyncio.sleep(0)
+        done.append(item)
+
+    pacer = RecordingPacer()
+    await run_tasks(
+        iter([2, 0, 1, 3]), [work], concurrency=9, pacer=pacer,  # type: ignore[arg-type]
+        images=lambda item: item,
+    )  # fmt: skip
+    assert sorted(done) == [0, 1, 2, 3]
+    assert pacer.recorded == [2, 1, 3]  # in input order, the item of 0 images skipped
+
+
+@pytest.mark.anyio
+async def test_run_tasks_without_a_pacer_never_waits() -> None:
+    done: list[Any] = []
+
+    async def work(item: Any) -> None:
+        done.append(item)
+
+    await run_tasks(iter([1, 2]), [work], concurrency=1, pacer=None, images=lambda item: 5)
+    assert done == [1, 2]
+
+
+@pytest.mark.anyio
+async def test_run_tasks_takes_nothing_once_stopped_before_the_start() -> None:
+    stop = asyncio.Event()
+    stop.set()
+    done: list[Any] = []
+
+    async def work(item: Any) -> None:
+        done.append(item)
+
+    items = Items([1, 2])
+    await run_tasks(items, [work], concurrency=2, pacer=None, images=lambda i: 0, stop=stop)
+    assert done == []
+    assert items.values == [1, 2]
+
+
+@pytest.mark.anyio
+async def test_run_tasks_does_not_work_an_item_taken_just_as_the_run_stopped() -> None:
+    stop = asyncio.Event()
+    done: list[Any] = []
+
+    async def work(item: Any) -> None:
+        done.append(item)
+
+    def images(item: Any) -> int:
+        stop.set()
+        return 0
+
+    await run_tasks(iter([1, 2]), [work], concurrency=1, pacer=None, images=images, stop=stop)
+    assert done == []
+
+
+@pytest.mark.anyio
+async def test_run_tasks_never_releases_an_item_whose_pacing_wait_was_stopped() -> None:
+    stop = asyncio.Event()
+    done: list[Any] = []
+
+    async def work(item: Any) -> None:
+        done.append(item)
+
+    class StoppingPacer(RecordingPacer):
+        def ready_at(self, images: int, now: float) -> float:
+            stop.set()
+            return now
+
+    await run_tasks(
+        iter([1]), [work], concurrency=1, pacer=StoppingPacer(),  # type: ignore[arg-type]
+        images=lambda i: 1, stop=stop,
+    )  # fmt: skip
+    assert done == []
+
+
+@pytest.mark.anyio
+async def test_run_tasks_stops_the_others_and_raises_the_failure_after_they_finish() -> None:
+    stop = asyncio.Event()
+    finished: list[str] = []
+
+    async def patient(item: Any) -> None:
+        await asyncio.wait_for(stop.wait(), 2.0)
+        finished.append("patient")
+
+    async def failing(item: Any) -> None:
+        await asyncio.sleep(0)
+        raise ValueError("broken")
+
+    items = Items(list(range(10)))
+    with pytest.raises(ValueError, match=r"^broken$"):
+        await run_tasks(
+            items, [patient, failing], concurrency=2, pacer=None, images=lambda i: 0, stop=stop
+        )
+    assert finished == ["patient"]  # finished before the failure was raised
+    assert len(items.values) == 8
+
+
+@pytest.mark.anyio
+async def test_run_tasks_cancelled_from_outside_cancels_its_workers() -> None:
+    stop = asyncio.Event()
+    started = asyncio.Event()
+    cancelled: list[bool] = []
+
+    async def forever(item: Any) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    run = asyncio.ensure_future(
+        run_tasks(iter([1, 2]), [forever], concurrency=2, pacer=None, images=lambda i: 0, stop=stop)
+    )
+    await started.wait()
+    await asyncio.sleep(0)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert stop.is_set()
+    assert cancelled == [True, True]
+
+
+# --- run_sync / run_async over a plan -----------------------------------------------------------
+
+
+def _plan() -> list[PlannedRequest]:
+    return [
+        PlannedRequest(0, {"prompt": "a"}, {"image_num": 1, "prompt": "a"}, Decimal("0.1")),
+        PlannedRequest(1, {"prompt": ""}, None, error=ValidationError("prompt", "", "x", "bad")),
+        PlannedRequest(2, {"prompt": "fail"}, {"image_num": 2, "prompt": "fail"}, Decimal("0.2")),
+    ]
+
+
+def _fake_generation(body: dict[str, Any], cost: Decimal) -> Any:
+    if body["prompt"] == "fail":
+        raise RuntimeError("send failed")
+    return Generation("t-" + body["prompt"], [], 1, body, cost)
+
+
+def _check_results(results: list[BatchResult], plan: list[PlannedRequest]) -> None:
+    assert [r.index for r in results] == [0, 1, 2]
+    assert [r.request for r in results] == [item.request for item in plan]
+    assert results[0].generation is not None
+    assert (results[0].generation.task_id, results[0].generation.cost) == ("t-a", Decimal("0.1"))
+    assert results[0].error is None
+    assert results[1].generation is None
+    assert results[1].error is plan[1].error
+    assert results[2].generation is None
+    assert str(results[2].error) == "send failed"
+
+
+def test_run_sync_reports_every_item_in_its_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = _plan()
+    seen: list[int] = []
+    pacer = RecordingPacer()
+    results = run_sync(
+        plan, [_fake_generation], concurrency=1, pacer=pacer,  # type: ignore[arg-type]
+        on_result=lambda r: seen.append(r.index),
+    )  # fmt: skip
+    _check_results(results, plan)
+    assert seen == [0, 1, 2]
+    assert pacer.recorded == [1, 2]  # the invalid item is never paced
+
+
+def test_run_sync_uses_no_more_workers_than_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[int] = []
+    real = concurrent.futures.ThreadPoolExecutor
+
+    def recording(workers: int, **options: Any) -> Any:
+        sizes.append(workers)
+        return real(workers, **options)
+
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", recording)
+    assert run_sync([], [_fake_generation], concurrency=5, pacer=None, on_result=None) == []
+    run_sync(_plan(), [_fake_generation], concurrency=5, pacer=None, on_result=None)
+    run_sync(_plan(), [_fake_generation], concurrency=2, pacer=None, on_result=None)
+    assert sizes == [1, 3, 2]
+
+
+@pytest.mark.anyio
+async def test_run_async_reports_every_item_in_its_slot_and_awaits_on_result() -> None:
+    plan = _plan()
+    seen: list[int] = []
+
+    async def send(body: dict[str, Any], cost: Decimal) -> Any:
+        await asyncio.sleep(0)
+        return _fake_generation(body, cost)
+
+    async def on_result(result: BatchResult) -> None:
+        await asyncio.sleep(0)
+        seen.append(result.index)
+
+    pacer = RecordingPacer()
+    some_pacer: Any = pacer
+    results = await run_async(plan, [send], concurrency=1, pacer=some_pacer, on_result=on_result)
+    _check_results(results, plan)
+    assert seen == [0, 1, 2]
+    assert pacer.recorded == [1, 2]
+
+
+@pytest.mark.anyio
+async def test_run_async_awaits_a_future_returned_by_on_result() -> None:
+    loop = asyncio.get_running_loop()
+    seen: list[int] = []
+
+    def on_result(result: BatchResult) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = loop.create_future()
+        future.add_done_callback(lambda _: seen.append(result.index))
+        loop.call_later(0.05, future.set_result, None)
+        return future
+
+    async def send(body: dict[str, Any], cost: Decimal) -> Any:
+        return _fake_generation(body, cost)
+
+    await run_async(_plan()[:1], [send], concurrency=1, pacer=None, on_result=on_result)
+    assert seen == [0]
+
+
+@pytest.mark.anyio
+async def test_run_async_uses_no_more_workers_than_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[str] = []
+    real = asyncio.ensure_future
+
+    def counting(coroutine: Any, **options: Any) -> Any:
+        started.append(getattr(coroutine, "__qualname__", ""))
+        return real(coroutine, **options)
+
+    async def send(body: dict[str, Any], cost: Decimal) -> Any:
+        return _fake_generation(body, cost)
+
+    monkeypatch.setattr(asyncio, "ensure_future", counting)
+    assert await run_async([], [send], concurrency=5, pacer=None, on_result=None) == []
+    assert len([name for name in started if name.endswith("worker")]) == 1
+    started.clear()
+    await run_async(_plan(), [send], concurrency=8, pacer=None, on_result=None)
+    assert len([name for name in started if name.endswith("worker")]) == 3
+
+
+# --- generate_many over mocked HTTP -------------------------------------------------------------
+
+
+def answer(request: httpx.Request) -> httpx.Response:
+    body = json.loads(request.content)
+    if body["prompt"].startswith("fail"):
+        return httpx.Response(400, json=error_body(400, "ILLEGAL_PROMPT", body["prompt"]))
+    return httpx.Response(200, json=success_body(body["image_num"], task_id=body["prompt"]))
+
+
+REQUESTS = [
+    {"prompt": "p0", "seed": 1},
+    {"prompt": "fail-1", "seed": 2},
+    {"prompt": "p2", "width": 10},
+    {"prompt": "p3", "image_num": 2, "seed": 3},
+]
+
+
+def _check_batch(results: list[BatchResult], sent: list[dict[str, Any]]) -> None:
+    assert [r.index for r in results] == [0, 1, 2, 3]
+    assert [r.request for r in results] == REQUESTS
+    assert [r.ok for r in results] == [True, False, False, True]
+    first, last = results[0].generation, results[3].generation
+    assert first is not None
+    assert last is not None
+    assert (first.task_id, first.seed, first.cost) == ("p0", 1, Decimal("0.003"))
+    assert (last.task_id, len(last.images), last.cost) == ("p3", 2, Decimal("0.006"))
+    assert type(results[1].error).__name__ == "BadRequestError"
+    assert isinstance(results[2].error, ValidationError)
+    assert results[2].error.field == "width"
+    assert sorted(body["prompt"] for body in sent) == ["fail-1", "p0", "p3"]  # p2 never sent
+
+
+def test_generate_many_reports_each_request_in_its_slot(sleeps: Sleeps) -> None:
+    sent: list[dict[str, Any]] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return answer(request)
+
+    with respx.mock:
+        respx.post(API_URL).mock(side_effect=record)
+        results = FluxSchnell(api_key=KEY).generate_many(REQUESTS, concurrency=2)
+    _check_batch(results, sent)
+
+
+@pytest.mark.anyio
+async def test_async_generate_many_reports_each_request_in_its_slot(sleeps: Sleeps) -> None:
+    sent: list[dict[str, Any]] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return answer(request)
+
+    with respx.mock:
+        respx.post(API_URL).mock(side_effect=record)
+        async with AsyncFluxSchnell(api_key=KEY) as flux:
+            results = await flux.generate_many(REQUESTS, concurrency=3)
+    _check_batch(results, sent)
+
+
+def test_generate_many_over_budget_sends_nothing(sleeps: Sleeps) -> None:
+    with respx.mock(assert_all_called=False) as router:
+        route = router.post(API_URL).mock(side_effect=answer)
+        with pytest.raises(BudgetExceededError) as raised:
+            FluxSchnell(api_key=KEY).generate_many(REQUESTS, max_total_cost=Decimal("0.0119"))
+        assert route.call_count == 0
+    assert (raised.value.cost, raised.value.budget) == (Decimal("0.012"), Decimal("0.0119"))
+    assert str(raised.value) == "estimated cost $0.012 of this batch exceeds the budget $0.0119"
+
+
+@pytest.mark.anyio
+async def test_async_generate_many_over_budget_sends_nothing() -> None:
+    with respx.mock(assert_all_called=False) as router:
+        route = router.post(API_URL).mock(side_effect=answer)
+        async with AsyncFluxSchnell(api_key=KEY) as flux:
+            with pytest.raises(BudgetExceededError) as raised:
+                await flux.generate_many(REQUESTS, max_total_cost="0.0119")
+        assert route.call_count == 0
+    assert raised.value.cost == Decimal("0.012")
+
+
+def test_generate_many_paces_by_images_per_minute(sleeps: Sleeps) -> None:
+    stamps: list[tuple[str, float]] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        stamps.append((json.loads(request.content)["prompt"], time.monotonic()))
+        return answer(request)
+
+    with respx.mock:
+        respx.post(API_URL).mock(side_effect=record)
+        results = FluxSchnell(api_key=KEY).generate_many(
+            [{"prompt": "a", "image_num": 2}, {"prompt": "b"}, {"prompt": "c"}],
+            concurrency=3,
+            images_per_minute=2400,
+        )
+    assert all(result.ok for result in results)
+    assert [prompt for prompt, _ in stamps] == ["a", "b", "c"]  # released in input order
+    (_, a), (_, b), (_, c) = stamps
+    assert b - a >= 2 * 60 / 2400 * 1.01 - 0.01  # 2 images buy 50.5 ms
+    assert c - b >= 60 / 2400 * 1.01 - 0.01
+
+
+def test_generate_many_refuses_a_request_over_the_pace_in_its_slot(sleeps: Sleeps) -> None:
+    with respx.mock(assert_all_called=False) as router:
+        route = router.post(API_URL).mock(side_effect=answer)
+        results = FluxSchnell(api_key=KEY).generate_many(
+            [{"prompt": "a", "image_num": 2}, {"prompt": "b", "image_num": 3}],
+            images_per_minute=2,
+        )
+    assert route.call_count == 1
+    assert results[0].ok
+    assert str(results[1].error) == "image_num: 3 can never be sent under images_per_minute=2"

@@ -1,0 +1,740 @@
+"""Explicit examples for the batch ledger (_ledger): every state change driven directly on a
+ledger in a temporary directory, and the exact rows, totals, counts and manifest lines read back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from novita_flux import GeneratedImage, Generation, ValidationError
+from novita_flux._errors import APIConnectionError, InternalServerError
+from novita_flux._ledger import (
+    FAILED,
+    LEDGER_NAME,
+    MANIFEST_NAME,
+    PAID,
+    PLANNED,
+    SAVED,
+    SENDING,
+    STATES,
+    UNKNOWN,
+    Ledger,
+    Planned,
+    Row,
+    describe_error,
+    entry_of,
+    image_of,
+)
+
+K1, K2, K3, K4 = ("1" * 32, "2" * 32, "3" * 32, "4" * 32)
+NOW = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
+STAMP = r"\d{8}T\d{6}\.\d{6}Z"
+
+
+def body(prompt: str, seed: int = 11, image_num: int = 1) -> dict[str, Any]:
+    return {"prompt": prompt, "seed": seed, "image_num": image_num, "width": 64, "height": 64}
+
+
+def planned(line: int, key: str, prompt: str, seed: int = 11, image_num: int = 1) -> Planned:
+    cost = Decimal("0.00075") * image_num
+    return Planned(line, key, {"prompt": prompt}, body(prompt, seed, image_num), cost)
+
+
+@pytest.fixture
+def reports() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, reports: list[str]) -> Iterator[Ledger]:
+    opened = Ledger.open(tmp_path, reports.append)
+    # Durability is pinned by test_a_new_ledger_is_a_wal_database_with_the_schema_version; the
+    # other tests need no fsync per transaction.
+    opened._db.execute("PRAGMA synchronous = OFF")
+    yield opened
+    with contextlib.suppress(sqlite3.ProgrammingError):
+        opened.close()
+
+
+def raw(ledger: Ledger, key: str) -> dict[str, Any]:
+    """The row as any sqlite3 tool reads it."""
+    cursor = ledger._db.execute("SELECT * FROM requests WHERE key = ?", (key,))
+    names = [column[0] for column in cursor.description]
+    found = cursor.fetchone()
+    assert found is not None, key
+    return dict(zip(names, found, strict=True))
+
+
+def lines(ledger: Ledger) -> list[tuple[Any, ...]]:
+    return ledger._db.execute(
+        "SELECT line, key, request, error FROM lines ORDER BY line"
+    ).fetchall()
+
+
+def images(count: int, expires: datetime | None = None) -> list[GeneratedImage]:
+    return [
+        GeneratedImage(f"https://host/{i}.png", 3600, "png", expires, i, {"nsfw": False})
+        for i in range(count)
+    ]
+
+
+def only(ledger: Ledger, key: str) -> Row:
+    (row,) = [row for row in ledger.rows(STATES) if row.key == key]
+    return row
+
+
+# --- opening ------------------------------------------------------------------------------------
+
+
+def test_a_new_ledger_is_a_wal_database_with_the_schema_version(tmp_path: Path) -> None:
+    reports: list[str] = []
+    ledger = Ledger.open(tmp_path, reports.append)
+    assert ledger.path == tmp_path / LEDGER_NAME
+    assert ledger.path.exists()
+    assert ledger._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert ledger._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    assert ledger._db.isolation_level is None
+    assert ledger._db.execute("SELECT name, value FROM meta").fetchall() == [("schema", "1")]
+    assert reports == []
+    ledger.close()
+
+
+def test_the_ledger_can_be_used_from_another_thread(ledger: Ledger) -> None:
+    failures: list[BaseException] = []
+
+    def plan() -> None:
+        try:
+            ledger.plan([planned(1, K1, "a")])
+        except BaseException as error:
+            failures.append(error)
+
+    worker = threading.Thread(target=plan)
+    worker.start()
+    worker.join()
+    assert failures == []
+    assert ledger.seed_of(K1) == 11
+
+
+def test_a_closed_ledger_refuses_further_use(ledger: Ledger) -> None:
+    ledger.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        ledger.seed_of(K1)
+
+
+# --- planning -----------------------------------------------------------------------------------
+
+
+def test_plan_records_each_request_and_line_exactly(ledger: Ledger) -> None:
+    ledger.begin_planning()
+    ledger.plan(
+        [
+            planned(1, K1, "a", seed=5, image_num=2),
+            Planned(2, None, "not json object", error="line 2: not an object"),
+            planned(3, K2, "b"),
+        ]
+    )
+    assert list(ledger.rows([PLANNED])) == [
+        Row(1, K1, {"prompt": "a"}, body("a", 5, 2), 5, Decimal("0.00150"), PLANNED, None,
+            [], [], None),
+        Row(3, K2, {"prompt": "b"}, body("b"), 11, Decimal("0.00075"), PLANNED, None,
+            [], [], None),
+    ]  # fmt: skip
+    first = raw(ledger, K1)
+    assert first["request"] == '{"prompt":"a"}'
+    assert first["body"] == '{"prompt":"a","seed":5,"image_num":2,"width":64,"height":64}'
+    assert (first["seed"], first["image_num"], first["cost"]) == (5, 2, "0.00150")
+    assert (first["state"], first["task_id"], first["error"]) == (PLANNED, None, None)
+    assert (first["images"], first["files"], first["sends"]) == ("[]", "[]", 0)
+    assert NOW.match(first["updated"])
+    assert lines(ledger) == [
+        (1, K1, '{"prompt":"a"}', None),
+        (2, None, '"not json object"', "line 2: not an object"),
+        (3, K2, '{"prompt":"b"}', None),
+    ]
+    assert ledger.counts() == Counter({PLANNED: 2, "invalid": 1})
+
+
+def test_plan_keeps_unicode_unescaped_in_the_stored_json(ledger: Ledger) -> None:
+    ledger.plan([Planned(1, K1, {"prompt": "é"}, body("é"), Decimal(0))])
+    assert raw(ledger, K1)["request"] == '{"prompt":"é"}'
+
+
+def test_a_line_with_a_key_but_no_body_records_only_the_line(ledger: Ledger) -> None:
+    ledger.plan([Planned(4, K1, {"prompt": "a"}, None, error="refused")])
+    assert ledger._db.execute("SELECT COUNT(*) FROM requests").fetchone() == (0,)
+    assert lines(ledger) == [(4, K1, '{"prompt":"a"}', "refused")]
+    assert ledger.counts() == Counter({"invalid": 1})
+
+
+def test_replanning_a_known_request_keeps_its_row_and_moves_its_line(ledger: Ledger) -> None:
+    ledger.plan([planned(1, K1, "a", seed=5), planned(2, K2, "b")])
+    assert ledger.sending(K1)
+    ledger.begin_planning()
+    assert lines(ledger) == []
+    ledger.plan([planned(7, K1, "a", seed=99)])
+    row = only(ledger, K1)
+    assert (row.line, row.seed, row.state) == (7, 5, SENDING)
+    assert raw(ledger, K1)["sends"] == 1
+    assert ledger.seed_of(K1) == 5
+    assert ledger.seed_of(K2) == 11  # still known, though not in this run
+    assert ledger.seed_of(K3) is None
+    assert [row.key for row in ledger.rows(STATES)] == [K1]  # only this run's lines
+    assert ledger.counts() == Counter({SENDING: 1})
+
+
+# --- the transitions ----------------------------------------------------------------------------
+
+
+def test_planned_to_sending_to_paid_to_saved(ledger: Ledger) -> None:
+    ledger.plan([planned(1, K1, "a", seed=3, image_num=2)])
+    assert ledger.sending(K1) is True
+    sent = raw(ledger, K1)
+    assert (sent["state"], sent["sends"], sent["error"]) == (SENDING, 1, None)
+    assert ledger.sending(K1) is False  # on the wire: never sent twice
+    assert ledger.sending(K1, again=True) is False
+
+    paid = images(2, datetime(2030, 1, 1, tzinfo=UTC))
+    ledger.paid(K1, "task-1", paid)
+    row = only(ledger, K1)
+    assert (row.state, row.task_id, row.files, row.error) == (PAID, "task-1", [], None)
+    assert row.images == [
+        {"url": "https://host/0.png", "ttl": 3600, "type": "png",
+         "expires_at": "2030-01-01T00:00:00+00:00", "index": 0, "extra": {"nsfw": False}},
+        {"url": "https://host/1.png", "ttl": 3600, "type": "png",
+         "expires_at": "2030-01-01T00:00:00+00:00", "index": 1, "extra": {"nsfw": False}},
+    ]  # fmt: skip
+    assert row.generation() == Generation("task-1", paid, 3, body("a", 3, 2), Decimal("0.00150"))
+    assert ledger.sending(K1) is False  # paid: only sent again on request
+
+    ledger.partly_saved(K1, ["a_0.png"], {"type": "OSError", "message": "disk full"})
+    row = only(ledger, K1)
+    assert (row.state, row.files) == (PAID, ["a_0.png"])
+    assert row.error == {"type": "OSError", "message": "disk full"}
+    assert row.missing_images() == [paid[1]]
+    assert row.unsaved().images == [paid[1]]
+    assert row.unsaved().task_id == "task-1"
+
+    ledger.saved(K1, ["a_0.png", "a_1.png"])
+    row = only(ledger, K1)
+    assert (row.state, row.files, row.error, row.task_id) == (
+        SAVED, ["a_0.png", "a_1.png"], None, "task-1",
+    )  # fmt: skip
+    assert row.missing_images() == []
+    assert ledger.sending(K1) is False
+    assert ledger.sending(K1, again=True) is False  # saved is final
+    assert raw(ledger, K1)["sends"] == 1
+
+
+def test_a_paid_request_is_sent_again_only_when_asked_and_starts_clean(ledger: Ledger) -> None:
+    ledger.plan([planned(1, K1, "a", image_num=2)])
+    ledger.sending(K1)
+    ledger.paid(K1, "task-1", images(2), {"type": "X", "message": "one link missing"})
+    ledger.partly_saved(K1, ["a_0.png"], {"type": "E", "message": "m"})
+    assert ledger.sending(K1) is False
+    assert ledger.sending(K1, again=True) is True
+    again = raw(ledger, K1)
+    assert (again["state"], again["sends"]) == (SENDING, 2)
+    assert (again["images"], again["files"], again["error"]) == ("[]", "[]", None)
+
+
+def test_a_paid_answer_may_carry_an_error(ledger: Ledger) -> None:
+    ledger.plan([planned(1, K1, "a")])
+    ledger.sending(K1)
+    ledger.paid(K1, None, images(1), {"type": "ResponseValidationError", "message": "no link"})
+    row = only(ledger, K1)
+    assert (row.state, row.task_id, len(row.images)) == (PAID, None, 1)
+    assert row.error == {"type": "ResponseValidationError", "message": "no link"}
+    assert row.generation().task_id == ""
+
+
+def test_failed_and_unknown_requests_are_sendable_again(ledger: Ledger) -> None:
+    ledger.plan([planned(1, K1, "a"), planned(2, K2, "b")])
+    ledger.sending(K1)
+    ledger.failed(K1, {"type": "BadRequestError", "message": "400"})
+    ledger.sending(K2)
+    ledger.unknown(K2, {"type": "APITimeoutError", "message": "timeout"})
+    assert [(row.key, row.state, row.error) for row in ledger.rows([FAILED, UNKNOWN])] == [
+        (K1, FAILED, {"type": "BadRequestError", "message": "400"}),
+        (K2, UNKNOWN, {"type": "APITimeoutError", "message": "timeout"}),
+    ]
+    assert raw(ledger, K1)["error"] == '{"type":"BadRequestError","message":"400"}'
+    assert ledger.sending(K1) is True
+    assert ledger.sending(K2) is True
+    assert (raw(ledger, K1)["sends"], raw(ledger, K2)["sends"]) == (2, 2)
+    assert raw(ledger, K1)["error"] is None
+
+
+def test_sending_an_unknown_key_is_refused(ledger: Ledger) -> None:
+    assert ledger.sending(K4) is False
+    assert ledger.sending(K4, again=True) is False
+
+
+def test_settle_interrupted_turns_requests_in_flight_into_unknown(ledger: Ledger) -> None:
+    ledger.plan([planned(1, K1, "a"), planned(2, K2, "b"), planned(3, K3, "c")])
+    ledger.sending(K1)
+    ledger.sending(K3)
+    assert ledger.settle_interrupted() == 2
+    assert [(row.key, row.state) for row in ledger.rows(STATES)] == [
+        (K1, UNKNOWN), (K2, PLANNED), (K3, UNKNOWN),
+    ]  # fmt: skip
+    assert only(ledger, K1).error == {
+        "type": "Interrupted",
+        "message": "the process stopped while this request was in flight; it may have been billed",
+    }
+    assert ledger.settle_interrupted() == 0
+
+
+# --- resuming: which rows come back, in what order ----------------------------------------------
+
+
+def all_states(ledger: Ledger) -> None:
+    """Six lines, one request in each state."""
+    keys = [K1, K2, K3, K4, "5" * 32, "6" * 32]
+    ledger.plan([planned(n, key, f"p{n}", image_num=2) for n, key in enumerate(keys, 1)])
+    for key in keys[1:]:
+        ledger.sending(key)
+    ledger.paid(K3, "t3", images(2))
+    ledger.partly_saved(K3, ["p3_1.png"], {"type": "E", "message": "m"})
+    ledger.paid(K4, "t4", images(2))
+    ledger.saved(K4, ["p4_0.png", "p4_1.png"])
+    ledger.failed("5" * 32, {"type": "F", "message": "f"})
+    ledger.unknown("6" * 32, {"type": "U", "message": "u"})
+
+
+ROWS_BY_STATE = [
+    ([PLANNED], [1]),
+    ([SENDING], [2]),
+    ([PAID], [3]),
+    ([SAVED], [4]),
+    ([FAILED], [5]),
+    ([UNKNOWN], [6]),
+    ([PLANNED, FAILED, UNKNOWN], [1, 5, 6]),
+    ([UNKNOWN, PLANNED], [1, 6]),
+    (list(STATES), [1, 2, 3, 4, 5, 6]),
+    ([], []),
+]
+
+
+def test_rows_yields_the_requests_in_the_states_asked_in_input_order(ledger: Ledger) -> None:
+    all_states(ledger)
+    for states, lines_back in ROWS_BY_STATE:
+        assert [row.line for row in ledger.rows(iter(states))] == lines_back, states
+
+
+def test_rows_reads_chunk_by_chunk_without_losing_or_repeating_a_row(ledger: Ledger) -> None:
+    all_states(ledger)
+    for chunk in (1, 2, 5, 6, 500):
+        assert [row.line for row in ledger.rows(STATES, chunk=chunk)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_totals_count_what_is_left_to_send_and_to_download(ledger: Ledger) -> None:
+    all_states(ledger)
+    assert ledger.totals([PLANNED, FAILED, UNKNOWN]) == (3, 6, Decimal("0.00450"))
+    assert ledger.totals([PAID]) == (1, 1, Decimal(0))  # one image still to download
+    assert ledger.totals([SAVED, SENDING]) == (2, 0, Decimal(0))
+    assert ledger.totals([]) == (0, 0, Decimal(0))
+
+
+def test_totals_count_images_to_download_only_for_paid_requests(ledger: Ledger) -> None:
+    ledger.plan([planned(1, K1, "a", image_num=2), planned(2, K2, "b", image_num=2)])
+    for key in (K1, K2):
+        ledger.sending(key)
+        ledger.paid(key, "t", images(2))
+    ledger.saved(K1, ["a_0.png"])  # saved, though its name for image 1 is not recorded
+    assert ledger.totals([SAVED]) == (1, 0, Decimal(0))
+    assert ledger.totals([PAID]) == (1, 2, Decimal(0))
+
+
+def test_counts_one_per_line_of_this_run_by_state(ledger: Ledger) -> None:
+    all_states(ledger)
+    ledger.plan([Planned(7, None, "x", error="bad"), Planned(8, None, "y", error="bad")])
+    assert ledger.counts() == Counter(
+        {PLANNED: 1, SENDING: 1, PAID: 1, SAVED: 1, FAILED: 1, UNKNOWN: 1, "invalid": 2}
+    )
+
+
+def test_an_expired_row_is_one_whose_every_missing_image_has_expired(ledger: Ledger) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=5)
+    future = datetime.now(UTC) + timedelta(hours=1)
+    ledger.plan([planned(1, K1, "a", image_num=2)])
+    ledger.sending(K1)
+    ledger.paid(K1, "t", images(2, past))
+    assert only(ledger, K1).expired is True
+    ledger.saved(K1, ["a_0.png", "a_1.png"])
+    assert only(ledger, K1).expired is False  # nothing missing
+    ledger.sending(K1)  # refused: saved is final
+    ledger._set(K1, state=PAID)
+    mixed = [images(1, past)[0], GeneratedImage("https://host/1.png", 60, "png", future, 1)]
+    ledger.paid(K1, "t", mixed)
+    assert only(ledger, K1).expired is False
+    ledger.partly_saved(K1, ["a_1.png"], {"type": "E", "message": "m"})
+    assert only(ledger, K1).expired is True  # the one left has expired
+    ledger.paid(K1, "t", images(1, None))
+    assert only(ledger, K1).expired is False  # no expiry stated
+
+
+@pytest.mark.parametrize(
+    ("files", "missing"),
+    [
+        ([], [0, 1, 2]),
+        (["cat_0.png"], [1, 2]),
+        (["cat_1-2.png", "cat_2.webp"], [0]),
+        (["x_12.png"], [0, 1, 2]),
+        (["no-index.png", "a_b.png"], [0, 1, 2]),
+        (["cat_0.png", "cat_1.png", "cat_2-3.jpg"], []),
+        (["x_1-2-3.png"], [0, 2]),
+        (["a_b_1.png"], [0, 2]),
+        (["a.b_2.png"], [0, 1]),
+    ],
+)
+def test_missing_images_reads_the_index_from_each_saved_file_name(
+    ledger: Ledger, files: list[str], missing: list[int]
+) -> None:
+    ledger.plan([planned(1, K1, "cat", image_num=3)])
+    ledger.sending(K1)
+    ledger.paid(K1, "t", images(3))
+    if files:
+        ledger.partly_saved(K1, files, {"type": "E", "message": "m"})
+    assert [image.index for image in only(ledger, K1).missing_images()] == missing
+
+
+# --- garbled rows -------------------------------------------------------------------------------
+
+
+def test_a_garbled_row_is_reported_and_skipped_by_rows(ledger: Ledger, reports: list[str]) -> None:
+    ledger.plan([planned(1, K1, "a"), planned(2, K2, "b"), planned(3, K3, "c")])
+    ledger._db.execute("UPDATE requests SET body = '{' WHERE key = ?", (K2,))
+    ledger._db.execute("UPDATE requests SET cost = 'lots' WHERE key = ?", (K3,))
+    seen: list[str] = []
+    assert [row.line for row in ledger.rows([PLANNED], report=seen.append)] == [1]
+    assert seen == [
+        "ledger.sqlite3: the request of line 2 is garbled (Expecting property name enclosed in "
+        "double quotes: line 1 column 2 (char 1)); left as it is",
+        "ledger.sqlite3: the request of line 3 is garbled ([<class "
+        "'decimal.ConversionSyntax'>]); left as it is",
+    ]
+    assert [row.line for row in ledger.rows([PLANNED])] == [1]  # no report: still skipped
+    assert ledger.totals([PLANNED]) == (1, 1, Decimal("0.00075"))
+    assert reports == []
+
+
+GARBLES = [
+    ("UPDATE requests SET seed = 'x'", "seed not a number"),
+    ("UPDATE requests SET key = NULL", "no key"),
+    ("UPDATE requests SET request = '{'", "request"),
+    ("UPDATE requests SET body = '{'", "body"),
+    ("UPDATE requests SET body = '{\"seed\": 1}'", "no prompt"),
+    ("UPDATE requests SET body = '{\"prompt\": 3}'", "prompt not text"),
+    ("UPDATE requests SET cost = 'lots'", "cost"),
+    ("UPDATE requests SET images = 'no'", "images"),
+    ("UPDATE requests SET files = 'no'", "files"),
+    ("UPDATE requests SET error = 'no'", "error"),
+    ("UPDATE requests SET request = CAST(x'ff' AS TEXT)", "not UTF-8"),
+]
+
+
+def garble(directory: Path, statement: str) -> None:
+    with contextlib.closing(sqlite3.connect(directory / LEDGER_NAME)) as db:
+        db.execute("PRAGMA ignore_check_constraints = ON")
+        db.execute(f"{statement} WHERE rowid = 2")
+        db.commit()
+
+
+@pytest.mark.parametrize(("statement", "why"), GARBLES, ids=[why for _, why in GARBLES])
+def test_opening_sets_a_garbled_row_aside_and_keeps_the_rest(
+    tmp_path: Path, statement: str, why: str
+) -> None:
+    first = Ledger.open(tmp_path, [].append)
+    first.plan([planned(1, K1, "a"), planned(2, K2, "b")])
+    first.close()
+    garble(tmp_path, statement)
+    reports: list[str] = []
+    again = Ledger.open(tmp_path, reports.append)
+    try:
+        (aside,) = tmp_path.glob(f"{LEDGER_NAME}.garbled-*.jsonl")
+        assert re.fullmatch(rf"ledger\.sqlite3\.garbled-{STAMP}\.jsonl", aside.name)
+        assert reports == [
+            f"ledger.sqlite3: 1 request(s) could not be read; kept in {aside.name}, restored "
+            "from the other records where they can be"
+        ]
+        (kept,) = [json.loads(line) for line in aside.read_text().splitlines()]
+        assert kept[0] == "2"  # the rowid, then the columns, each as its repr
+        assert len(kept) == 10
+        assert [row.key for row in again.rows(STATES)] == [K1]
+        assert again._db.execute("SELECT key FROM requests").fetchall() == [(K1,)]
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE requests SET error = ''",  # an empty error is no error
+        'UPDATE requests SET error = \'{"type": "E"}\'',
+        'UPDATE requests SET images = \'[{"url": "u"}]\', files = \'["f"]\'',
+    ],
+)
+def test_opening_keeps_every_row_that_still_decodes(tmp_path: Path, statement: str) -> None:
+    first = Ledger.open(tmp_path, [].append)
+    first.plan([planned(1, K1, "a"), planned(2, K2, "b")])
+    first.close()
+    garble(tmp_path, statement)
+    reports: list[str] = []
+    again = Ledger.open(tmp_path, reports.append)
+    try:
+        assert reports == []
+        assert list(tmp_path.glob("*.garbled-*")) == []
+        assert [key for (key,) in again._db.execute("SELECT key FROM requests")] == [K1, K2]
+    finally:
+        again.close()
+
+
+def test_a_garbled_row_is_restored_from_the_last_manifest(tmp_path: Path) -> None:
+    first = Ledger.open(tmp_path, [].append)
+    first.plan([planned(1, K1, "a"), planned(2, K2, "b")])
+    first.sending(K2)
+    first.failed(K2, {"type": "E", "message": "m"})
+    first.export_manifest(tmp_path / MANIFEST_NAME)
+    first.close()
+    garble(tmp_path, "UPDATE requests SET cost = 'lots'")
+    reports: list[str] = []
+    again = Ledger.open(tmp_path, reports.append)
+    try:
+        assert reports[1:] == ["recovered 1 request(s) from manifest.jsonl"]
+        row = raw(again, K2)
+        assert (row["state"], row["cost"], row["seed"]) == (FAILED, "0.00075", 11)
+    finally:
+        again.close()
+
+
+def test_a_damaged_database_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
+    (tmp_path / LEDGER_NAME).write_bytes(b"this is not a database, " * 100)
+    (tmp_path / f"{LEDGER_NAME}-wal").write_bytes(b"wal")
+    reports: list[str] = []
+    ledger = Ledger.open(tmp_path, reports.append)
+    try:
+        (damaged,) = [
+            path
+            for path in tmp_path.glob(f"{LEDGER_NAME}.damaged-*")
+            if not path.name.endswith(("-wal", "-shm"))
+        ]
+        assert re.fullmatch(rf"ledger\.sqlite3\.damaged-{STAMP}", damaged.name)
+        assert damaged.read_bytes().startswith(b"this is not a database")
+        assert Path(f"{damaged}-wal").read_bytes() == b"wal"
+        assert reports == [
+            f"ledger.sqlite3 is damaged (file is not a database); kept as {damaged.name} and "
+            "rebuilt",
+            f"{damaged.name}: no request could be read (file is not a database)",
+        ]
+        ledger.plan([planned(1, K1, "a")])
+        assert ledger.seed_of(K1) == 11
+        assert ledger._db.execute("SELECT value FROM meta").fetchone() == ("1",)
+    finally:
+        ledger.close()
+
+
+def test_a_new_ledger_beside_a_manifest_restores_it_and_an_existing_one_does_not(
+    tmp_path: Path,
+) -> None:
+    first = Ledger.open(tmp_path, [].append)
+    first.plan([planned(1, K1, "a")])
+    first.sending(K1)
+    first.export_manifest(tmp_path / MANIFEST_NAME)
+    first._db.execute("DELETE FROM requests")
+    first.close()
+    reports: list[str] = []
+    existing = Ledger.open(tmp_path, reports.append)  # clean: its manifest is not read
+    assert existing.seed_of(K1) is None
+    existing.close()
+    assert reports == []
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{tmp_path / LEDGER_NAME}{suffix}").unlink(missing_ok=True)
+    fresh = Ledger.open(tmp_path, reports.append)
+    try:
+        assert reports == ["recovered 1 request(s) from manifest.jsonl"]
+        row = raw(fresh, K1)
+        assert row["state"] == UNKNOWN  # it was in flight when the manifest was written
+    finally:
+        fresh.close()
+
+
+# --- restore ------------------------------------------------------------------------------------
+
+
+def test_restore_inserts_only_new_requests_with_their_defaults(ledger: Ledger) -> None:
+    ledger.plan([planned(1, K1, "a")])
+    recovered = [
+        {"key": K1, "body": body("a", 99), "state": SAVED},
+        {"key": K2, "body": body("b", 7, 2), "state": PAID, "request": {"prompt": "b"},
+         "cost": "0.0015", "task_id": "t", "images": [{"url": "u"}], "files": ["b_0.png"],
+         "error": {"type": "E"}, "sends": 3},
+        {"key": K3, "body": body("c"), "state": FAILED, "cost": None, "images": None,
+         "files": None, "error": {}},
+    ]  # fmt: skip
+    assert ledger.restore(recovered) == 2
+    assert raw(ledger, K1)["seed"] == 11  # already known: untouched
+    second = raw(ledger, K2)
+    assert {name: second[name] for name in second if name != "updated"} == {
+        "key": K2, "request": '{"prompt":"b"}',
+        "body": '{"prompt":"b","seed":7,"image_num":2,"width":64,"height":64}', "seed": 7,
+        "image_num": 2, "cost": "0.0015", "state": PAID, "task_id": "t",
+        "images": '[{"url":"u"}]', "files": '["b_0.png"]', "error": '{"type":"E"}', "sends": 3,
+    }  # fmt: skip
+    assert NOW.match(second["updated"])
+    third = raw(ledger, K3)
+    assert (third["request"], third["cost"], third["task_id"]) == ("null", "0", None)
+    assert (third["images"], third["files"], third["error"], third["sends"]) == (
+        "[]", "[]", None, 0,
+    )  # fmt: skip
+    assert ledger.restore(recovered) == 0
+    assert ledger.restore([]) == 0
+
+
+# --- the manifest -------------------------------------------------------------------------------
+
+
+def test_export_manifest_writes_one_exact_line_per_input_line(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    prompt = "line\u2028para\u2029next\x85é"
+    ledger.plan(
+        [
+            Planned(1, K1, {"prompt": prompt}, body(prompt, 4), Decimal("0.00075")),
+            Planned(2, None, {"width": 3}, error="line 2: width: 3 is too small"),
+            planned(3, K2, "b", seed=6, image_num=2),
+            Planned(4, None, None),
+        ]
+    )
+    ledger.sending(K2)
+    ledger.paid(K2, "t2", images(2))
+    ledger.partly_saved(K2, ["b_0.png"], {"type": "E", "message": "m"})
+    ledger.sending(K1)
+    ledger.failed(K1, {"type": "F", "message": "f"})
+    path = tmp_path / MANIFEST_NAME
+    ledger.export_manifest(path)
+    text = path.read_text(encoding="utf-8")
+    entry = {"url": "https://host/0.png", "ttl": 3600, "type": "png", "expires_at": None,
+             "index": 0, "extra": {"nsfw": False}}  # fmt: skip
+    second_entry = {**entry, "url": "https://host/1.png", "index": 1}
+    expected = [
+        {"line": 1, "key": K1, "status": FAILED, "request": {"prompt": prompt},
+         "body": body(prompt, 4), "seed": 4, "task_id": None, "cost": "0.00075", "files": [],
+         "images": [], "error": {"type": "F", "message": "f"}},
+        {"line": 2, "key": None, "status": "invalid", "request": {"width": 3}, "body": None,
+         "seed": None, "task_id": None, "cost": None, "files": [], "images": [],
+         "error": {"message": "line 2: width: 3 is too small"}},
+        {"line": 3, "key": K2, "status": PAID, "request": {"prompt": "b"},
+         "body": body("b", 6, 2), "seed": 6, "task_id": "t2", "cost": "0.00150",
+         "files": ["b_0.png"], "images": [entry, second_entry],
+         "error": {"type": "E", "message": "m"}},
+        {"line": 4, "key": None, "status": "invalid", "request": None, "body": None,
+         "seed": None, "task_id": None, "cost": None, "files": [], "images": [], "error": None},
+    ]  # fmt: skip
+    escaped = "line\\u2028para\\u2029next\\u0085é"
+    assert text == "".join(
+        json.dumps(item, ensure_ascii=False).replace(prompt, escaped) + "\n" for item in expected
+    )
+    assert escaped in text.splitlines()[0]
+    assert text.count("\n") == 4
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".novita-")] == []
+
+
+def test_export_manifest_of_more_than_a_thousand_lines_keeps_every_line(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    ledger.plan([Planned(n, None, n, error="e") for n in range(1, 1203)])
+    path = tmp_path / MANIFEST_NAME
+    ledger.export_manifest(path)
+    numbers = [json.loads(line)["line"] for line in path.read_text().splitlines()]
+    assert numbers == list(range(1, 1203))
+
+
+def test_export_manifest_replaces_the_previous_one(tmp_path: Path, ledger: Ledger) -> None:
+    path = tmp_path / MANIFEST_NAME
+    path.write_text("old\n")
+    ledger.export_manifest(path)
+    assert path.read_text() == ""
+
+
+# --- images and errors as the ledger keeps them -------------------------------------------------
+
+
+def test_entry_of_and_image_of_round_trip() -> None:
+    expires = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    image = GeneratedImage("https://host/2.webp", 60, "webp", expires, 2, {"k": 1})
+    entry = entry_of(image)
+    assert entry == {
+        "url": "https://host/2.webp", "ttl": 60, "type": "webp",
+        "expires_at": "2031-05-06T07:08:09+00:00", "index": 2, "extra": {"k": 1},
+    }  # fmt: skip
+    assert image_of(entry) == image
+    plain = GeneratedImage("u", 0, "png", None, 0)
+    assert entry_of(plain)["expires_at"] is None
+    assert image_of(entry_of(plain)) == plain
+
+
+def test_image_of_fills_in_what_an_older_entry_lacks() -> None:
+    assert image_of({"url": "u", "type": "jpeg"}) == GeneratedImage("u", 0, "jpeg", None, 0, {})
+    assert image_of({"url": "u", "type": "png", "ttl": None, "index": "3", "extra": None}) == (
+        GeneratedImage("u", 0, "png", None, 3, {})
+    )
+    assert image_of({"url": "u", "type": "png", "ttl": "5"}).ttl == 5
+
+
+def test_describe_error_keeps_type_message_and_what_the_error_knows() -> None:
+    assert describe_error(RuntimeError("boom")) == {"type": "RuntimeError", "message": "boom"}
+    invalid = ValidationError("width", 3, "at least 64", "width: 3 is too small")
+    assert describe_error(invalid) == {
+        "type": "ValidationError", "message": "width: 3 is too small", "field": "width",
+    }  # fmt: skip
+    billed = APIConnectionError("lost")
+    billed.possibly_billed = True
+    assert describe_error(billed) == {
+        "type": "APIConnectionError", "message": "lost", "possibly_billed": True,
+    }  # fmt: skip
+    response = httpx.Response(500, request=httpx.Request("POST", "https://api.example.com"))
+    status = InternalServerError(
+        response, {"code": 500, "reason": "TASK_FAILED", "metadata": {"task_id": "t-1"}}, None
+    )
+    assert describe_error(status) == {
+        "type": "InternalServerError",
+        "message": str(status),
+        "status_code": 500,
+        "reason": "TASK_FAILED",
+        "task_id": "t-1",
+        **({"possibly_billed": True} if status.possibly_billed else {}),
+    }
+
+
+# --- transactions -------------------------------------------------------------------------------
+
+
+def delete_then_fail(ledger: Ledger, table: str) -> None:
+    with ledger._transaction() as db:
+        db.execute(f"DELETE FROM {table}")  # noqa: S608 - a table name of this test
+        raise RuntimeError("stop")
+
+
+def test_a_failing_transaction_is_rolled_back_and_releases_the_lock(ledger: Ledger) -> None:
+    ledger.plan([planned(1, K1, "a")])
+    with pytest.raises(RuntimeError):
+        delete_then_fail(ledger, "requests")
+    assert ledger.seed_of(K1) == 11  # the delete was rolled back
+    assert not ledger._lock.locked()
+    with pytest.raises(RuntimeError):
+        delete_then_fail(ledger, "lines")
+    assert lines(ledger) == [(1, K1, '{"prompt":"a"}', None)]
+    assert not ledger._lock.locked()
