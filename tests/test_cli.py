@@ -195,6 +195,29 @@ def test_batch_refuses_a_total_over_budget_before_sending(
     assert api.faults.api_requests == 0
 
 
+def test_a_generation_none_of_whose_images_could_be_saved_stays_paid_and_is_saved_on_rerun(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path, sleeps: Sleeps
+) -> None:
+    # Every try of the only image ends early: nothing of the generation lands on disk, and the
+    # ledger must still record it as paid (it once crashed writing an empty list of files).
+    source = write_jsonl(tmp_path / "in.jsonl", ['{"prompt": "cut", "width": 64, "height": 64}'])
+    out = tmp_path / "out"
+    api.faults.cut_images_next(10)
+    code, _, err = run(capsys, "batch", str(source), "--out", str(out))
+    assert code == 1, err
+    assert "line 1: saving failed" in err
+    assert "Traceback" not in err
+    (entry,) = manifest(out)
+    assert (entry["status"], entry["files"]) == ("paid", [])
+    api.faults.reset()
+    code, _, err = run(capsys, "batch", str(source), "--out", str(out))
+    assert code == 0, err
+    (entry,) = manifest(out)
+    assert entry["status"] == "saved"
+    assert len(entry["files"]) == 1
+    assert len(api.faults.billed) == 0  # the rerun only downloaded
+
+
 def test_a_rerun_resumes_retrying_failures_and_never_pays_twice(
     capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path, sleeps: Sleeps
 ) -> None:

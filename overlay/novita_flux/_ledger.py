@@ -395,7 +395,10 @@ class Ledger:
 
     def _set(self, key: str, **fields: Any) -> None:
         columns = {
-            name: _json(value) if name in ("images", "files", "error") and value else value
+            # JSON columns: an empty list is '[]' like any other; only None stays NULL.
+            name: _json(value)
+            if name in ("images", "files", "error") and value is not None
+            else value
             for name, value in fields.items()
         }
         assignments = ", ".join(f"{name} = ?" for name in columns)
