@@ -46,6 +46,7 @@ from novita_flux._batch import (
 )
 from novita_flux._constants import LOGGER_NAME
 from novita_flux._errors import ImageDownloadError, ImageExpiredError
+from novita_flux._imagebytes import TAIL_BYTES
 from novita_flux._images import (
     ImageReceiver,
     check_not_expired,
@@ -272,12 +273,15 @@ def test_expect_length_refuses_a_length_over_max_bytes_naming_both() -> None:
 
 def test_feed_writes_every_chunk_and_counts_the_size() -> None:
     taker = receiver()
-    for start in range(0, len(PNG), 5):
-        taker.feed(PNG[start : start + 5])
-    assert taker.size == len(PNG)
-    assert taker.sink.getvalue() == PNG
-    assert taker._head == PNG[:32]
-    assert taker._tail == PNG[-16:]
+    # Longer than the kept tail, in chunks that do not divide it: the tail must slide.
+    padded = PNG[:-12] + bytes(range(256)) * 5 + PNG[-12:]
+    assert len(padded) > TAIL_BYTES
+    for start in range(0, len(padded), 7):
+        taker.feed(padded[start : start + 7])
+    assert taker.size == len(padded)
+    assert taker.sink.getvalue() == padded
+    assert taker._head == padded[:32]
+    assert taker._tail == padded[-TAIL_BYTES:]
     assert taker.found == "png"
     assert taker.finish() == "png"
 

@@ -177,7 +177,7 @@ def _image_media_type(where: str, media_type: str | None, image_type: str | None
         return []
     place = f"{where}: Content-Type"
     if media_type in allowed[1:]:
-        return [Finding("tolerated", place, served[0], f"{media_type}, which it allows")]
+        return [Finding("tolerated", place, allowed[0], f"{media_type}, which it allows")]
     return [Finding("deviates", place, " or ".join(allowed), str(media_type))]
 
 
