@@ -1308,3 +1308,55 @@ def test_generate_many_refuses_a_request_over_the_pace_in_its_slot(sleeps: Sleep
     assert route.call_count == 1
     assert results[0].ok
     assert str(results[1].error) == "image_num: 3 can never be sent under images_per_minute=2"
+
+
+# --- run_tasks: what is in flight when a worker fails, or the run is cancelled -----------------
+
+
+@pytest.mark.anyio
+async def test_run_tasks_raises_a_failure_only_once_the_other_sends_in_flight_have_finished() -> (
+    None
+):
+    finished: list[str] = []
+
+    async def work(item: str) -> None:
+        if item == "fails":
+            raise RuntimeError("disk full")
+        await asyncio.sleep(0.02)  # a send already on the wire when the other worker fails
+        finished.append(item)
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        await run_tasks(
+            iter(["in flight", "fails", "never taken"]), [work], concurrency=2, pacer=None,
+            images=lambda item: 0,
+        )  # fmt: skip
+    assert finished == ["in flight"]  # finished (and recordable), not cancelled; nothing new
+
+
+@pytest.mark.anyio
+async def test_run_tasks_cancelled_from_outside_waits_for_every_worker_to_clean_up() -> None:
+    started = asyncio.Event()
+    cleaned: list[int] = []
+
+    async def work(item: int) -> None:
+        try:
+            started.set()
+            await asyncio.sleep(10)
+        finally:
+            await asyncio.sleep(0.01 * item)  # each worker's cleanup takes its own time
+            cleaned.append(item)
+
+    run = asyncio.ensure_future(
+        run_tasks(iter([1, 2]), [work], concurrency=2, pacer=None, images=lambda item: 0)
+    )
+    await started.wait()
+    await asyncio.sleep(0)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert sorted(cleaned) == [1, 2]
+
+
+def test_total_cost_is_a_decimal_even_with_nothing_to_send() -> None:
+    assert type(total_cost([])) is Decimal
+    assert type(total_cost([PlannedRequest(0, {"prompt": 1})])) is Decimal  # invalid: no body

@@ -237,11 +237,10 @@ async def run_tasks(
     tasks = [asyncio.ensure_future(worker(lanes[number % len(lanes)])) for number in range(workers)]
     try:
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-    except BaseException:  # cancelled from outside (Ctrl-C under asyncio.run): stop them all
+    except BaseException:
+        # Cancelled from outside (Ctrl-C under asyncio.run): cancelling a gather cancels every
+        # task in it and completes only once they all have, so nothing is left running here.
         halt.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         raise
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
