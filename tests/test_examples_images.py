@@ -49,6 +49,7 @@ from novita_flux._errors import ImageDownloadError, ImageExpiredError
 from novita_flux._imagebytes import TAIL_BYTES
 from novita_flux._images import (
     ImageReceiver,
+    _current_umask,
     check_not_expired,
     file_name,
     prompt_slug,
@@ -1360,3 +1361,12 @@ async def test_run_tasks_cancelled_from_outside_waits_for_every_worker_to_clean_
 def test_total_cost_is_a_decimal_even_with_nothing_to_send() -> None:
     assert type(total_cost([])) is Decimal
     assert type(total_cost([PlannedRequest(0, {"prompt": 1})])) is Decimal  # invalid: no body
+
+
+def test_current_umask_reads_the_process_umask_and_leaves_it_unchanged() -> None:
+    previous = os.umask(0o027)
+    try:
+        assert _current_umask() == 0o027
+        assert os.umask(0o027) == 0o027  # still what it was before the call
+    finally:
+        os.umask(previous)
