@@ -508,6 +508,10 @@ def test_an_empty_message_adds_nothing_and_the_reason_phrase_stands_in_for_a_mis
     None
 ):
     assert str(answered(400, {"reason": "ILLEGAL_PROMPT", "message": ""})) == "400 ILLEGAL_PROMPT"
+    # Only spaces is no message either: no dangling colon.
+    assert str(answered(400, {"reason": "ILLEGAL_PROMPT", "message": " \n "})) == (
+        "400 ILLEGAL_PROMPT"
+    )
     assert str(answered(418, {"message": "short and stout"})) == "418 I'm a teapot: short and stout"
     assert str(answered(404, {})) == "404 Not Found"
     assert str(answered(409, [1, 2])) == "409 Conflict"

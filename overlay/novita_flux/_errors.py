@@ -83,7 +83,7 @@ class APIStatusError(NovitaError):
             not known.never_billed if known is not None else self.status_code >= 500
         )
         text = f"{self.status_code} {self.reason or response.reason_phrase}"
-        if self.message:
+        if self.message and self.message.strip():
             text += f": {self.message.strip()}"
         elif body is None and response.text:
             text += f": {_truncate(response.text, 200)}"
