@@ -191,20 +191,22 @@ def test_a_request_waiting_for_its_pacing_slot_is_never_sent_after_a_signal(
 ) -> None:
     source = write(tmp_path / "in.jsonl", lines_of(10))
     out = tmp_path / "out"
-    # One image every 3 s: every request but the first waits for its slot.
+    # One image every 30 s: every request but the first waits for its slot.
     env = {**os.environ, "NOVITA_API_KEY": server.api_key, "NOVITA_BASE_URL": server.url}
     command = [sys.executable, "-m", "novita_flux", "batch", str(source), "--out", str(out)]
-    command += ["--images-per-minute", "20", "--concurrency", "4"]
+    command += ["--images-per-minute", "2", "--concurrency", "4"]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: states(out)["saved"] >= 1)
     time.sleep(0.2)  # between two slots: nothing on the wire
     sent = server.faults.api_requests
     signalled = time.monotonic()
     process.send_signal(signal.SIGINT)
-    process.communicate(timeout=10)
-    assert time.monotonic() - signalled < 1.0  # not the ~2.8 s to the next slot
+    process.communicate(timeout=25)
+    # Well before the next slot (~30 s away), however loaded the machine: the waits were
+    # interrupted, not served.
+    assert time.monotonic() - signalled < 15.0
     assert process.returncode == 130
-    time.sleep(3.0)  # any slot that was waiting would have been released by now
+    time.sleep(0.2)  # anything still on its way to the server has arrived
     assert server.faults.api_requests == sent == 1
 
 

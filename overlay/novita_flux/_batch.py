@@ -158,15 +158,17 @@ def run_threads(
     pacer: ImagePacer | None,
     images: Callable[[T], int],
     stop: threading.Event | None = None,
+    take: threading.Lock | None = None,
 ) -> None:
     """Call a lane's work function on every item, on `concurrency` threads (worker n uses lane
     n % len(lanes)); items for which `images` is positive first wait for a pacing slot. The
     first exception (from work, or KeyboardInterrupt here) stops the run and is raised once the
-    workers have finished what they had started."""
+    workers have finished what they had started. Items are taken under `take`: work that holds
+    it while it may fail (and sets `stop` before letting go) is sure no item is taken meanwhile."""
     from concurrent.futures import ThreadPoolExecutor, wait
 
     stop = stop if stop is not None else threading.Event()
-    take, gate = threading.Lock(), threading.Lock()
+    take, gate = take if take is not None else threading.Lock(), threading.Lock()
 
     def next_item() -> T | None:
         with take:
@@ -261,6 +263,19 @@ async def run_async(
     import asyncio
 
     results: list[BatchResult | None] = [None] * len(plan)
+    # on_result runs under the lock workers take items with, one call at a time: when it
+    # raises, the run is stopped before any worker can take another item.
+    stop, take = threading.Event(), threading.Lock()
+
+    def report(result: BatchResult) -> None:
+        if on_result is None:
+            return
+        with take:
+            try:
+                on_result(result)
+            except BaseException:
+                stop.set()
+                raise
 
     def work_for(
         send: Callable[[dict[str, Any], Decimal], Awaitable[Generation]],
@@ -302,6 +317,19 @@ def run_sync(
     on_result: OnResult | None,
 ) -> list[BatchResult]:
     results: list[BatchResult | None] = [None] * len(plan)
+    # on_result runs under the lock workers take items with, one call at a time: when it
+    # raises, the run is stopped before any worker can take another item.
+    stop, take = threading.Event(), threading.Lock()
+
+    def report(result: BatchResult) -> None:
+        if on_result is None:
+            return
+        with take:
+            try:
+                on_result(result)
+            except BaseException:
+                stop.set()
+                raise
 
     def work_for(
         send: Callable[[dict[str, Any], Decimal], Generation],
@@ -317,8 +345,7 @@ def run_sync(
                 else:
                     result = BatchResult(item.index, item.request, generation)
             results[item.index] = result
-            if on_result is not None:
-                on_result(result)
+            report(result)
 
         return work
 
@@ -328,6 +355,8 @@ def run_sync(
         concurrency=min(check_concurrency(concurrency), max(len(plan), 1)),
         pacer=pacer,
         images=_images_of,
+        stop=stop,
+        take=take,
     )
     return [result for result in results if result is not None]
 

@@ -115,8 +115,10 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         Every request is checked and priced first; `max_total_cost` refuses the whole batch
         before anything is sent. With `images_per_minute`, requests are released so that no
         rolling minute carries more images. Returns one BatchResult per request, in input order,
-        holding its Generation or its exception; `on_result` sees each one as it finishes. On
-        Ctrl-C, requests already sent are finished and reported before KeyboardInterrupt.
+        holding its Generation or its exception; `on_result` sees each one as it finishes, one
+        call at a time (it need not be thread-safe); if it raises, no further request is sent
+        and the exception is raised once those in flight are done. On Ctrl-C, requests already
+        sent are finished and reported before KeyboardInterrupt.
         """
         plan, pacer, lanes = self._batch(requests, concurrency, images_per_minute, max_total_cost)
         retries = self._retries_for(max_retries)
