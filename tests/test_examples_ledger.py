@@ -34,6 +34,7 @@ from novita_flux._ledger import (
     Ledger,
     Planned,
     Row,
+    _stamp,
     describe_error,
     entry_of,
     image_of,
@@ -738,3 +739,20 @@ def test_a_failing_transaction_is_rolled_back_and_releases_the_lock(ledger: Ledg
         delete_then_fail(ledger, "lines")
     assert lines(ledger) == [(1, K1, '{"prompt":"a"}', None)]
     assert not ledger._lock.locked()
+
+
+def test_the_stamp_of_a_set_aside_file_is_utc_whatever_the_local_time_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9 all year: local and UTC hours differ
+    time.tzset()
+    try:
+        before = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+        stamp = datetime.strptime(_stamp(), "%Y%m%dT%H%M%S.%fZ").replace(microsecond=0)
+        after = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+        assert before <= stamp <= after
+    finally:
+        monkeypatch.undo()
+        time.tzset()
