@@ -18,6 +18,7 @@ the same state, whichever process it runs in:
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -73,11 +74,35 @@ CHILD_PROCESS_TESTS = {
 }
 
 
+# Whole suites that reach the mutated code only through slower layers, each pinned by faster
+# tests that must kill its mutants on their own: the client's flows over a real socket against
+# the reference server (the same flows run over respx in test_client.py and the examples),
+# writing cassettes (verify/_record is not mutated), and the response properties (the explicit
+# examples in test_examples_response.py are what the issue asks to kill them, seed-free).
+SLOW_SUITES = (
+    "tests/test_client_over_http.py::",
+    "tests/test_verify_record.py::",
+    "tests/test_properties_response.py::",
+)
+
+# Durations of the stats run, written by mutmut beside the tests.
+STATS = Path(__file__).resolve().parents[1] / "mutmut-stats.json"
+
+
+def left_out(item: pytest.Item) -> bool:
+    return item.nodeid in CHILD_PROCESS_TESTS or item.nodeid.startswith(SLOW_SUITES)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    kept = [item for item in items if item.nodeid not in CHILD_PROCESS_TESTS]
-    if len(kept) != len(items):
-        config.hook.pytest_deselected(items=[i for i in items if i.nodeid in CHILD_PROCESS_TESTS])
-        items[:] = kept
+    dropped = [item for item in items if left_out(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not left_out(item)]
+    # Fastest first: mutmut stops at the first failure (-x), so a mutant an example kills in
+    # milliseconds is not first made to wait for the slow tests that reach it too.
+    if STATS.is_file():
+        durations = json.loads(STATS.read_text()).get("duration_by_test", {})
+        items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
 
 
 @pytest.hookimpl(tryfirst=True)
