@@ -776,3 +776,22 @@ def test_the_manifest_is_staged_beside_itself_so_that_it_can_be_linked_into_plac
     ledger.export_manifest(out / MANIFEST_NAME)
     assert staged_in == [out]  # the same directory, hence the same file system
     assert (out / MANIFEST_NAME).is_file()
+
+
+def test_every_garbled_row_is_kept_on_a_line_of_its_own_and_the_ledger_knows_its_path(
+    tmp_path: Path,
+) -> None:
+    first = Ledger.open(tmp_path, [].append)
+    first.plan([planned(1, K1, "a"), planned(2, K2, "b"), planned(3, K3, "c")])
+    first.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / LEDGER_NAME)) as db, db:
+        db.execute("UPDATE requests SET cost = 'lots' WHERE key IN (?, ?)", (K2, K3))
+    again = Ledger.open(tmp_path, [].append)
+    try:
+        assert again.path == tmp_path / LEDGER_NAME
+        (aside,) = tmp_path.glob(f"{LEDGER_NAME}.garbled-*.jsonl")
+        lines = aside.read_text().splitlines()
+        assert [json.loads(line)[0] for line in lines] == ["2", "3"]
+        assert aside.read_text().endswith("\n")
+    finally:
+        again.close()
