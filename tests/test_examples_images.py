@@ -1370,3 +1370,12 @@ def test_current_umask_reads_the_process_umask_and_leaves_it_unchanged() -> None
         assert os.umask(0o027) == 0o027  # still what it was before the call
     finally:
         os.umask(previous)
+
+
+def test_prompt_slug_never_starts_with_a_dash_left_by_a_dropped_mark() -> None:
+    assert prompt_slug("\u0301-abc") == "abc"  # the mark goes, then the dash it hid
+
+
+def test_prompt_slug_cut_looks_one_character_past_the_limit_and_no_further() -> None:
+    # "abc-defg" is 8 > 7 characters: the cut falls back to "abc", never "abc-defg".
+    assert prompt_slug("abc defg hi", limit=7) == "abc"
