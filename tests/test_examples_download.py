@@ -294,3 +294,16 @@ def test_save_passes_the_per_call_timeout_to_the_download(sleeps: Sleeps, tmp_pa
         route = respx.get(image_url(0)).respond(200, content=MAGIC["png"])
         FluxSchnell(api_key=KEY, timeout=60).save(generation, tmp_path, timeout=4.0)
     assert route.calls[0].request.extensions["timeout"]["read"] == 4.0
+
+
+@pytest.mark.anyio
+async def test_the_async_clients_own_http_client_sends_its_user_agent_to_the_image_host(
+    sleeps: Sleeps,
+) -> None:
+    # The sync client builds its own pool; the async one uses _BaseClient._new_http.
+    image = generation_of("png").images[0]
+    with respx.mock:
+        route = respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+        async with AsyncFluxSchnell(api_key=KEY) as client:
+            await client.download(image)
+    assert route.calls[0].request.headers["User-Agent"].startswith("novita-flux/")
