@@ -1,0 +1,309 @@
+"""Explicit examples for how images are fetched and saved, driven through the public API
+(`download`, `save`, and the async client): the exact messages of connection and download
+errors, the per-call timeout reaching the image request, redirects and their limit, the wait a
+storage host names in Retry-After, the User-Agent of the client's own httpx client, and how
+`save` creates its folder, stages files in it and carries on past one failing image.
+
+Every exchange is mocked with respx and every backoff recorded by the `sleeps` fixture, so
+nothing here touches the network or waits.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from novita_flux import (
+    APIConnectionError,
+    APITimeoutError,
+    AsyncFluxSchnell,
+    FluxSchnell,
+    ImageDownloadError,
+    SaveIncompleteError,
+    _base_client,
+    _deadline,
+)
+from novita_flux._base_client import _connection_error
+from novita_flux._constants import MAX_REDIRECTS
+from tests.support import API_URL, KEY, MAGIC, Sleeps, generation_of, image_url
+
+BILLED = "; the call may have been billed, so it was not retried"
+
+
+def generate_error(cause: Exception) -> Exception:
+    with respx.mock:
+        respx.post(API_URL).mock(side_effect=cause)
+        with pytest.raises((APIConnectionError, APITimeoutError)) as caught:
+            FluxSchnell(api_key=KEY, max_retries=0).generate("x", seed=1)
+    return caught.value
+
+
+# --- _connection_error, through generate ---
+
+
+def test_a_refused_connection_names_method_url_type_and_text_without_billing_note(
+    sleeps: Sleeps,
+) -> None:
+    cause = httpx.ConnectError("refused")
+    error = generate_error(cause)
+    assert type(error) is APIConnectionError
+    assert str(error) == f"POST {API_URL} failed: ConnectError: refused"
+    assert error.__cause__ is cause
+
+
+def test_a_sent_request_that_breaks_carries_the_billing_note(sleeps: Sleeps) -> None:
+    error = generate_error(httpx.RemoteProtocolError("cut"))
+    assert type(error) is APIConnectionError
+    assert str(error) == f"POST {API_URL} failed: RemoteProtocolError: cut{BILLED}"
+
+
+def test_a_read_timeout_names_its_type_and_carries_the_billing_note(sleeps: Sleeps) -> None:
+    error = generate_error(httpx.ReadTimeout("slow"))
+    assert type(error) is APITimeoutError
+    assert str(error) == f"POST {API_URL} timed out (ReadTimeout){BILLED}"
+
+
+def test_a_connect_timeout_has_no_billing_note(sleeps: Sleeps) -> None:
+    error = generate_error(httpx.ConnectTimeout("t"))
+    assert type(error) is APITimeoutError
+    assert str(error) == f"POST {API_URL} timed out (ConnectTimeout)"
+
+
+def test_the_url_in_a_connection_error_loses_its_query() -> None:
+    # The API's own URL has no query, so this one case is shown on the helper itself.
+    request = httpx.Request("POST", "https://api.example.com/v3beta/x?token=secret")
+    error = _connection_error(httpx.ConnectError("no"), request)
+    assert str(error) == "POST https://api.example.com/v3beta/x failed: ConnectError: no"
+
+
+# --- _download_flow ---
+
+
+def test_the_per_call_timeout_is_used_for_the_image_request(sleeps: Sleeps) -> None:
+    image = generation_of("png").images[0]
+    with respx.mock:
+        route = respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+        FluxSchnell(api_key=KEY, timeout=60).download(image, timeout=12.5)
+    timeout = route.calls[0].request.extensions["timeout"]
+    assert timeout == {"connect": 12.5, "read": 12.5, "write": 12.5, "pool": 12.5}
+
+
+def test_the_per_call_timeout_bounds_the_whole_exchange(
+    sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[float | None] = []
+    original = _deadline.deadline_in
+
+    def spy(seconds: float | None) -> Any:
+        seen.append(seconds)
+        return original(seconds)
+
+    monkeypatch.setattr(_deadline, "deadline_in", spy)
+    image = generation_of("png").images[0]
+    with respx.mock:
+        respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+        FluxSchnell(api_key=KEY, timeout=60).download(image, timeout=12.5)
+    assert seen == [12.5]
+
+
+def download_error(cause: Exception) -> ImageDownloadError:
+    image = generation_of("png").images[0]
+    with respx.mock:
+        respx.get(image_url(0)).mock(side_effect=cause)
+        with pytest.raises(ImageDownloadError) as caught:
+            FluxSchnell(api_key=KEY, max_retries=0).download(image)
+    return caught.value
+
+
+def test_a_download_timeout_says_it_took_longer_than_its_timeout(sleeps: Sleeps) -> None:
+    cause = httpx.ReadTimeout("slow")
+    error = download_error(cause)
+    assert str(error) == "the download of image 0 took longer than its timeout: ReadTimeout: slow"
+    assert error.__cause__ is cause
+
+
+def test_a_download_transport_error_says_it_failed(sleeps: Sleeps) -> None:
+    cause = httpx.ConnectError("refused")
+    error = download_error(cause)
+    assert str(error) == "the download of image 0 failed: ConnectError: refused"
+    assert error.__cause__ is cause
+
+
+def redirect_chain(hops: int) -> respx.Route:
+    """The image link redirects `hops` times (302, relative Location) before the image."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        step = int(request.url.params.get("hop", "0"))
+        if step < hops:
+            return httpx.Response(302, headers={"Location": f"/next?hop={step + 1}"})
+        return httpx.Response(200, content=MAGIC["png"])
+
+    return respx.route(host="storage.example.com").mock(side_effect=answer)
+
+
+def test_redirects_are_followed_up_to_the_limit(sleeps: Sleeps) -> None:
+    image = generation_of("png").images[0]
+    with respx.mock:
+        route = redirect_chain(MAX_REDIRECTS)
+        data = FluxSchnell(api_key=KEY, max_retries=0).download(image)
+    assert data == MAGIC["png"]
+    assert route.call_count == MAX_REDIRECTS + 1
+    assert (
+        str(route.calls[-1].request.url) == f"https://storage.example.com/next?hop={MAX_REDIRECTS}"
+    )
+
+
+def test_one_redirect_more_than_the_limit_is_refused(sleeps: Sleeps) -> None:
+    image = generation_of("png").images[0]
+    with respx.mock:
+        route = redirect_chain(MAX_REDIRECTS + 1)
+        with pytest.raises(ImageDownloadError) as caught:
+            FluxSchnell(api_key=KEY, max_retries=0).download(image)
+    assert route.call_count == MAX_REDIRECTS + 1
+    assert str(caught.value).startswith("the storage host answered 302 for image 0")
+
+
+def test_a_redirect_without_location_is_not_followed(sleeps: Sleeps) -> None:
+    image = generation_of("png").images[0]
+    with respx.mock:
+        route = respx.route(host="storage.example.com").respond(302)
+        with pytest.raises(ImageDownloadError) as caught:
+            FluxSchnell(api_key=KEY, max_retries=0).download(image)
+    assert route.call_count == 1
+    assert str(caught.value).startswith("the storage host answered 302 for image 0")
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_storage_host_retry_after_is_waited_as_said(sleeps: Sleeps, status: int) -> None:
+    image = generation_of("png").images[0]
+    with respx.mock:
+        route = respx.get(image_url(0)).mock(
+            side_effect=[
+                httpx.Response(status, headers={"Retry-After": "7"}),
+                httpx.Response(200, content=MAGIC["png"]),
+            ]
+        )
+        data = FluxSchnell(api_key=KEY).download(image)
+    assert data == MAGIC["png"]
+    assert route.call_count == 2
+    assert sleeps == [7.0]
+
+
+@pytest.mark.anyio
+async def test_the_async_client_waits_a_storage_retry_after_too(sleeps: Sleeps) -> None:
+    image = generation_of("png").images[0]
+    with respx.mock:
+        respx.get(image_url(0)).mock(
+            side_effect=[
+                httpx.Response(503, headers={"Retry-After": "3"}),
+                httpx.Response(200, content=MAGIC["png"]),
+            ]
+        )
+        async with AsyncFluxSchnell(api_key=KEY) as client:
+            data = await client.download(image)
+    assert data == MAGIC["png"]
+    assert sleeps == [3.0]
+
+
+@pytest.mark.anyio
+async def test_the_async_client_uses_the_per_call_timeout(sleeps: Sleeps) -> None:
+    image = generation_of("png").images[0]
+    with respx.mock:
+        route = respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+        async with AsyncFluxSchnell(api_key=KEY, timeout=60) as client:
+            await client.download(image, timeout=9.0)
+    assert route.calls[0].request.extensions["timeout"]["read"] == 9.0
+
+
+# --- _new_http ---
+
+
+def test_the_clients_own_http_client_sends_its_user_agent_to_the_image_host(
+    sleeps: Sleeps,
+) -> None:
+    image = generation_of("png").images[0]
+    with respx.mock:
+        route = respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+        FluxSchnell(api_key=KEY).download(image)
+    assert route.calls[0].request.headers["User-Agent"].startswith("novita-flux/")
+
+
+# --- _save_flow ---
+
+
+def test_save_creates_a_folder_nested_two_levels_deep(sleeps: Sleeps, tmp_path: Path) -> None:
+    folder = tmp_path / "a" / "b"
+    generation = generation_of("png")
+    with respx.mock:
+        respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+        paths = FluxSchnell(api_key=KEY).save(generation, folder)
+    assert [p.parent for p in paths] == [folder]
+    assert paths[0].read_bytes() == MAGIC["png"]
+
+
+def test_save_stages_the_temporary_file_in_the_target_folder(
+    sleeps: Sleeps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Path] = []
+    original = _base_client.staged_file
+
+    def spy(directory: Path) -> Any:
+        seen.append(directory)
+        return original(directory)
+
+    monkeypatch.setattr(_base_client, "staged_file", spy)
+    generation = generation_of("png", "png")
+    with respx.mock:
+        respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+        respx.get(image_url(1)).respond(200, content=MAGIC["png"])
+        FluxSchnell(api_key=KEY).save(generation, tmp_path / "out")
+    assert seen == [tmp_path / "out", tmp_path / "out"]
+
+
+def test_save_logs_a_failing_image_and_still_saves_the_next(
+    sleeps: Sleeps, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    generation = generation_of("png", "png", "png")
+    with respx.mock:
+        respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+        respx.get(image_url(1)).respond(404, text="gone")
+        respx.get(image_url(2)).respond(200, content=MAGIC["png"])
+        with (
+            caplog.at_level(logging.WARNING, logger="novita_flux"),
+            pytest.raises(SaveIncompleteError) as caught,
+        ):
+            FluxSchnell(api_key=KEY).save(generation, tmp_path)
+    error = caught.value
+    assert [image.index for image, _ in error.failures] == [1]
+    assert [p.name.rsplit("_", 1)[-1] for p in error.saved] == ["0.png", "2.png"]
+    assert all(p.read_bytes() == MAGIC["png"] for p in error.saved)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [(r.name, r.getMessage()) for r in warnings] == [
+        ("novita_flux", "the storage host answered 404 for image 1: gone")
+    ]
+
+
+def test_save_passes_the_per_call_timeout_to_the_download(sleeps: Sleeps, tmp_path: Path) -> None:
+    generation = generation_of("png")
+    with respx.mock:
+        route = respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+        FluxSchnell(api_key=KEY, timeout=60).save(generation, tmp_path, timeout=4.0)
+    assert route.calls[0].request.extensions["timeout"]["read"] == 4.0
+
+
+@pytest.mark.anyio
+async def test_the_async_clients_own_http_client_sends_its_user_agent_to_the_image_host(
+    sleeps: Sleeps,
+) -> None:
+    # The sync client builds its own pool; the async one uses _BaseClient._new_http.
+    image = generation_of("png").images[0]
+    with respx.mock:
+        route = respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+        async with AsyncFluxSchnell(api_key=KEY) as client:
+            await client.download(image)
+    assert route.calls[0].request.headers["User-Agent"].startswith("novita-flux/")
