@@ -87,6 +87,10 @@ def check(results: dict[str, dict[str, str]], scores: dict[str, float | None], p
     for module, value in scores.items():
         if module != "TOTAL" and value is not None and value < MINIMUM:
             problems.append(f"{module}: {value:.1f}% killed, below {MINIMUM:.0f}%")
+    for module, statuses in results.items():
+        unchecked = sum(status == "not checked" for status in statuses.values())
+        if unchecked:
+            problems.append(f"{module}: {unchecked} mutant(s) not checked: the run did not finish")
     listed = listed_survivors(path)
     for statuses in results.values():
         for name, status in sorted(statuses.items()):

@@ -263,19 +263,6 @@ async def run_async(
     import asyncio
 
     results: list[BatchResult | None] = [None] * len(plan)
-    # on_result runs under the lock workers take items with, one call at a time: when it
-    # raises, the run is stopped before any worker can take another item.
-    stop, take = threading.Event(), threading.Lock()
-
-    def report(result: BatchResult) -> None:
-        if on_result is None:
-            return
-        with take:
-            try:
-                on_result(result)
-            except BaseException:
-                stop.set()
-                raise
 
     def work_for(
         send: Callable[[dict[str, Any], Decimal], Awaitable[Generation]],
