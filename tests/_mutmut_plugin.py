@@ -107,17 +107,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if os.environ.get("MUTANT_UNDER_TEST") == "stats":  # see pytest_configure
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+        # This process keeps "stats" (mutmut also holds it in a process-local variable, read
+        # when the variable is absent); subprocesses started from here must not inherit it.
+        # Per test rather than once: a fixture that restores os.environ could bring it back.
         del os.environ["MUTANT_UNDER_TEST"]
     clear_novita_flux_caches()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
-        # This process keeps "stats" (mutmut also holds it in a process-local variable,
-        # read when the variable is absent); subprocesses started from here do not inherit it.
-        del os.environ["MUTANT_UNDER_TEST"]
-
     # After tests/conftest.py registered its profiles, before any test module is imported
     # (module-level `settings(...)` objects copy the profile that is loaded at that moment).
     from hypothesis import settings

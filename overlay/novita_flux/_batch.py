@@ -278,6 +278,9 @@ async def run_async(
                 else:
                     result = BatchResult(item.index, item.request, generation)
             results[item.index] = result
+            # No lock, unlike run_sync: the tasks share one event loop and a plain on_result runs
+            # to its end without yielding, so two calls never overlap. (An awaitable it returns
+            # may interleave with another's; an async callback chose that.)
             if on_result is not None:
                 outcome = on_result(result)
                 if asyncio.iscoroutine(outcome) or asyncio.isfuture(outcome):
