@@ -28,9 +28,8 @@ def test_the_lock_file_is_named_in_the_directory_and_holds_our_pid(tmp_path: Pat
 
 
 def test_a_second_holder_is_refused_and_told_whose_it_is(tmp_path: Path) -> None:
-    with DirectoryLock(tmp_path):
-        with pytest.raises(DirectoryBusy) as refused:
-            DirectoryLock(tmp_path).acquire()
+    with DirectoryLock(tmp_path), pytest.raises(DirectoryBusy) as refused:
+        DirectoryLock(tmp_path).acquire()
     assert refused.value.directory == tmp_path
     assert refused.value.pid == os.getpid()
     assert str(refused.value) == (

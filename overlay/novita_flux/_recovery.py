@@ -153,7 +153,7 @@ def _sidecar_rows(directory: Path, report: Report) -> Iterator[dict[str, Any]]:
             key,
             {
                 "key": key,
-                "request": batch.get("line_request", body),
+                "request": body,  # a sidecar keeps the body sent, not the line as written
                 "body": body,
                 "cost": data.get("cost_usd"),
                 "state": "saved",
