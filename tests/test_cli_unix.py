@@ -73,7 +73,10 @@ BAD_OPTIONS: dict[str, list[tuple[list[str], str]]] = {
         (["batch", JSONL, "--out", "OUT_IS_A_FILE"], "--out OUT_IS_A_FILE"),
         (["batch", JSONL, "--out", "o", "--concurrency", "0"], "concurrency: 0 is not an"),
         (["batch", JSONL, "--out", "o", "--images-per-minute", "-1"], "images_per_minute: -1"),
-        (["batch", JSONL, "--out", "o", "--max-total-cost", "free"], "max_cost: 'free' is not"),
+        (
+            ["batch", JSONL, "--out", "o", "--max-total-cost", "free"],
+            "max_total_cost: 'free' is not",
+        ),
         (["batch", JSONL, "--out", "o", "--max-total-cost", "0"], "exceeds the budget $0"),
         (["batch", JSONL, "--out", "o", "--base-url", "ftp://x"], "is not an http(s) URL"),
         (["batch", JSONL, "--out", "o", "--timeout", "-5"], "timeout: -5.0 is not a positive"),

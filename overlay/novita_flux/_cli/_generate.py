@@ -55,7 +55,10 @@ def add_parsers(commands: Any) -> None:
         "--out", type=Path, default=Path("out"), metavar="DIR", help="default out/"
     )
     generate.add_argument(
-        "--max-cost", type=budget, metavar="USD", help="refuse a request estimated dearer"
+        "--max-cost",
+        type=budget("max_cost"),
+        metavar="USD",
+        help="refuse a request estimated dearer",
     )
     generate.add_argument(
         "--dry-run", action="store_true", help="print the request and its cost; send nothing"

@@ -92,7 +92,7 @@ def _add_batch(commands: argparse._SubParsersAction[Parser]) -> None:
     )
     batch.add_argument(
         "--max-total-cost",
-        type=budget,
+        type=budget("max_total_cost"),
         metavar="USD",
         help="refuse the batch, before sending anything, if what it would send costs more",
     )

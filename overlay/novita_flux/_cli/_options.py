@@ -81,11 +81,17 @@ def spec_help(name: str, default: object | None = None, note: str = "") -> str:
     return f"{text}{note}"
 
 
-def budget(text: str) -> Decimal:
-    try:
-        return as_budget(text)
-    except NovitaError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+def budget(field: str) -> Callable[[str], Decimal]:
+    """An argparse type for an amount in USD, refused with `field` named."""
+
+    def convert(text: str) -> Decimal:
+        try:
+            return as_budget(text, field)
+        except NovitaError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = "amount"
+    return convert
 
 
 def whole(field: str, minimum: int) -> Callable[[str], int]:
@@ -97,35 +103,20 @@ seconds = checked(float, check_timeout)
 
 def add_request_options(parser: argparse.ArgumentParser) -> None:
     """--width, --height, --steps, -n: the same defaults wherever a request is described."""
-    parser.add_argument(
-        "--width",
-        type=spec_field("width"),
-        default=DEFAULT_WIDTH,
-        metavar="PX",
-        help=spec_help("width", DEFAULT_WIDTH),
-    )
-    parser.add_argument(
-        "--height",
-        type=spec_field("height"),
-        default=DEFAULT_HEIGHT,
-        metavar="PX",
-        help=spec_help("height", DEFAULT_HEIGHT),
-    )
-    parser.add_argument(
-        "--steps",
-        type=spec_field("steps"),
-        default=DEFAULT_STEPS,
-        metavar="N",
-        help=spec_help("steps", DEFAULT_STEPS),
-    )
-    parser.add_argument(
-        "-n",
-        "--image-num",
-        type=spec_field("image_num"),
-        default=DEFAULT_IMAGE_NUM,
-        metavar="N",
-        help=spec_help("image_num", DEFAULT_IMAGE_NUM, " images per call"),
-    )
+    for flags, field, metavar, note in (
+        (("--width",), "width", "PX", ""),
+        (("--height",), "height", "PX", ""),
+        (("--steps",), "steps", "N", ""),
+        (("-n", "--image-num"), "image_num", "N", " images per call"),
+    ):
+        default = REQUEST_DEFAULTS[field]
+        parser.add_argument(
+            *flags,
+            type=spec_field(field),
+            default=default,
+            metavar=metavar,
+            help=spec_help(field, default, note),
+        )
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:

@@ -10,15 +10,13 @@ key refused, or a plan over --max-cost (then nothing is sent).
 from __future__ import annotations
 
 import argparse
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from novita_flux._cli._common import EXIT_OK, BadInput, Console
-from novita_flux._cli._options import add_output_options, seconds, whole
+from novita_flux._cli._options import add_output_options, budget, seconds, whole
 from novita_flux._constants import DEFAULT_TIMEOUT
-from novita_flux._errors import BudgetExceededError, MissingAPIKeyError, ValidationError
-from novita_flux._request import as_budget
+from novita_flux._errors import BudgetExceededError, MissingAPIKeyError
 from novita_flux._spec import default_images_per_minute
 from novita_flux.verify import DEFAULT_MAX_COST, GROUPS, Plan
 
@@ -40,7 +38,7 @@ def add_parser(commands: Any) -> None:
     )
     verify.add_argument(
         "--max-cost",
-        type=_amount,
+        type=budget("--max-cost"),
         default=DEFAULT_MAX_COST,
         metavar="USD",
         help=f"refuse a plan that could cost more; nothing is sent (default: {DEFAULT_MAX_COST})",
@@ -144,13 +142,6 @@ class _Progress:
     def result(self, result: ProbeResult) -> None:
         self.done += 1
         self.console.info(f"[{self.done}/{self.total}] {result.verdict:<10} {result.probe.id}")
-
-
-def _amount(text: str) -> Decimal:
-    try:
-        return as_budget(text, "--max-cost")
-    except ValidationError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _groups(text: str) -> list[str]:
