@@ -18,6 +18,7 @@ from novita_flux._lock import LOCK_NAME, DirectoryBusy, DirectoryLock, _read_pid
 
 def test_the_lock_file_is_named_in_the_directory_and_holds_our_pid(tmp_path: Path) -> None:
     lock = DirectoryLock(tmp_path)
+    assert lock.previous_pid is None  # nothing is known before it is taken
     assert lock.path == tmp_path / ".novita-flux.lock" == tmp_path / LOCK_NAME
     with lock as held:
         assert held is lock
@@ -140,3 +141,18 @@ def test_read_pid_reads_at_most_32_bytes_from_the_start(tmp_path: Path) -> None:
         assert _read_pid(fd) == int("1" * 32)
     finally:
         os.close(fd)
+
+
+def test_a_release_whose_clean_up_fails_still_drops_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = DirectoryLock(tmp_path).acquire()
+
+    def refuse(fd: int, length: int) -> None:
+        raise OSError(30, "Read-only file system")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "ftruncate", refuse)
+        lock.release()  # the pid stays behind; the lock must not
+    with DirectoryLock(tmp_path) as again:
+        assert again.previous_pid is None  # it was our own pid

@@ -341,7 +341,6 @@ class _BaseClient(Generic[HttpT]):
             # never later than the storage host's own expiry.
             sent = datetime.now(UTC)
             error: NovitaError
-            retryable = False
             try:
                 response = yield _Send(request, seconds)
             except httpx.TransportError as exc:
