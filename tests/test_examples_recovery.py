@@ -150,6 +150,22 @@ def test_an_empty_table_yields_nothing_and_says_nothing(tmp_path: Path) -> None:
     assert reports == []
 
 
+def test_a_damaged_page_costs_only_the_rows_of_its_range(tmp_path: Path) -> None:
+    """One bad leaf page in the middle of the table: the ranges around it are still read."""
+    keys = [f"{n:032d}" for n in range(1, 201)]
+    big = json.dumps(BODY | {"prompt": "x" * 1500})  # about two rows per 4 KiB page
+    path = database(tmp_path / "db", [{"key": key, "body": big} for key in keys])
+    data = bytearray(path.read_bytes())
+    page = 4096 * 40  # a leaf page holding rows in the 64..127 range
+    assert b"x" * 100 in data[page : page + 4096]
+    data[page : page + 4096] = b"\xff" * 4096
+    path.write_bytes(bytes(data))
+    reports: list[str] = []
+    read_keys = [row["key"] for row in _database_rows(path, reports.append)]
+    assert reports == ["db: rows 64 to 127 could not be read (database disk image is malformed)"]
+    assert read_keys == keys[:63] + keys[127:]  # rowids 1..63 and 128..200
+
+
 @pytest.mark.parametrize(
     "garbled",
     [
@@ -437,8 +453,9 @@ def test_json_files_not_written_by_a_batch_are_passed_over_in_silence(
     tmp_path: Path, data: Any
 ) -> None:
     sidecar(tmp_path, "x", data)
+    sidecar(tmp_path, "y", batch_sidecar())  # read after it: passing over is not stopping
     reports: list[str] = []
-    assert read(_sidecar_rows(tmp_path, reports.append)) == []
+    assert [row["key"] for row in _sidecar_rows(tmp_path, reports.append)] == [K1]
     assert reports == []
 
 
@@ -523,6 +540,17 @@ def test_without_a_damaged_file_or_a_manifest_only_the_sidecars_are_read(tmp_pat
     assert restore.calls == 1
     assert list(restore.rows) == [K1]
     assert reports == ["recovered 1 request(s) from image sidecars"]
+
+
+def test_what_a_source_cannot_read_is_reported_through_restore_from(tmp_path: Path) -> None:
+    manifest(tmp_path / "manifest.jsonl", "[1]")
+    sidecar(tmp_path, "a_0.png", {"batch": {"key": 5}, "request": BODY})
+    restore, reports = Restorer(), list[str]()
+    restore_from(restore, tmp_path, tmp_path / "manifest.jsonl", reports.append, None)
+    assert reports == [
+        "manifest.jsonl line 1: cannot be read (not an object); skipped",
+        "a_0.png.json: cannot be read (no batch key or request); skipped",
+    ]
 
 
 def test_a_source_that_adds_nothing_is_not_reported(tmp_path: Path) -> None:
