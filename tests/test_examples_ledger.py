@@ -547,6 +547,32 @@ def test_a_damaged_database_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
         ledger.close()
 
 
+def test_a_database_its_own_check_finds_damaged_is_reported_in_one_line(tmp_path: Path) -> None:
+    first = Ledger.open(tmp_path, [].append)
+    first.plan([planned(n, f"{n:032d}", "x" * 1500 + str(n)) for n in range(1, 201)])
+    first.close()
+    path = tmp_path / LEDGER_NAME
+    data = bytearray(path.read_bytes())
+    # A table leaf page (type 13) past the first few: its count of fragmented bytes made wrong
+    # leaves every row readable, and only PRAGMA quick_check sees it.
+    page = next(n for n in range(20, len(data) // 4096) if data[n * 4096] == 13)
+    data[page * 4096 + 7] = 60
+    path.write_bytes(bytes(data))
+    reports: list[str] = []
+    again = Ledger.open(tmp_path, reports.append)
+    try:
+        (aside,) = [p for p in tmp_path.glob(f"{LEDGER_NAME}.damaged-*") if "-" not in p.suffix]
+        assert reports == [
+            "ledger.sqlite3 is damaged (quick_check: *** in database main ***; Fragmentation of "
+            f"0 bytes reported as 60 on page {page + 1}); kept as {aside.name} and rebuilt",
+            f"recovered 200 request(s) from {aside.name}",
+        ]
+        assert list(again.rows(STATES)) == []  # no line of this run is planned yet
+        assert again._db.execute("SELECT COUNT(*) FROM requests").fetchone() == (200,)
+    finally:
+        again.close()
+
+
 def test_a_new_ledger_beside_a_manifest_restores_it_and_an_existing_one_does_not(
     tmp_path: Path,
 ) -> None:

@@ -363,7 +363,8 @@ class Ledger:
         with self._lock:
             (verdict,) = self._db.execute("PRAGMA quick_check").fetchone()
             if verdict != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {verdict}")
+                # SQLite's verdict spans lines ("*** in database main ***\n..."); a report is one.
+                raise sqlite3.DatabaseError("quick_check: " + "; ".join(verdict.splitlines()))
             self._db.executescript(_SCHEMA)
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
