@@ -540,6 +540,7 @@ def test_a_damaged_database_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
             "rebuilt",
             f"{damaged.name}: no request could be read (file is not a database)",
         ]
+        assert ledger.path == tmp_path / LEDGER_NAME  # the rebuilt one, where the old one was
         ledger.plan([planned(1, K1, "a")])
         assert ledger.seed_of(K1) == 11
         assert ledger._db.execute("SELECT value FROM meta").fetchone() == ("1",)
