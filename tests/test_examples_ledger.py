@@ -54,6 +54,13 @@ def planned(line: int, key: str, prompt: str, seed: int = 11, image_num: int = 1
     return Planned(line, key, {"prompt": prompt}, body(prompt, seed, image_num), cost)
 
 
+def planned_and_closed(directory: Path, *lines: Planned) -> None:
+    """A ledger left behind by an earlier run that planned `lines`."""
+    earlier = Ledger.open(directory, [].append)
+    earlier.plan(list(lines))
+    earlier.close()
+
+
 @pytest.fixture
 def reports() -> list[str]:
     return []
@@ -458,9 +465,7 @@ def garble(directory: Path, statement: str) -> None:
 def test_opening_sets_a_garbled_row_aside_and_keeps_the_rest(
     tmp_path: Path, statement: str, why: str
 ) -> None:
-    first = Ledger.open(tmp_path, [].append)
-    first.plan([planned(1, K1, "a"), planned(2, K2, "b")])
-    first.close()
+    planned_and_closed(tmp_path, planned(1, K1, "a"), planned(2, K2, "b"))
     garble(tmp_path, statement)
     reports: list[str] = []
     again = Ledger.open(tmp_path, reports.append)
@@ -489,9 +494,7 @@ def test_opening_sets_a_garbled_row_aside_and_keeps_the_rest(
     ],
 )
 def test_opening_keeps_every_row_that_still_decodes(tmp_path: Path, statement: str) -> None:
-    first = Ledger.open(tmp_path, [].append)
-    first.plan([planned(1, K1, "a"), planned(2, K2, "b")])
-    first.close()
+    planned_and_closed(tmp_path, planned(1, K1, "a"), planned(2, K2, "b"))
     garble(tmp_path, statement)
     reports: list[str] = []
     again = Ledger.open(tmp_path, reports.append)
@@ -549,9 +552,9 @@ def test_a_damaged_database_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
 
 
 def test_a_database_its_own_check_finds_damaged_is_reported_in_one_line(tmp_path: Path) -> None:
-    first = Ledger.open(tmp_path, [].append)
-    first.plan([planned(n, f"{n:032d}", "x" * 1500 + str(n)) for n in range(1, 201)])
-    first.close()
+    planned_and_closed(
+        tmp_path, *(planned(n, f"{n:032d}", "x" * 1500 + str(n)) for n in range(1, 201))
+    )
     path = tmp_path / LEDGER_NAME
     data = bytearray(path.read_bytes())
     # A table leaf page (type 13) past the first few: its count of fragmented bytes made wrong
@@ -808,9 +811,7 @@ def test_the_manifest_is_staged_beside_itself_so_that_it_can_be_linked_into_plac
 def test_every_garbled_row_is_kept_on_a_line_of_its_own_and_the_ledger_knows_its_path(
     tmp_path: Path,
 ) -> None:
-    first = Ledger.open(tmp_path, [].append)
-    first.plan([planned(1, K1, "a"), planned(2, K2, "b"), planned(3, K3, "c")])
-    first.close()
+    planned_and_closed(tmp_path, planned(1, K1, "a"), planned(2, K2, "b"), planned(3, K3, "c"))
     with contextlib.closing(sqlite3.connect(tmp_path / LEDGER_NAME)) as db, db:
         db.execute("UPDATE requests SET cost = 'lots' WHERE key IN (?, ?)", (K2, K3))
     again = Ledger.open(tmp_path, [].append)

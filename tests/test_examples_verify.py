@@ -10,7 +10,7 @@ import json
 import struct
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
@@ -19,7 +19,7 @@ from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES
 from novita_flux._spec import Operation
 from novita_flux.verify import _checks, _judge
 from novita_flux.verify._exchange import Attempt, Exchange, ImageFetch
-from novita_flux.verify._probes import Probe, Send
+from novita_flux.verify._probes import Check, Probe, Send
 from novita_flux.verify._report import Finding, ProbeResult
 
 # --- builders -----------------------------------------------------------------------------------
@@ -1307,22 +1307,10 @@ def test_asked_type_is_the_string_response_image_type_of_the_body(
 
 
 def test_every_check_of_the_plan_has_a_judge() -> None:
-    assert set(_checks._CHECKS) == {
-        "generates",
-        "refused",
-        "authentication",
-        "format_field",
-        "seed_omitted",
-        "same_bytes",
-        "rate_limit",
-    }
-    assert _checks._CHECKS["generates"] is _checks._generates
-    assert _checks._CHECKS["refused"] is _checks._refused
-    assert _checks._CHECKS["authentication"] is _checks._authentication
-    assert _checks._CHECKS["format_field"] is _checks._format_field
-    assert _checks._CHECKS["seed_omitted"] is _checks._seed_omitted
-    assert _checks._CHECKS["same_bytes"] is _checks._same_bytes
-    assert _checks._CHECKS["rate_limit"] is _checks._rate_limit
+    # Read from the plan's own list of checks, so that a new one without a judge fails here.
+    assert set(_checks._CHECKS) == set(get_args(Check))
+    for name in get_args(Check):
+        assert _checks._CHECKS[name] is getattr(_checks, f"_{name}"), name
 
 
 # --- bytes that are not UTF-8, and findings kept across answers ---------------------------------

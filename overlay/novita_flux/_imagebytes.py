@@ -9,9 +9,8 @@ import struct
 from typing import Final
 
 HEAD_BYTES: Final = 32  # enough for every signature, the WebP RIFF size and PNG/WebP sizes
-TAIL_BYTES: Final = (
-    1024  # PNG's IEND chunk, or JPEG's end marker and the zero padding some encoders add
-)
+# The tail keeps PNG's IEND chunk, or JPEG's end marker and the zero padding some encoders add.
+TAIL_BYTES: Final = 1024
 
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _PNG_END: Final = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk and its CRC
