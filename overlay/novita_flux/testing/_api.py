@@ -1,4 +1,11 @@
-"""The API's one operation: latency, the key, the body, queued faults, the rate limit, then links.
+"""The API's one operation: the key, the body, queued faults, the rate limit, then the task runs
+(and is billed), the latency passes, and the links are answered.
+
+Billing follows the API's rule (the spec's operation description): a call is billed once its
+task runs, whether or not the client is still there to hear the answer. So a task is billed the
+moment it starts, before the latency that stands for its run, and `Faults.delivered` says which
+answers reached a client still connected: a client that hung up (a timeout, a cancellation, a
+killed process) has paid for a task it never heard of, as it would have with the real API.
 
 Authentication comes before the body. Novita documents three reasons for a bad key (MISSING_API_KEY
 400, FAILED_TO_AUTH 401, INVALID_API_KEY 403) but not which request earns which; this server gives
@@ -26,6 +33,7 @@ from starlette.responses import Response
 from novita_flux._request import as_validation_error, compiled_request_schema, field_schema
 from novita_flux._schema import SchemaViolation, conform
 from novita_flux.testing._envelope import (
+    Delivery,
     dripping,
     error_response,
     gateway_page,
@@ -43,8 +51,12 @@ def api_endpoint(settings: Settings) -> Endpoint:
 
     async def generate(request: Request) -> Response:
         faults._count_api_request()
-        if faults.latency:
+        answer = await _answer(request)
+        if faults.latency:  # every answer takes this long; a task runs meanwhile
             await asyncio.sleep(faults.latency)
+        return answer
+
+    async def _answer(request: Request) -> Response:
         denied = authenticate(request.headers.get("authorization"), settings)
         if denied is not None:
             return denied
@@ -67,12 +79,15 @@ def api_endpoint(settings: Settings) -> Endpoint:
             )
         base_url = request.app.state.image_base_url or str(request.base_url)
         payload = generated(settings, body, now, base_url)
-        faults._bill(payload["task"]["task_id"], body)  # the task ran: the API charges for it
+        task_id = payload["task"]["task_id"]
+        faults._bill(task_id, body)  # the task runs now: billed, whatever becomes of the answer
         if fault is not None and fault.malformed is not None:
-            return malformed_response(fault.malformed, payload)
-        if fault is not None and fault.drip is not None:
-            return dripping(json_text(payload).encode(), fault.drip, "application/json")
-        return json_response(payload)
+            response = malformed_response(fault.malformed, payload)
+        elif fault is not None and fault.drip is not None:
+            response = dripping(json_text(payload).encode(), fault.drip, "application/json")
+        else:
+            response = json_response(payload)
+        return Delivery(response, request, lambda: faults._deliver(task_id))
 
     return generate
 
@@ -102,12 +117,15 @@ async def read_body(request: Request, settings: Settings) -> dict[str, Any] | Re
             f"body: must be sent as application/json, not {media_type or 'no Content-Type'}",
             metadata={"field": "body"},
         )
+    raw = await request.body()
     try:
-        parsed = json.loads(await request.body(), parse_constant=_not_json)
+        parsed = json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError) as error:
+        settings.faults._arrive(raw.decode("utf-8", "replace"))
         return settings.error(
             "INVALID_REQUEST_BODY", f"body: not valid JSON ({error})", metadata={"field": "body"}
         )
+    settings.faults._arrive(parsed)
     try:
         body: dict[str, Any] = conform(compiled_request_schema(), parsed)
     except SchemaViolation as violation:

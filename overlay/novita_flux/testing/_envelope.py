@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from novita_flux._spec import known_reasons
 
@@ -29,7 +31,7 @@ def gateway_page(status: int) -> Response:
     return Response(text, status, media_type="text/html")
 
 
-def dripping(content: bytes, interval: float, media_type: str) -> Response:
+def dripping(content: bytes, interval: float, media_type: str) -> StreamingResponse:
     """A 200 whose body arrives one byte every `interval` seconds: every read gets something,
     so no read timeout ever fires."""
 
@@ -40,6 +42,39 @@ def dripping(content: bytes, interval: float, media_type: str) -> Response:
 
     headers = {"Content-Length": str(len(content))}
     return StreamingResponse(drip(), 200, headers, media_type=media_type)
+
+
+class Delivery(Response):
+    """An answer that calls `delivered` once the client has it whole, and not when the client
+    hung up first: the server's way to tell "paid and heard" from "paid and never heard".
+
+    The server drops what it sends to a client that has gone, without a word, so the client is
+    asked whether it is still there just before the last of the answer goes; a streamed answer
+    counts only if its stream ran to its end (the server cancels it when the client goes)."""
+
+    def __init__(self, response: Response, request: Request, delivered: Callable[[], None]) -> None:
+        # Not Response.__init__: this answer is `response`, sent as it is.
+        self.status_code = response.status_code
+        self.response = response
+        self.request = request
+        self.delivered = delivered
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await self.request.is_disconnected():
+            return
+        finished = False
+
+        async def last_part_checked(message: Any) -> None:
+            nonlocal finished
+            last = message["type"] == "http.response.body" and not message.get("more_body")
+            if last and await self.request.is_disconnected():
+                return
+            await send(message)
+            finished = finished or last
+
+        await self.response(scope, receive, last_part_checked)
+        if finished:
+            self.delivered()
 
 
 def error_response(

@@ -51,11 +51,15 @@ class Faults:
     use from the test's thread while a `ReferenceServer` serves in another.
 
     Counters of what a client did: `api_requests` (every request to the operation, retries
-    included, whatever its answer), `billed` (the answers that generated images, as
-    (task_id, request body) pairs in the order they were sent: what the real API would have
-    charged for), `image_requests` (every request to an image link), `image_downloads` (images
-    served) and `image_requests_with_authorization` (image requests that carried an
-    Authorization header; a client that keeps its key to itself leaves it at 0).
+    included, whatever its answer), `arrived` (the JSON body of every authenticated request to
+    the operation, in the order they came, whatever its answer), `billed` (the tasks that ran, as
+    (task_id, request body) pairs: what the real API charges for, billed once the task runs,
+    whether or not the client stays to hear the answer), `delivered` (the task ids whose whole
+    answer reached a client still connected; `undelivered` are the billed ones that did not:
+    paid for, and lost unless the client recorded what it sent), `image_requests` (every request
+    to an image link), `image_downloads` (images served) and
+    `image_requests_with_authorization` (image requests that carried an Authorization header; a
+    client that keeps its key to itself leaves it at 0).
     """
 
     def __init__(
@@ -75,7 +79,9 @@ class Faults:
         self.latency = latency
         self.images_per_minute = images_per_minute
         self.api_requests = 0
+        self.arrived: list[Any] = []
         self.billed: list[tuple[str, dict[str, Any]]] = []
+        self.delivered: list[str] = []
         self.image_requests = 0
         self.image_downloads = 0
         self.image_requests_with_authorization = 0
@@ -186,8 +192,17 @@ class Faults:
             self._used = 0
             self.latency, self.images_per_minute = self._initial
             self.api_requests = self.image_requests = self.image_downloads = 0
+            self.arrived = []
             self.billed = []
+            self.delivered = []
             self.image_requests_with_authorization = 0
+
+    @property
+    def undelivered(self) -> list[str]:
+        """Task ids billed whose answer never reached the client: paid for, never heard."""
+        with self._lock:
+            heard = set(self.delivered)
+            return [task_id for task_id, _ in self.billed if task_id not in heard]
 
     # --- Used by the app ----------------------------------------------------------------------
 
@@ -207,9 +222,17 @@ class Faults:
         with self._lock:
             return self._image_queue.popleft() if self._image_queue else None
 
+    def _arrive(self, body: Any) -> None:
+        with self._lock:
+            self.arrived.append(body)
+
     def _bill(self, task_id: str, body: dict[str, Any]) -> None:
         with self._lock:
             self.billed.append((task_id, body))
+
+    def _deliver(self, task_id: str) -> None:
+        with self._lock:
+            self.delivered.append(task_id)
 
     def _count_api_request(self) -> None:
         with self._lock:
