@@ -57,6 +57,7 @@ from novita_flux._errors import (
     ValidationError,
     status_error,
 )
+from novita_flux._faultpoints import reach
 from novita_flux._images import (
     ImageReceiver,
     check_not_expired,
@@ -341,6 +342,7 @@ class _BaseClient(Generic[HttpT]):
             # never later than the storage host's own expiry.
             sent = datetime.now(UTC)
             error: NovitaError
+            reach("api.sending")
             try:
                 response = yield _Send(request, seconds)
             except httpx.TransportError as exc:
@@ -349,6 +351,7 @@ class _BaseClient(Generic[HttpT]):
                 retry_after = None
             else:
                 assert response is not None
+                reach("api.answered")
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "%s %s -> %d in %.1f ms (attempt %d)",
@@ -442,7 +445,9 @@ class _BaseClient(Generic[HttpT]):
             try:
                 with staged_file(folder) as handle:
                     found = yield from self._download_flow(image, handle, timeout, max_bytes)
+                    reach("image.downloaded")
                     path = publish(handle, folder / file_name(generation, image, found))
+                reach("image.published")
             except ImageDownloadError as error:
                 # One image that fails must not cost the others of a generation paid for.
                 logger.warning("%s", error)

@@ -29,6 +29,7 @@ from novita_flux._constants import (
     DEFAULT_WIDTH,
     MAX_IMAGE_BYTES,
 )
+from novita_flux._faultpoints import reach
 from novita_flux._models import GeneratedImage, Generation
 
 
@@ -220,6 +221,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
                 receive = step.receiver.feed if response.is_success else step.receiver.keep_error
                 if response.is_success:
                     step.receiver.expect_length(response.headers.get("Content-Length"))
+                    reach("image.downloading")
                 for chunk in response.iter_bytes():
                     # Between chunks too: an injected client's connections have no deadline.
                     if deadline is not None and time.monotonic() > deadline:
@@ -412,6 +414,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
             receive = step.receiver.feed if response.is_success else step.receiver.keep_error
             if response.is_success:
                 step.receiver.expect_length(response.headers.get("Content-Length"))
+                reach("image.downloading")
             async for chunk in response.aiter_bytes():
                 receive(chunk)
             if response.is_success:

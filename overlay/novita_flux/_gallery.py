@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import attrs
 
+from novita_flux._faultpoints import reach
 from novita_flux._images import EXTENSIONS, staged_file
 
 GALLERY_NAME: Final = "index.html"
@@ -79,9 +80,11 @@ def write_gallery(directory: Path) -> Path:
     target = directory / GALLERY_NAME
     with staged_file(directory) as handle:
         for part in _page(directory, tiles, problems, statuses):
+            reach("write.file")
             handle.write(part.encode("utf-8"))
         handle.flush()
         os.fsync(handle.fileno())
+        reach("gallery.written")
         os.replace(handle.name, target)
     return target
 

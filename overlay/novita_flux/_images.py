@@ -20,6 +20,7 @@ import httpx
 
 from novita_flux._constants import LOGGER_NAME
 from novita_flux._errors import ImageDownloadError, ImageExpiredError
+from novita_flux._faultpoints import reach
 from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES, incomplete, sniff
 from novita_flux._models import GeneratedImage, Generation
 
@@ -83,6 +84,7 @@ class ImageReceiver:
             if self.found is None and len(self._head) >= 12:
                 self._check_type()
         self._tail = (self._tail + chunk)[-TAIL_BYTES:]
+        reach("write.image")
         self.sink.write(chunk)
 
     def keep_error(self, chunk: bytes) -> None:
@@ -135,6 +137,12 @@ def file_name(generation: Generation, image: GeneratedImage, image_type: str | N
         f"{slug}_{size}_s{request.get('steps')}_seed{generation.seed}_{image.index}"
         f"{EXTENSIONS[image_type or image.type]}"
     )
+
+
+def image_index(file_name: str) -> int | None:
+    """The image index in a saved file's name (`..._<index>.png`, `..._<index>-2.png`)."""
+    stem = file_name.rsplit(".", 1)[0].rsplit("_", 1)[-1].split("-", 1)[0]
+    return int(stem) if stem.isdigit() else None
 
 
 def prompt_slug(prompt: str, limit: int = 40) -> str:
@@ -204,6 +212,7 @@ def publish(handle: IO[bytes], target: Path) -> Path:
 def write_bytes_atomically(path: Path, data: bytes) -> None:
     """Replace `path` with `data` in one step: readers see the old file or the new one."""
     with staged_file(path.parent) as handle:
+        reach("write.file")
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

@@ -11,6 +11,8 @@ import contextlib
 import os
 from pathlib import Path
 
+from novita_flux._faultpoints import reach
+
 LOCK_NAME = ".novita-flux.lock"
 
 
@@ -42,9 +44,14 @@ class DirectoryLock:
             raise DirectoryBusy(self.path.parent, pid) from None
         left = _read_pid(fd)
         self.previous_pid = left if left not in (None, os.getpid()) else None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            reach("write.lock")
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)  # the lock goes with it
+            raise
         self._fd = fd
         return self
 
