@@ -584,6 +584,7 @@ def test_a_new_ledger_beside_a_manifest_restores_it_and_an_existing_one_does_not
     first.plan([planned(1, K1, "a")])
     first.sending(K1)
     first.export_manifest(tmp_path / MANIFEST_NAME)
+    first.release_journal()  # as a run ends: the manifest holds what the journal did
     first._db.execute("DELETE FROM requests")
     first.close()
     reports: list[str] = []
@@ -605,18 +606,23 @@ def test_a_new_ledger_beside_a_manifest_restores_it_and_an_existing_one_does_not
 # --- restore ------------------------------------------------------------------------------------
 
 
-def test_restore_inserts_only_new_requests_with_their_defaults(ledger: Ledger) -> None:
+def test_restore_inserts_new_requests_with_their_defaults_and_advances_known_ones(
+    ledger: Ledger,
+) -> None:
     ledger.plan([planned(1, K1, "a")])
+    ledger.plan([planned(2, K4, "d")])
     recovered = [
         {"key": K1, "body": body("a", 99), "state": SAVED},
+        {"key": K4, "body": body("d", 98), "state": PLANNED},  # no further along: kept as is
         {"key": K2, "body": body("b", 7, 2), "state": PAID, "request": {"prompt": "b"},
          "cost": "0.0015", "task_id": "t", "images": [{"url": "u"}], "files": ["b_0.png"],
          "error": {"type": "E"}, "sends": 3},
         {"key": K3, "body": body("c"), "state": FAILED, "cost": None, "images": None,
          "files": None, "error": {}},
     ]  # fmt: skip
-    assert ledger.restore(recovered) == 2
-    assert raw(ledger, K1)["seed"] == 11  # already known: untouched
+    assert ledger.restore(recovered) == 3
+    assert (raw(ledger, K1)["seed"], raw(ledger, K1)["state"]) == (99, SAVED)  # further along
+    assert raw(ledger, K4)["seed"] != 98  # already known, and as far along: untouched
     second = raw(ledger, K2)
     assert {name: second[name] for name in second if name != "updated"} == {
         "key": K2, "request": '{"prompt":"b"}',
@@ -663,16 +669,17 @@ def test_export_manifest_writes_one_exact_line_per_input_line(
     expected = [
         {"line": 1, "key": K1, "status": FAILED, "request": {"prompt": prompt},
          "body": body(prompt, 4), "seed": 4, "task_id": None, "cost": "0.00075", "files": [],
-         "images": [], "error": {"type": "F", "message": "f"}},
+         "images": [], "error": {"type": "F", "message": "f"}, "sends": 1},
         {"line": 2, "key": None, "status": "invalid", "request": {"width": 3}, "body": None,
          "seed": None, "task_id": None, "cost": None, "files": [], "images": [],
-         "error": {"message": "line 2: width: 3 is too small"}},
+         "error": {"message": "line 2: width: 3 is too small"}, "sends": 0},
         {"line": 3, "key": K2, "status": PAID, "request": {"prompt": "b"},
          "body": body("b", 6, 2), "seed": 6, "task_id": "t2", "cost": "0.00150",
          "files": ["b_0.png"], "images": [entry, second_entry],
-         "error": {"type": "E", "message": "m"}},
+         "error": {"type": "E", "message": "m"}, "sends": 1},
         {"line": 4, "key": None, "status": "invalid", "request": None, "body": None,
-         "seed": None, "task_id": None, "cost": None, "files": [], "images": [], "error": None},
+         "seed": None, "task_id": None, "cost": None, "files": [], "images": [], "error": None,
+         "sends": 0},
     ]  # fmt: skip
     escaped = "line\\u2028para\\u2029next\\u0085é"
     assert text == "".join(

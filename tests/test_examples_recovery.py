@@ -239,6 +239,7 @@ def test_a_manifest_entry_becomes_a_row(tmp_path: Path) -> None:
             files=["a_0.png"],
             error={"type": "E"},
             line=1,
+            sends=2,
             unknown_field=True,
         ),
     )
@@ -253,6 +254,7 @@ def test_a_manifest_entry_becomes_a_row(tmp_path: Path) -> None:
             "images": [{"url": "u"}],
             "files": ["a_0.png"],
             "error": {"type": "E"},
+            "sends": 2,
         }
     ]
 
@@ -270,8 +272,20 @@ def test_missing_fields_of_an_entry_get_their_defaults(tmp_path: Path) -> None:
             "images": [],
             "files": [],
             "error": None,
+            "sends": 0,  # a manifest from before the journal: the earliest step
         }
     ]
+
+
+@pytest.mark.parametrize(
+    "sends", [-1, True, "2", 1.5, None], ids=["negative", "bool", "text", "fraction", "null"]
+)
+def test_a_manifest_count_of_sends_that_is_not_a_count_reads_as_none(
+    tmp_path: Path, sends: Any
+) -> None:
+    path = manifest(tmp_path / "m", entry(sends=sends))
+    (row,) = read(_manifest_rows(path, unheard))
+    assert row["sends"] == 0
 
 
 @pytest.mark.parametrize(
@@ -412,6 +426,7 @@ def test_sidecars_of_one_request_become_one_saved_row_with_every_file(tmp_path: 
             "state": "saved",
             "task_id": "t-1",
             "files": ["a_0.png", "a_1.png"],  # in name order
+            "sends": 1,  # a saved image was sent for at least once
         },
         {
             "key": K2,
@@ -421,6 +436,7 @@ def test_sidecars_of_one_request_become_one_saved_row_with_every_file(tmp_path: 
             "state": "saved",
             "task_id": "t-2",
             "files": ["b_0.png"],
+            "sends": 1,
         },
     ]
 

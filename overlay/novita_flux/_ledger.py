@@ -22,10 +22,16 @@ A request moves `planned -> sending -> paid -> saved`:
 - unknown: may have been billed, outcome unknown (died in flight, a timeout after the request
   left, a 5xx after the task may have run, a 200 with no link to read): never sent again unless
   the user asks (`--resend-unknown`).
+
+Every step is also appended to the journal (_journal) before the batch goes on, so that no one
+damaged file forgets a request that may have been billed. When the records disagree, the one
+furthest along wins: more sends first, then planned < sending < failed < unknown < paid < saved,
+then more files saved (`progress`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -40,7 +46,9 @@ from typing import Any, Final
 import attrs
 
 from novita_flux._errors import APIStatusError
-from novita_flux._images import staged_file
+from novita_flux._faultpoints import reach
+from novita_flux._images import image_index, staged_file
+from novita_flux._journal import JOURNAL_NAME, Journal
 from novita_flux._models import GeneratedImage, Generation
 from novita_flux._recovery import Report, restore_from
 
@@ -51,6 +59,8 @@ SCHEMA_VERSION: Final = "1"
 PLANNED, SENDING, PAID, SAVED = "planned", "sending", "paid", "saved"
 FAILED, UNKNOWN, INVALID = "failed", "unknown", "invalid"
 STATES: Final = (PLANNED, SENDING, PAID, SAVED, FAILED, UNKNOWN)
+# How far along a request is, within one send: the records that disagree are settled by it.
+_RANK: Final = {PLANNED: 0, SENDING: 1, FAILED: 2, UNKNOWN: 3, PAID: 4, SAVED: 5}
 
 _SCHEMA: Final = f"""
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -102,7 +112,7 @@ class Row:
         )  # fmt: skip
 
     def missing_images(self) -> list[GeneratedImage]:
-        saved = {_index_of(name) for name in self.files}
+        saved = {image_index(name) for name in self.files}
         return [image for image in self.generation().images if image.index not in saved]
 
     def unsaved(self) -> Generation:
@@ -136,32 +146,56 @@ class Ledger:
         self.path = path
         self._db = connection
         self._lock = threading.Lock()
+        self.journal = Journal(path.with_name(JOURNAL_NAME))
 
     @classmethod
     def open(cls, directory: Path, report: Report) -> Ledger:
-        """The directory's ledger; a damaged one is set aside and rebuilt from what it still
-        holds, the last exported manifest and the images' sidecars (see _recovery)."""
+        """The directory's ledger, brought up to date with its journal. One that is damaged,
+        empty or not a ledger is set aside and rebuilt from everything else that says what was
+        paid: what it still holds, the journal, the last exported manifest and the images'
+        sidecars (see _recovery)."""
         path = directory / LEDGER_NAME
         manifest = directory / MANIFEST_NAME
-        existed = path.exists()
+        damaged: Path | None = None
         try:
+            existed = path.exists()
+            if existed and path.stat().st_size == 0:
+                # SQLite opens an empty file as an empty database: it would forget everything.
+                raise sqlite3.DatabaseError("the file is empty (0 bytes)")
             ledger = cls(path, _connect(path))
-            ledger._check()
+            ours = ledger._check()
+            if existed and not ours:
+                raise sqlite3.DatabaseError("it holds no ledger")
             garbled = ledger._set_aside_garbled(report)
         except sqlite3.DatabaseError as error:
+            with contextlib.suppress(UnboundLocalError, sqlite3.Error):
+                ledger._db.close()
             damaged = _set_aside(path)
             report(f"{path.name} is damaged ({error}); kept as {damaged.name} and rebuilt")
             ledger = cls(path, _connect(path))
             ledger._check()
+            existed, garbled = False, 0
+        if not existed or garbled:  # rebuilt, new beside an older run's records, or holes in it
             restore_from(ledger.restore, directory, manifest, report, damaged=damaged)
-            return ledger
-        if not existed or garbled:  # a new ledger beside an older run's records, or holes in it
-            restore_from(ledger.restore, directory, manifest, report, damaged=None)
+        # The journal last, and always: it holds the latest steps, which a lost -wal may lack.
+        added = ledger.restore(ledger.journal.records(report))
+        if added:
+            report(f"brought {added} request(s) up to date from {JOURNAL_NAME}")
         return ledger
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self.journal.close()
+
+    def release_journal(self) -> None:
+        """Empty the journal once everything in it is held twice elsewhere: call it after the
+        manifest is exported. The ledger is checkpointed first, so that nothing lives only in
+        its -wal."""
+        with self._lock:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy == 0:
+            self.journal.clear()
 
     # --- planning ---
 
@@ -196,12 +230,18 @@ class Ledger:
                 )
 
     def restore(self, rows: Iterable[dict[str, Any]]) -> int:
-        """Insert recovered requests that the ledger does not hold yet; how many were new."""
-        added = 0
+        """Bring in recovered requests: each one the ledger does not hold, or holds at an earlier
+        step (see `progress`); how many were brought in."""
+        changed = 0
         with self._transaction() as db:
             for row in rows:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO requests (key, request, body, seed, image_num, cost, "
+                held = db.execute(
+                    "SELECT sends, state, files FROM requests WHERE key = ?", (row["key"],)
+                ).fetchone()
+                if held is not None and progress(row) <= _held_progress(held):
+                    continue
+                db.execute(
+                    "INSERT OR REPLACE INTO requests (key, request, body, seed, image_num, cost, "
                     "state, task_id, images, files, error, sends, updated) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -220,8 +260,8 @@ class Ledger:
                         _now(),
                     ),
                 )
-                added += cursor.rowcount
-        return added
+                changed += 1
+        return changed
 
     def seed_of(self, key: str) -> int | None:
         with self._lock:
@@ -309,7 +349,11 @@ class Ledger:
                 f"files = '[]', updated = ? WHERE key = ? AND state IN ({marks})",
                 (SENDING, _now(), key, *allowed),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            # On disk twice before the request may leave: if either write fails, it never does.
+            self.journal.append(_snapshot(db, key))
+            return True
 
     def paid(
         self,
@@ -337,38 +381,51 @@ class Ledger:
     # --- for people and scripts ---
 
     def export_manifest(self, path: Path) -> None:
-        """Write `manifest.jsonl` atomically: one line per input line, in input order."""
+        """Write `manifest.jsonl` atomically: one line per input line, in input order, then one
+        (`"line": null`) per request that is no longer in the input but was sent: it may have
+        been paid for, and the manifest is what recovery reads when the ledger is lost."""
+        queries = (
+            "SELECT lines.line, lines.key, lines.request, lines.error, body, seed, cost, state, "
+            "task_id, images, files, requests.error, sends FROM lines LEFT JOIN requests "
+            "ON lines.key = requests.key WHERE lines.line > ? ORDER BY lines.line LIMIT 1000",
+            "SELECT requests.rowid, key, request, NULL, body, seed, cost, state, task_id, images, "
+            "files, error, sends FROM requests WHERE rowid > ? AND sends > 0 AND key NOT IN "
+            "(SELECT key FROM lines WHERE key IS NOT NULL) ORDER BY rowid LIMIT 1000",
+        )
         with staged_file(path.parent) as handle:
-            after = 0
-            while True:
-                with self._lock:
-                    found = self._db.execute(
-                        "SELECT lines.line, lines.key, lines.request, lines.error, body, seed, "
-                        "cost, state, task_id, images, files, requests.error FROM lines "
-                        "LEFT JOIN requests ON lines.key = requests.key WHERE lines.line > ? "
-                        "ORDER BY lines.line LIMIT 1000",
-                        (after,),
-                    ).fetchall()
-                if not found:
-                    break
-                handle.write("".join(_manifest_line(record) for record in found).encode())
-                after = found[-1][0]
+            for number, query in enumerate(queries):
+                after = 0
+                while True:
+                    with self._lock:
+                        found = self._db.execute(query, (after,)).fetchall()
+                    if not found:
+                        break
+                    reach("write.file")
+                    lines = (_manifest_line(record, in_input=number == 0) for record in found)
+                    handle.write("".join(lines).encode())
+                    after = found[-1][0]
             handle.flush()
             os.fsync(handle.fileno())
+            reach("manifest.written")
             os.replace(handle.name, path)
 
     # --- plumbing ---
 
-    def _check(self) -> None:
+    def _check(self) -> bool:
+        """Check the database and give it the ledger's tables; whether it held a ledger."""
         with self._lock:
             (verdict,) = self._db.execute("PRAGMA quick_check").fetchone()
             if verdict != "ok":
                 # SQLite's verdict spans lines ("*** in database main ***\n..."); a report is one.
                 raise sqlite3.DatabaseError("quick_check: " + "; ".join(verdict.splitlines()))
+            ours = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+            ).fetchone()
             self._db.executescript(_SCHEMA)
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
             )
+        return ours is not None
 
     def _set_aside_garbled(self, report: Report) -> int:
         """Move rows whose fields no longer decode (a damaged page that the database's own
@@ -408,6 +465,9 @@ class Ledger:
                 f"UPDATE requests SET {assignments}, updated = ? WHERE key = ?",  # noqa: S608 - names from this module
                 (*columns.values(), _now(), key),
             )
+            snapshot = _snapshot(db, key)
+        # After the commit: what is recorded stays recorded even if the journal cannot take it.
+        self.journal.append(snapshot)
 
     class _Transaction:
         def __init__(self, ledger: Ledger) -> None:
@@ -419,8 +479,18 @@ class Ledger:
             return self.ledger._db
 
         def __exit__(self, kind: object, *rest: object) -> None:
+            db = self.ledger._db
             try:
-                self.ledger._db.execute("COMMIT" if kind is None else "ROLLBACK")
+                if kind is not None:
+                    db.execute("ROLLBACK")
+                    return
+                try:
+                    reach("write.ledger")
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:  # a failed COMMIT leaves the transaction open
+                        db.execute("ROLLBACK")
+                    raise
             finally:
                 self.ledger._lock.release()
 
@@ -468,10 +538,41 @@ def describe_error(error: BaseException) -> dict[str, Any]:
     return described
 
 
-def _index_of(file_name: str) -> int | None:
-    """The image index in a saved file's name (`..._<index>.png`, `..._<index>-2.png`)."""
-    stem = file_name.rsplit(".", 1)[0].rsplit("_", 1)[-1].split("-", 1)[0]
-    return int(stem) if stem.isdigit() else None
+def progress(row: dict[str, Any]) -> tuple[int, int, int]:
+    """How far along a recorded request is: (sends, step, files saved); the larger is later."""
+    files = row.get("files")
+    return (
+        int(row.get("sends") or 0),
+        _RANK.get(row.get("state", PLANNED), 0),
+        len(files) if isinstance(files, list) else 0,
+    )
+
+
+def _held_progress(held: Sequence[Any]) -> tuple[int, int, int]:
+    sends, state, files = held
+    try:
+        saved = json.loads(files)
+    except (TypeError, ValueError):
+        saved = []
+    return progress({"sends": sends, "state": state, "files": saved})
+
+
+_SNAPSHOT_COLUMNS: Final = (
+    "key", "request", "body", "cost", "state", "task_id", "images", "files", "error", "sends",
+)  # fmt: skip
+
+
+def _snapshot(db: sqlite3.Connection, key: str) -> dict[str, Any]:
+    """The request's whole row as the journal keeps it."""
+    record = db.execute(
+        f"SELECT {', '.join(_SNAPSHOT_COLUMNS)} FROM requests WHERE key = ?",  # noqa: S608
+        (key,),
+    ).fetchone()
+    row = dict(zip(_SNAPSHOT_COLUMNS, record, strict=True))
+    for name in ("request", "body", "images", "files"):
+        row[name] = json.loads(row[name])
+    row["error"] = json.loads(row["error"]) if row["error"] else None
+    return row
 
 
 def _row(record: Sequence[Any]) -> Row:
@@ -491,10 +592,24 @@ def _row(record: Sequence[Any]) -> Row:
     )
 
 
-def _manifest_line(record: Sequence[Any]) -> str:
-    line, key, request, line_error, body, seed, cost, state, task_id, images, files, error = record
+def _manifest_line(record: Sequence[Any], *, in_input: bool = True) -> str:
+    (
+        line,
+        key,
+        request,
+        line_error,
+        body,
+        seed,
+        cost,
+        state,
+        task_id,
+        images,
+        files,
+        error,
+        sends,
+    ) = record
     entry: dict[str, Any] = {
-        "line": line,
+        "line": line if in_input else None,
         "key": key,
         "status": state or INVALID,
         "request": json.loads(request) if request else None,
@@ -505,6 +620,7 @@ def _manifest_line(record: Sequence[Any]) -> str:
         "files": json.loads(files) if files else [],
         "images": json.loads(images) if images else [],
         "error": json.loads(error) if error else ({"message": line_error} if line_error else None),
+        "sends": sends or 0,
     }
     # Unicode stays readable, but the line separators some readers split on are escaped.
     text = json.dumps(entry, ensure_ascii=False).translate(_LINE_BREAKS)

@@ -1,10 +1,11 @@
 """Rebuilding a batch ledger so that nothing already paid for is forgotten.
 
 When the ledger is damaged (or missing beside an older run's output), whatever still says what
-was paid is read back, most trusted first: the rows the damaged database still yields, then the
-last exported `manifest.jsonl` (this version's or the manifest-only format before the ledger),
-then the `.json` sidecar of every saved image. A record that cannot be read is reported with its
-position and skipped; it never stops the resume.
+was paid is read back: the rows the damaged database still yields, the last exported
+`manifest.jsonl` (this version's or the manifest-only format before the ledger), and the `.json`
+sidecar of every saved image (the ledger's journal is read by the ledger itself, every time it
+opens). Where records disagree, the ledger keeps the one furthest along (`_ledger.progress`). A
+record that cannot be read is reported with its position and skipped; it never stops the resume.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ def _manifest_rows(path: Path, report: Report) -> Iterator[dict[str, Any]]:
                     "images": entry.get("images") or [],
                     "files": entry.get("files") or [],
                     "error": entry.get("error"),
+                    "sends": _count(entry.get("sends")),
                 }
             except (
                 UnicodeDecodeError,
@@ -159,7 +161,13 @@ def _sidecar_rows(directory: Path, report: Report) -> Iterator[dict[str, Any]]:
                 "state": "saved",
                 "task_id": data.get("task_id"),
                 "files": [],
+                "sends": 1,  # a saved image was sent for at least once
             },
         )
         row["files"].append(sidecar.name.removesuffix(".json"))
     yield from found.values()
+
+
+def _count(value: Any) -> int:
+    """A manifest's `sends` (absent before the journal came: 0, the earliest step)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

@@ -1,0 +1,84 @@
+"""The ledger's journal: `DIR/ledger.journal.jsonl`, every step of a request that touches money
+since the last export, each line made durable before the request goes on (see _ledger).
+
+Why a second record beside the ledger: the ledger is one file, and one file can be lost. A batch
+killed with requests in flight, whose ledger is then damaged (a full disk, a careless `>`, a bad
+page, a lost `-wal`), would forget that those requests may have been billed and send them again;
+one whose answers were recorded but whose images were not saved yet would forget their links.
+With each step in the journal too, no one damaged file makes a batch pay twice or lose what it
+paid for. The journal only has to hold what the other records do not hold twice yet: once a run
+has exported its manifest and checkpointed its ledger, everything is in both, and the journal is
+emptied. So it stays as small as one run's work.
+
+A line is the request's whole row as the step left it (JSON, ASCII only), so that reading it back
+needs nothing else; a line that does not read (a torn last line, damage) is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from novita_flux._faultpoints import reach
+
+JOURNAL_NAME: Final = "ledger.journal.jsonl"
+
+Report = Callable[[str], None]
+
+
+class Journal:
+    """An append-only file of row snapshots; every append is on disk when it returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def append(self, row: dict[str, Any]) -> None:
+        line = (json.dumps(row, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        reach("write.journal")
+        written = os.write(self._fd, line)
+        if written != len(line):  # a full disk can take part of a line: say so, never half-record
+            raise OSError(f"{self.path.name}: only {written} of {len(line)} bytes were written")
+        os.fsync(self._fd)
+
+    def records(self, report: Report) -> Iterator[dict[str, Any]]:
+        """Every row snapshot that reads, oldest first."""
+        try:
+            source = self.path.open("rb")
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            report(f"{self.path.name}: cannot be read ({error.strerror or error}); skipped")
+            return
+        with source:
+            for number, raw in enumerate(source, start=1):
+                try:
+                    record = json.loads(raw.decode("ascii"))
+                    if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+                        raise ValueError("not a journal record")
+                    if not isinstance(record.get("body"), dict):
+                        raise ValueError("no request body")
+                except (UnicodeDecodeError, ValueError) as error:
+                    if raw.strip(b"\x00 \t\r\n"):  # a file cut to zeros reads as nothing
+                        report(f"{self.path.name} line {number}: cannot be read ({error}); skipped")
+                    continue
+                yield record
+
+    def clear(self) -> None:
+        """Empty the journal: everything in it is held twice elsewhere now."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
