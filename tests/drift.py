@@ -72,7 +72,7 @@ class Drift:
             if self.request is not None and body is not None:
                 raw = json.dumps(self.request(body)).encode()
             scope = dict(scope, headers=_with_length(scope["headers"], len(raw)))
-            receive = _replaying(raw)
+            receive = _replaying(raw, receive)
         if not is_api and self.image_first is not None:
             early = self.image_first(scope["query_string"].decode("latin-1"))
             if early is not None:
@@ -195,13 +195,15 @@ async def _body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _replaying(data: bytes) -> Receive:
+def _replaying(data: bytes, original: Receive) -> Receive:
+    """The body (rewritten) once; then what the server itself says (it waits for a disconnect,
+    which is how the app tells a client still there from one that has gone)."""
     sent = False
 
     async def receive() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return await original()
         sent = True
         return {"type": "http.request", "body": data, "more_body": False}
 

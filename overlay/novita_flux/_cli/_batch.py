@@ -14,12 +14,12 @@ import argparse
 import contextlib
 import os
 import signal
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import attrs
@@ -34,8 +34,10 @@ from novita_flux._cli._common import (
     Console,
     client_options,
     open_client,
+    paid_links,
 )
 from novita_flux._cli._input import read_requests
+from novita_flux._cli._signals import deferred
 from novita_flux._client import FluxSchnell
 from novita_flux._errors import (
     APIStatusError,
@@ -44,6 +46,7 @@ from novita_flux._errors import (
     SaveIncompleteError,
     ValidationError,
 )
+from novita_flux._faultpoints import reach
 from novita_flux._gallery import write_gallery
 from novita_flux._identity import request_key, without_drawn_seed
 from novita_flux._ledger import (
@@ -81,6 +84,9 @@ class BatchRun:
         self.stop = threading.Event()
         self.interrupted = False
         self.fatal: NovitaError | None = None
+        # The disk (or the ledger on it) refused a write: nothing more is sent.
+        self.broken: OSError | sqlite3.Error | None = None
+        console.on_stdout_closed = self.stop.set  # nobody reads the results: send nothing more
         self.spent = Decimal(0)
         self.progress: Progress = console.progress(0, "images")
         self._counting = threading.Lock()  # results arrive on several worker threads
@@ -140,8 +146,11 @@ class BatchRun:
             return self._run(flux)
 
     def _run(self, flux: FluxSchnell) -> int:
-        invalid = self.plan()
-        interrupted_before = self.ledger.settle_interrupted()
+        try:
+            invalid = self.plan()
+            interrupted_before = self.ledger.settle_interrupted()
+        except (OSError, sqlite3.Error) as error:  # before anything is sent
+            raise BadInput(f"--out {self.out}: {_disk_error(error)}") from None
         if interrupted_before:
             self.console.info(
                 f"{interrupted_before} request(s) were in flight when the last run stopped: they "
@@ -164,6 +173,7 @@ class BatchRun:
             )
         self.progress.total = send_images + download_images
         limit = self.images_per_minute()
+        reach("batch.planned")
         with self._signals():
             clients = flux._lanes(self.args.concurrency)
             try:
@@ -193,8 +203,16 @@ class BatchRun:
         return row.state != PAID or (self.args.regenerate_expired and row.expired)
 
     def _finish(self, invalid: int) -> int:
-        self.ledger.export_manifest(self.out / MANIFEST_NAME)
-        self.console.info(f"gallery: {write_gallery(self.out)}")
+        try:
+            self.ledger.export_manifest(self.out / MANIFEST_NAME)
+            # Everything the journal holds is now in the manifest and the ledger both.
+            self.ledger.release_journal()
+        except (OSError, sqlite3.Error) as error:
+            self._disk_said(error, "the manifest could not be written")
+        try:
+            self.console.info(f"gallery: {write_gallery(self.out)}")
+        except OSError as error:
+            self._disk_said(error, "the gallery could not be written")
         counts = self.ledger.counts()
         self.console.info(
             f"{counts[SAVED]} saved, {counts[PAID]} paid but not saved, {counts[FAILED]} failed, "
@@ -204,6 +222,18 @@ class BatchRun:
         if self.fatal is not None:
             self.console.error(
                 f"novita-flux: stopped the batch: {type(self.fatal).__name__}: {self.fatal}"
+            )
+            return EXIT_API_ERROR
+        if self.broken is not None:
+            self.console.error(
+                f"novita-flux: stopped the batch: {_disk_error(self.broken)}; what was recorded "
+                "is kept: free some space and run the same command again to resume"
+            )
+            return EXIT_API_ERROR
+        if self.console.stdout_closed:
+            self.console.error(
+                "novita-flux: stdout was closed, so the batch sent nothing more; the ledger is "
+                "up to date: run the same command again to resume"
             )
             return EXIT_API_ERROR
         if self.interrupted:
@@ -219,10 +249,22 @@ class BatchRun:
 
     def _work_for(self, flux: FluxSchnell) -> Callable[[Row], None]:
         def work(row: Row) -> None:
-            if not self._sends(row):
-                self._save(flux, row, row.unsaved())
-            elif not self.stop.is_set() and self.ledger.sending(row.key, again=row.state == PAID):
-                self._send(flux, row)
+            try:
+                if not self._sends(row):
+                    self._save(flux, row, row.unsaved())
+                    return
+                if self.stop.is_set():
+                    return
+                try:
+                    sendable = self.ledger.sending(row.key, again=row.state == PAID)
+                except (OSError, sqlite3.Error) as error:  # not recorded, so never sent
+                    self._cannot_record(row, error, None)
+                    return
+                if sendable:
+                    reach("batch.sending")
+                    self._send(flux, row)
+            except _Unrecorded as unrecorded:
+                self._cannot_record(row, unrecorded.error, unrecorded.generation)
 
         return work
 
@@ -230,17 +272,21 @@ class BatchRun:
         try:
             generation = flux.generate(**row.body)
         except ResponseValidationError as error:  # a 200 we could not read: likely billed
+            reach("batch.answered")
             self._count(spent=row.cost)
             readable = error.generation
-            if readable is None:
-                self.ledger.unknown(row.key, describe_error(error))
-                self._failed(row, UNKNOWN, error)
-                return
-            self.ledger.paid(row.key, error.task_id, error.images, describe_error(error))
+            with _recording(readable):
+                if readable is None:
+                    self.ledger.unknown(row.key, describe_error(error))
+                    self._failed(row, UNKNOWN, error)
+                    return
+                self.ledger.paid(row.key, error.task_id, error.images, describe_error(error))
+                reach("batch.paid")
             self.console.info(f"line {row.line}: {error}; saving the image(s) it could read")
             self._save(flux, attrs.evolve(row, task_id=error.task_id), readable)
             return
         except NovitaError as error:
+            reach("batch.answered")
             if _stops_everything(error):
                 with self._counting:
                     first, self.fatal = self.fatal is None, self.fatal or error
@@ -250,12 +296,16 @@ class BatchRun:
                     self.progress.advance(0, failed=int(row.body["image_num"]))
                     return
             state = UNKNOWN if error.possibly_billed else FAILED
-            (self.ledger.unknown if state == UNKNOWN else self.ledger.failed)(
-                row.key, describe_error(error)
-            )
+            with _recording(None):
+                (self.ledger.unknown if state == UNKNOWN else self.ledger.failed)(
+                    row.key, describe_error(error)
+                )
             self._failed(row, state, error)
             return
-        self.ledger.paid(row.key, generation.task_id, generation.images)
+        reach("batch.answered")
+        with _recording(generation):
+            self.ledger.paid(row.key, generation.task_id, generation.images)
+        reach("batch.paid")
         self._count(spent=generation.cost)
         self._save(flux, attrs.evolve(row, task_id=generation.task_id), generation)
 
@@ -266,21 +316,46 @@ class BatchRun:
             done.append(path.name)
             self.progress.advance()
 
-        try:
-            flux.save(generation, self.out, metadata={"batch": {"key": row.key}}, on_saved=landed)
-        except SaveIncompleteError as error:
-            self.ledger.partly_saved(row.key, done, describe_error(error))
-            self.progress.advance(0, failed=len(error.failures))
-            hint = (
-                "their links expired: --regenerate-expired generates them again (and pays again)"
-                if error.expired
-                else "run again to retry the download"
-            )
-            self.console.info(f"line {row.line}: saving failed: {error}; {hint}")
-            self._result(row, PAID, done, error)
-            return
-        self.ledger.saved(row.key, done)
+        with _recording(generation):
+            try:
+                flux.save(
+                    generation, self.out, metadata={"batch": {"key": row.key}}, on_saved=landed
+                )
+            except SaveIncompleteError as error:
+                self.ledger.partly_saved(row.key, done, describe_error(error))
+                self.progress.advance(0, failed=len(error.failures))
+                hint = (
+                    "their links expired: --regenerate-expired generates them again (and pays "
+                    "again)"
+                    if error.expired
+                    else "run again to retry the download"
+                )
+                self.console.info(f"line {row.line}: saving failed: {error}; {hint}")
+                self._result(row, PAID, done, error)
+                return
+            reach("batch.saved")
+            self.ledger.saved(row.key, done)
         self._result(row, SAVED, done, None)
+
+    def _cannot_record(
+        self, row: Row, error: OSError | sqlite3.Error, generation: Generation | None
+    ) -> None:
+        """The disk refused a write: send nothing more, and say here what was paid for, in case
+        it is recorded nowhere else."""
+        with self._counting:
+            self.broken = self.broken or error
+        self.stop.set()
+        if generation is None:
+            self.console.error(f"line {row.line}: not sent: {_disk_error(error)}")
+            return
+        self.console.error(
+            f"line {row.line}: paid for, but {_disk_error(error)} before it was all recorded "
+            f"and saved: {paid_links(generation)}"
+        )
+
+    def _disk_said(self, error: OSError | sqlite3.Error, what: str) -> None:
+        self.broken = self.broken or error
+        self.console.error(f"novita-flux: {what}: {_disk_error(error)}")
 
     def _failed(self, row: Row, state: str, error: NovitaError) -> None:
         self.progress.advance(0, failed=int(row.body["image_num"]))
@@ -314,32 +389,47 @@ class BatchRun:
 
     # --- signals: the first stops new sends, the second leaves at once ---
 
-    @contextlib.contextmanager
-    def _signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield  # only the main thread may handle signals (e.g. under a test runner)
-            return
-
-        def stop(signum: int, frame: FrameType | None) -> None:
-            if self.stop.is_set() and self.interrupted:
-                self.console.error(
-                    "novita-flux: stopped at once; the requests in flight may have been billed"
-                )
-                os._exit(EXIT_INTERRUPTED)  # the ledger is consistent after every commit
+    def _signals(self) -> contextlib.AbstractContextManager[None]:
+        def first(signum: signal.Signals) -> None:
             self.interrupted = True
             self.stop.set()
             self.console.info(
-                f"{signal.Signals(signum).name}: sending nothing more; waiting for the requests "
-                "already sent (again to stop at once)"
+                f"{signum.name}: sending nothing more; waiting for the requests already sent "
+                "(again to stop at once)"
             )
 
-        numbers = (signal.SIGINT, signal.SIGTERM)
-        previous = {number: signal.signal(number, stop) for number in numbers}
-        try:
-            yield
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
+        def again(signum: signal.Signals) -> None:
+            self.console.error(
+                "novita-flux: stopped at once; the requests in flight may have been billed"
+            )
+            os._exit(EXIT_INTERRUPTED)  # the ledger is consistent after every commit
+
+        return deferred(first, again)
+
+
+class _Unrecorded(Exception):
+    """A step after the answer could not be written; carries what the answer said."""
+
+    def __init__(self, error: OSError | sqlite3.Error, generation: Generation | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.generation = generation
+
+
+@contextlib.contextmanager
+def _recording(generation: Generation | None) -> Iterator[None]:
+    """A write after the answer: if the disk refuses it, the answer goes up with the error."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as error:
+        raise _Unrecorded(error, generation) from error
+
+
+def _disk_error(error: OSError | sqlite3.Error) -> str:
+    if isinstance(error, OSError):
+        where = f" ({error.filename})" if error.filename else ""
+        return f"cannot write{where}: {error.strerror or error}"
+    return f"cannot write the ledger: {error}"
 
 
 def _stops_everything(error: NovitaError) -> bool:
@@ -367,7 +457,10 @@ def run_batch(args: argparse.Namespace, console: Console) -> int:
             )
         for stray in out.glob(".novita-*.part"):  # half-written images of a killed run
             stray.unlink(missing_ok=True)
-        ledger = Ledger.open(out, console.info)
+        try:
+            ledger = Ledger.open(out, console.info)
+        except (OSError, sqlite3.Error) as error:
+            raise BadInput(f"--out {out}: {_disk_error(error)}") from None
         try:
             return BatchRun(args, ledger, console).run()
         finally:

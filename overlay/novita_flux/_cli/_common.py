@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any, TextIO
 
 from novita_flux._client import FluxSchnell
+from novita_flux._models import GeneratedImage, Generation
 from novita_flux._progress import Progress
 
 EXIT_OK = 0
@@ -43,7 +45,13 @@ def clean(text: str) -> str:
 
 class Console:
     """Where a command speaks: results on stdout, the rest on stderr (silenced by --quiet,
-    but for errors)."""
+    but for errors).
+
+    A reader that stops reading (`novita-flux batch ... --json | head -1`) closes stdout under
+    us: the results after that have nowhere to go, but the work behind them is recorded before
+    it is printed, so nothing is lost. `stdout_closed` then says so, `on_stdout_closed` is told
+    once (a batch sends nothing more), and stdout is pointed at the null device so that Python's
+    own flush at exit does not fail a second time."""
 
     def __init__(
         self,
@@ -57,6 +65,8 @@ class Console:
         self.quiet = quiet
         self.stdout = stdout if stdout is not None else sys.stdout
         self.stderr = stderr if stderr is not None else sys.stderr
+        self.stdout_closed = False
+        self.on_stdout_closed: Callable[[], object] | None = None
 
     def info(self, message: str) -> None:
         if not self.quiet:
@@ -67,8 +77,22 @@ class Console:
 
     def result(self, data: dict[str, Any], text: str) -> None:
         """One result: its JSON object with --json, else its line of text."""
+        if self.stdout_closed:
+            return
         line = json.dumps(data, ensure_ascii=False, default=_jsonable) if self.json_mode else text
-        print(line, file=self.stdout, flush=True)
+        try:
+            print(line, file=self.stdout, flush=True)
+        except BrokenPipeError:
+            self._closed()
+
+    def _closed(self) -> None:
+        self.stdout_closed = True
+        with contextlib.suppress(OSError, ValueError):  # stdout may not be a real file
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stdout.fileno())
+            os.close(devnull)
+        if self.on_stdout_closed is not None:
+            self.on_stdout_closed()
 
     def progress(self, total: int, unit: str) -> Progress:
         return Progress(total, unit, self.stderr, enabled=not self.quiet)
@@ -78,6 +102,17 @@ def _jsonable(value: object) -> object:
     if isinstance(value, Decimal):
         return str(value)  # exact, as the API's prices are
     return str(value)
+
+
+def paid_links(generation: Generation, images: Iterable[GeneratedImage] | None = None) -> str:
+    """`task T; image 0 at URL until WHEN; ...`: what it takes to fetch what was paid for."""
+    chosen = generation.images if images is None else images
+    links = "; ".join(
+        f"image {image.index} at {image.url}"
+        + (f" until {image.expires_at.isoformat()}" if image.expires_at else "")
+        for image in chosen
+    )
+    return f"task {generation.task_id}; {links or 'no image links'}"
 
 
 def console_of(args: Any) -> Console:

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from novita_flux._cli._common import EXIT_OK, Console, client_options, open_client
+from novita_flux._cli._common import (
+    EXIT_API_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Console,
+    client_options,
+    open_client,
+    paid_links,
+)
 from novita_flux._cli._options import (
     REQUEST_DEFAULTS,
     add_api_options,
@@ -18,8 +29,12 @@ from novita_flux._cli._options import (
     spec_help,
     writable_directory,
 )
+from novita_flux._cli._signals import deferred
+from novita_flux._client import FluxSchnell
 from novita_flux._errors import NovitaError, SaveIncompleteError
+from novita_flux._faultpoints import reach
 from novita_flux._gallery import write_gallery
+from novita_flux._images import image_index
 from novita_flux._models import Generation
 from novita_flux._request import estimate_cost, field_schema, prepare_request
 from novita_flux._spec import pricing
@@ -103,16 +118,12 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
     out = writable_directory(args.out)  # before paying, not after
     with open_client(args.mock, **client_options(args)) as flux:  # the key and URL checked
         console.info(plan)
-        generation = flux.generate(**body)
-        progress = console.progress(len(generation.images), "images saved")
-        try:
-            paths = flux.save(generation, out, metadata=True, on_saved=lambda _: progress.advance())
-        except SaveIncompleteError as error:
-            raise PaidButNotSaved(f"the call was paid for, but {error}") from error
-        except OSError as error:
-            raise PaidButNotSaved(_not_saved(generation, error)) from error
-        finally:
-            progress.close()
+        call = _Call(body, console)
+        with call.interruptible():
+            generation = call.generation = flux.generate(**body)
+            reach("generate.answered")
+            paths = _save(flux, generation, out, call)
+            reach("generate.saved")
     for path, image in zip(paths, generation.images, strict=True):
         size = path.stat().st_size
         each = generation.cost / len(generation.images)
@@ -136,18 +147,99 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
     console.info(f"task {generation.task_id}: {len(paths)} image(s), cost ${generation.cost}")
     if args.gallery:
         console.info(f"gallery: {write_gallery(out)}")
+    if console.stdout_closed:
+        console.error(
+            f"novita-flux: stdout was closed before every result was printed; all "
+            f"{len(paths)} image(s) of task {generation.task_id} are saved in {out}"
+        )
+        return EXIT_API_ERROR
+    if call.interrupted:
+        console.info("interrupted: what was paid for is saved")
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 
+class _Call:
+    """One paid call as it goes, so that an interruption can say what it cost and what is left.
+
+    From the moment the request may leave, a first Ctrl-C (or SIGTERM) is noted and the call is
+    let finish, saving included: the API bills the task once it runs, whether or not we wait for
+    its answer, and the answer holds the only links to the images. A second one stops at once,
+    and the line it leaves says what was paid for and where it still is."""
+
+    def __init__(self, body: dict[str, Any], console: Console) -> None:
+        self.body = body
+        self.console = console
+        self.generation: Generation | None = None
+        self.saved: list[Path] = []
+        self.interrupted = False
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        def first(signum: signal.Signals) -> None:
+            self.interrupted = True
+            doing = "saving what it paid for" if self.generation else "waiting for its answer"
+            self.console.info(
+                f"{signum.name}: the call is paid for once its task runs: {doing} "
+                "(again to stop at once)"
+            )
+
+        def again(signum: signal.Signals) -> None:
+            raise KeyboardInterrupt
+
+        try:
+            with deferred(first, again):
+                yield
+        except KeyboardInterrupt:
+            raise PaidButInterrupted(self.said()) from None
+
+    def said(self) -> str:
+        """What an interruption leaves behind, in one line."""
+        generation = self.generation
+        if generation is None:
+            body = self.body
+            return (
+                "interrupted while the request was on the wire: it may have been billed (the "
+                "API bills a task once it runs) and no answer was read, so no task id is known; "
+                f"the request: seed {body['seed']}, {body['width']}x{body['height']}, "
+                f"{body['steps']} steps, {body['image_num']} image(s)"
+            )
+        saved = {image_index(path.name) for path in self.saved}
+        missing = [image for image in generation.images if image.index not in saved]
+        kept = f"saved: {', '.join(map(str, self.saved))}; " if self.saved else ""
+        return (
+            f"interrupted after the call was paid for: {kept}not saved: "
+            f"{paid_links(generation, missing)}"
+        )
+
+
+class PaidButInterrupted(NovitaError):
+    """Interrupted after the request may have left: the message says what was paid for."""
+
+    possibly_billed = True
+
+
+def _save(flux: FluxSchnell, generation: Generation, out: Path, call: _Call) -> list[Path]:
+    progress = call.console.progress(len(generation.images), "images saved")
+
+    def landed(path: Path) -> None:
+        call.saved.append(path)
+        progress.advance()
+
+    try:
+        return flux.save(generation, out, metadata=True, on_saved=landed)
+    except SaveIncompleteError as error:
+        raise PaidButNotSaved(f"the call was paid for, but {error}") from error
+    except OSError as error:
+        raise PaidButNotSaved(_not_saved(generation, error)) from error
+    finally:
+        progress.close()
+
+
 def _not_saved(generation: Generation, error: OSError) -> str:
-    links = "; ".join(
-        f"image {image.index} at {image.url}"
-        + (f" until {image.expires_at.isoformat()}" if image.expires_at else "")
-        for image in generation.images
-    )
     return (
         f"the call was paid for (task {generation.task_id}) but saving failed: "
-        f"{error.strerror or error}; its links: {links}"
+        f"{error.strerror or error}; its links: {paid_links(generation).partition('; ')[2]}"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -12,6 +13,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from novita_flux._spec import known_reasons
+
+logger = logging.getLogger("novita_flux.testing")
 
 
 def json_text(payload: object) -> str:
@@ -61,6 +64,7 @@ class Delivery(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if await self.request.is_disconnected():
+            self._gone()
             return
         finished = False
 
@@ -75,6 +79,16 @@ class Delivery(Response):
         await self.response(scope, receive, last_part_checked)
         if finished:
             self.delivered()
+        else:
+            self._gone()
+
+    def _gone(self) -> None:
+        # Ordinary for a test server (a timeout, Ctrl-C): one line, as _app says of the rest.
+        logger.warning(
+            "client disconnected before the answer to %s %s",
+            self.request.method,
+            self.request.url.path,
+        )
 
 
 def error_response(
