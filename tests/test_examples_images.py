@@ -1142,7 +1142,7 @@ async def test_run_async_reports_every_item_in_its_slot_and_awaits_on_result() -
     plan = _plan()
     seen: list[int] = []
 
-    async def send(body: dict[str, Any], cost: Decimal) -> Any:
+    async def send(body: dict[str, Any], cost: Decimal, proceed: Any) -> Any:
         await asyncio.sleep(0)
         return _fake_generation(body, cost)
 
@@ -1169,7 +1169,7 @@ async def test_run_async_awaits_a_future_returned_by_on_result() -> None:
         loop.call_later(0.05, future.set_result, None)
         return future
 
-    async def send(body: dict[str, Any], cost: Decimal) -> Any:
+    async def send(body: dict[str, Any], cost: Decimal, proceed: Any) -> Any:
         return _fake_generation(body, cost)
 
     await run_async(_plan()[:1], [send], concurrency=1, pacer=None, on_result=on_result)
@@ -1185,7 +1185,7 @@ async def test_run_async_uses_no_more_workers_than_items(monkeypatch: pytest.Mon
         started.append(getattr(coroutine, "__qualname__", ""))
         return real(coroutine, **options)
 
-    async def send(body: dict[str, Any], cost: Decimal) -> Any:
+    async def send(body: dict[str, Any], cost: Decimal, proceed: Any) -> Any:
         return _fake_generation(body, cost)
 
     monkeypatch.setattr(asyncio, "ensure_future", counting)

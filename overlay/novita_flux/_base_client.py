@@ -94,10 +94,12 @@ HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 @attrs.frozen
 class _Send:
     """Send this API request and hand back the response (or throw the transport error), all of
-    it within `seconds` (None: no limit)."""
+    it within `seconds` (None: no limit). `what` names the request for a person, should the
+    call be stopped while it is on the wire."""
 
     request: httpx.Request
     seconds: float | None
+    what: str = ""
 
 
 @attrs.frozen
@@ -335,6 +337,10 @@ class _BaseClient(Generic[HttpT]):
     ) -> Generator[_Step, httpx.Response | None, Generation]:
         request = self._api_request(body, timeout)
         seconds = _deadline.exchange_seconds(self._timeout_for(timeout))
+        what = (
+            f"seed {body['seed']}, {body['width']}x{body['height']}, {body['steps']} steps, "
+            f"{body['image_num']} image(s)"
+        )
         attempt = 0
         while True:
             started = time.perf_counter()
@@ -344,7 +350,7 @@ class _BaseClient(Generic[HttpT]):
             error: NovitaError
             reach("api.sending")
             try:
-                response = yield _Send(request, seconds)
+                response = yield _Send(request, seconds, what)
             except httpx.TransportError as exc:
                 error = _connection_error(exc, request)
                 retryable = isinstance(exc, _retry.UNSENT_ERRORS)

@@ -20,6 +20,7 @@ import attrs
 from novita_flux._config import check_count
 from novita_flux._constants import PACING_SLACK
 from novita_flux._errors import NovitaError, ValidationError
+from novita_flux._interrupts import batch_stopped
 from novita_flux._models import Generation
 from novita_flux._request import as_budget, check_budget, prepare_request
 from novita_flux._schema import show
@@ -135,6 +136,12 @@ class ImagePacer:
 
 
 OnResult = Callable[[BatchResult], Any]
+# A lane's work in generate_many: send one body; `proceed` is asked just before it leaves.
+AsyncSend = Callable[[dict[str, Any], Decimal, Callable[[], bool]], Awaitable[Generation]]
+
+
+class Withdrawn(Exception):
+    """A request the batch stopped before it left: nothing was sent, so there is no result."""
 
 
 def check_concurrency(concurrency: int) -> int:
@@ -254,7 +261,7 @@ async def run_tasks(
 
 async def run_async(
     plan: list[PlannedRequest],
-    lanes: Sequence[Callable[[dict[str, Any], Decimal], Awaitable[Generation]]],
+    lanes: Sequence[AsyncSend],
     *,
     concurrency: int,
     pacer: ImagePacer | None,
@@ -263,38 +270,58 @@ async def run_async(
     import asyncio
 
     results: list[BatchResult | None] = [None] * len(plan)
+    halt = asyncio.Event()
 
-    def work_for(
-        send: Callable[[dict[str, Any], Decimal], Awaitable[Generation]],
-    ) -> Callable[[PlannedRequest], Awaitable[None]]:
+    def proceed() -> bool:
+        return not halt.is_set()
+
+    async def report(result: BatchResult) -> None:
+        results[result.index] = result
+        # No lock, unlike run_sync: the tasks share one event loop and a plain on_result runs
+        # to its end without yielding, so two calls never overlap. (An awaitable it returns
+        # may interleave with another's; an async callback chose that.)
+        if on_result is not None:
+            outcome = on_result(result)
+            if asyncio.iscoroutine(outcome) or asyncio.isfuture(outcome):
+                await outcome
+
+    def work_for(send: AsyncSend) -> Callable[[PlannedRequest], Awaitable[None]]:
         async def work(item: PlannedRequest) -> None:
             if item.body is None:
                 result = BatchResult(item.index, item.request, error=item.error)
             else:
                 try:
-                    generation = await send(item.body, item.cost)
+                    generation = await send(item.body, item.cost, proceed)
+                except Withdrawn:  # the batch stopped before this one left: it never ran
+                    return
                 except Exception as error:  # one failure must never lose the others
                     result = BatchResult(item.index, item.request, error=error)
+                except asyncio.CancelledError as stop:
+                    # The send in flight was let finish (see AsyncFluxSchnell._send_heard): what
+                    # it heard is reported like any other result, then the cancellation goes on.
+                    heard = getattr(stop, "generation", None)
+                    said = getattr(stop, "error", None)
+                    if heard is not None or said is not None:
+                        await report(BatchResult(item.index, item.request, heard, said))
+                    raise
                 else:
                     result = BatchResult(item.index, item.request, generation)
-            results[item.index] = result
-            # No lock, unlike run_sync: the tasks share one event loop and a plain on_result runs
-            # to its end without yielding, so two calls never overlap. (An awaitable it returns
-            # may interleave with another's; an async callback chose that.)
-            if on_result is not None:
-                outcome = on_result(result)
-                if asyncio.iscoroutine(outcome) or asyncio.isfuture(outcome):
-                    await outcome
+            await report(result)
 
         return work
 
-    await run_tasks(
-        iter(plan),
-        [work_for(send) for send in lanes],
-        concurrency=min(check_concurrency(concurrency), max(len(plan), 1)),
-        pacer=pacer,
-        images=_images_of,
-    )
+    try:
+        await run_tasks(
+            iter(plan),
+            [work_for(send) for send in lanes],
+            concurrency=min(check_concurrency(concurrency), max(len(plan), 1)),
+            pacer=pacer,
+            images=_images_of,
+            stop=halt,
+        )
+    except asyncio.CancelledError as stop:
+        batch_stopped(stop, [result for result in results if result is not None])
+        raise
     return [result for result in results if result is not None]
 
 
@@ -339,15 +366,19 @@ def run_sync(
 
         return work
 
-    run_threads(
-        iter(plan),
-        [work_for(send) for send in lanes],
-        concurrency=min(check_concurrency(concurrency), max(len(plan), 1)),
-        pacer=pacer,
-        images=_images_of,
-        stop=stop,
-        take=take,
-    )
+    try:
+        run_threads(
+            iter(plan),
+            [work_for(send) for send in lanes],
+            concurrency=min(check_concurrency(concurrency), max(len(plan), 1)),
+            pacer=pacer,
+            images=_images_of,
+            stop=stop,
+            take=take,
+        )
+    except KeyboardInterrupt as interrupt:  # the requests on the wire were let finish
+        batch_stopped(interrupt, [result for result in results if result is not None])
+        raise
     return [result for result in results if result is not None]
 
 

@@ -9,16 +9,23 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Self, cast
 
 import httpx
 
-from novita_flux import _deadline, _retry
+from novita_flux import _deadline, _interrupts, _retry
 from novita_flux._base_client import Budget, _BaseClient, _Fetch, _Flow, _Send, _Sleep
-from novita_flux._batch import BatchResult, OnResult, run_async, run_sync
+from novita_flux._batch import (
+    AsyncSend,
+    BatchResult,
+    OnResult,
+    Withdrawn,
+    run_async,
+    run_sync,
+)
 from novita_flux._config import NOT_GIVEN, POOL_LIMITS, USER_AGENT, Timeout, ssl_context
 from novita_flux._constants import (
     DEFAULT_CONCURRENCY,
@@ -29,7 +36,9 @@ from novita_flux._constants import (
     DEFAULT_WIDTH,
     MAX_IMAGE_BYTES,
 )
+from novita_flux._errors import NovitaError
 from novita_flux._faultpoints import reach
+from novita_flux._images import image_index
 from novita_flux._models import GeneratedImage, Generation
 
 
@@ -175,8 +184,13 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         records how to reproduce the image (a mapping adds its fields to it). `on_saved` is
         called with each path as it lands.
         """
-        flow = self._save_flow(generation, directory, metadata, on_saved, timeout, max_bytes)
-        return cast(list[Path], self._drive(flow))
+        saved, landed = _keeping(on_saved)
+        flow = self._save_flow(generation, directory, metadata, landed, timeout, max_bytes)
+        try:
+            return cast(list[Path], self._drive(flow))
+        except KeyboardInterrupt as stop:
+            _interrupts.while_saving(stop, generation, saved, _unsaved(generation, saved))
+            raise
 
     def close(self) -> None:
         """Close the connections this client opened (an injected http_client stays open)."""
@@ -207,10 +221,16 @@ class FluxSchnell(_BaseClient[httpx.Client]):
                     response = self._carry_out(step)
                 except httpx.TransportError as exc:
                     step = flow.throw(exc)
+                except KeyboardInterrupt as stop:
+                    if isinstance(step, _Send):  # a thread cannot be made to wait for it
+                        _interrupts.in_flight(stop, step.what)
+                    raise
                 else:
                     step = flow.send(response)
         except StopIteration as done:
             return done.value
+        finally:
+            flow.close()  # a flow left half-way removes what it staged
 
     def _carry_out(self, step: _Send | _Fetch) -> httpx.Response:
         with _deadline.deadline_in(step.seconds) as deadline:
@@ -317,12 +337,12 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         retries = self._retries_for(max_retries)
         server_retries = self._server_retries_for(retry_server_errors)
 
-        def sender(
-            lane: AsyncFluxSchnell,
-        ) -> Callable[[dict[str, Any], Decimal], Awaitable[Generation]]:
-            async def send(body: dict[str, Any], cost: Decimal) -> Generation:
+        def sender(lane: AsyncFluxSchnell) -> AsyncSend:
+            async def send(
+                body: dict[str, Any], cost: Decimal, proceed: Callable[[], bool]
+            ) -> Generation:
                 flow = lane._generate_flow(body, cost, timeout, retries, server_retries)
-                return cast(Generation, await lane._drive(flow))
+                return cast(Generation, await lane._drive(flow, proceed))
 
             return send
 
@@ -362,8 +382,15 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
     ) -> list[Path]:
         """Stream each image to a file in `directory`, atomically; return the paths (see
         FluxSchnell.save for the names)."""
-        flow = self._save_flow(generation, directory, metadata, on_saved, timeout, max_bytes)
-        return cast(list[Path], await self._drive(flow))
+        import asyncio
+
+        saved, landed = _keeping(on_saved)
+        flow = self._save_flow(generation, directory, metadata, landed, timeout, max_bytes)
+        try:
+            return cast(list[Path], await self._drive(flow))
+        except asyncio.CancelledError as stop:  # a download is free: it stops at once
+            _interrupts.while_saving(stop, generation, saved, _unsaved(generation, saved))
+            raise
 
     async def close(self) -> None:
         """Close the connections this client opened (an injected http_client stays open)."""
@@ -376,7 +403,9 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _drive(self, flow: _Flow) -> Any:
+    async def _drive(self, flow: _Flow, proceed: Callable[[], bool] | None = None) -> Any:
+        """Carry out a flow's steps; `proceed`, when given, is asked just before each API request
+        leaves, and a False withdraws it (Withdrawn): a batch that has stopped sends nothing."""
         try:
             step = next(flow)
             while True:
@@ -385,13 +414,55 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
                     step = flow.send(None)
                     continue
                 try:
-                    response = await self._carry_out(step)
+                    if isinstance(step, _Send):
+                        response = await self._send_heard(step, flow, proceed)
+                    else:
+                        response = await self._carry_out(step)
                 except httpx.TransportError as exc:
                     step = flow.throw(exc)
                 else:
                     step = flow.send(response)
         except StopIteration as done:
             return done.value
+        finally:
+            flow.close()  # a flow left half-way removes what it staged
+
+    async def _send_heard(
+        self, step: _Send, flow: _Flow, proceed: Callable[[], bool] | None
+    ) -> httpx.Response:
+        """Send the API request in a task of its own, so that cancelling the caller does not
+        cancel it: once the request may have reached the API, its task runs and is billed
+        whether or not we listen, and its answer holds the only links to what was paid for.
+        A cancelled call waits for that answer (bounded by the exchange's own deadline), reads
+        it, and re-raises the cancellation carrying it (see _interrupts); a second
+        cancellation stops the wait at once."""
+        import asyncio
+
+        started = False
+
+        async def send() -> httpx.Response:
+            nonlocal started
+            # The task starts a loop turn later: the caller may have stopped meanwhile.
+            if proceed is not None and not proceed():
+                raise Withdrawn
+            started = True
+            return await self._carry_out(step)
+
+        exchange = asyncio.ensure_future(send())
+        try:
+            return await asyncio.shield(exchange)
+        except asyncio.CancelledError as stop:
+            if not started:  # it never left, and now never will
+                exchange.cancel()
+                raise
+            try:
+                await asyncio.wait((exchange,))
+            except asyncio.CancelledError as again:
+                exchange.cancel()
+                _interrupts.in_flight(again, step.what)
+                raise
+            _heard(stop, exchange, flow)
+            raise
 
     async def _carry_out(self, step: _Send | _Fetch) -> httpx.Response:
         import asyncio  # here, not at the top: `import novita_flux` stays as light as httpx
@@ -422,3 +493,41 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         finally:
             await response.aclose()
         return response
+
+
+def _heard(stop: BaseException, exchange: Any, flow: _Flow) -> None:
+    """Read the answer a cancelled call waited for, exactly as the call would have, and put
+    what it says on the cancellation (nothing more is sent: a retry it asks for is dropped)."""
+    try:
+        try:
+            response = exchange.result()
+        except httpx.TransportError as exc:
+            flow.throw(exc)
+        else:
+            flow.send(response)
+    except StopIteration as done:
+        _interrupts.answered(stop, generation=done.value)
+    except NovitaError as error:
+        _interrupts.answered(stop, error=error)
+    else:  # the flow asked to retry: the answer was one the API does not bill
+        _interrupts.answered(stop)
+
+
+def _keeping(
+    on_saved: Callable[[Path], Any] | None,
+) -> tuple[list[Path], Callable[[Path], Any]]:
+    """A list of the files saved so far, and the on_saved that fills it (and calls the
+    caller's own)."""
+    saved: list[Path] = []
+
+    def landed(path: Path) -> None:
+        saved.append(path)
+        if on_saved is not None:
+            on_saved(path)
+
+    return saved, landed
+
+
+def _unsaved(generation: Generation, saved: list[Path]) -> list[GeneratedImage]:
+    done = {image_index(path.name) for path in saved}
+    return [image for image in generation.images if image.index not in done]
