@@ -36,9 +36,8 @@ from novita_flux._ledger import (
     Row,
     _stamp,
     describe_error,
-    entry_of,
-    image_of,
 )
+from novita_flux._models import entry_of, image_of
 
 K1, K2, K3, K4 = ("1" * 32, "2" * 32, "3" * 32, "4" * 32)
 NOW = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")

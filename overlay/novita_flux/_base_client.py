@@ -5,6 +5,7 @@ next; FluxSchnell and AsyncFluxSchnell only carry the steps out."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import math
@@ -94,12 +95,17 @@ HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 @attrs.frozen
 class _Send:
     """Send this API request and hand back the response (or throw the transport error), all of
-    it within `seconds` (None: no limit). `what` names the request for a person, should the
-    call be stopped while it is on the wire."""
+    it within `seconds` (None: no limit).
+
+    Should the call be stopped from outside while this step is under way, a driver says what
+    was paid for on the exception that stops it: `what` names the request for a person, and
+    `read` reads a 2xx answer exactly as the flow would."""
 
     request: httpx.Request
     seconds: float | None
     what: str = ""
+    # Not part of the step's identity: it is bound to the moment of each attempt.
+    read: Callable[[httpx.Response], Generation] | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen
@@ -346,11 +352,12 @@ class _BaseClient(Generic[HttpT]):
             started = time.perf_counter()
             # Links are timed from before the API could have issued them, so expires_at is
             # never later than the storage host's own expiry.
-            sent = datetime.now(UTC)
+            sent: datetime = datetime.now(UTC)
             error: NovitaError
-            reach("api.sending")
+            read = functools.partial(parse_generation, body=body, cost=cost, sent=sent)
+
             try:
-                response = yield _Send(request, seconds, what)
+                response = yield _Send(request, seconds, what, read)
             except httpx.TransportError as exc:
                 error = _connection_error(exc, request)
                 retryable = isinstance(exc, _retry.UNSENT_ERRORS)
@@ -368,7 +375,7 @@ class _BaseClient(Generic[HttpT]):
                         attempt + 1,
                     )
                 if response.is_success:
-                    return parse_generation(response, body, cost, sent)
+                    return read(response)
                 retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
                 error = status_error(response, retry_after)
                 retryable = _retry.retryable_answer(

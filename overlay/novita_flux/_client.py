@@ -36,7 +36,7 @@ from novita_flux._constants import (
     DEFAULT_WIDTH,
     MAX_IMAGE_BYTES,
 )
-from novita_flux._errors import NovitaError
+from novita_flux._errors import NovitaError, status_error
 from novita_flux._faultpoints import reach
 from novita_flux._images import image_index
 from novita_flux._models import GeneratedImage, Generation
@@ -226,7 +226,12 @@ class FluxSchnell(_BaseClient[httpx.Client]):
                         _interrupts.in_flight(stop, step.what)
                     raise
                 else:
-                    step = flow.send(response)
+                    try:
+                        step = flow.send(response)
+                    except KeyboardInterrupt as stop:
+                        if isinstance(step, _Send):  # stopped with the answer in hand
+                            _read_answer(stop, step, response)
+                        raise
         except StopIteration as done:
             return done.value
         finally:
@@ -235,6 +240,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
     def _carry_out(self, step: _Send | _Fetch) -> httpx.Response:
         with _deadline.deadline_in(step.seconds) as deadline:
             if isinstance(step, _Send):
+                reach("api.sending")
                 return self._http.send(step.request, auth=self._auth, follow_redirects=False)
             response = self._http.send(step.request, stream=True, auth=None, follow_redirects=False)
             try:
@@ -446,6 +452,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
             if proceed is not None and not proceed():
                 raise Withdrawn
             started = True
+            reach("api.sending")
             return await self._carry_out(step)
 
         exchange = asyncio.ensure_future(send())
@@ -511,6 +518,20 @@ def _heard(stop: BaseException, exchange: Any, flow: _Flow) -> None:
         _interrupts.answered(stop, error=error)
     else:  # the flow asked to retry: the answer was one the API does not bill
         _interrupts.answered(stop)
+
+
+def _read_answer(stop: BaseException, step: _Send, response: httpx.Response) -> None:
+    """The call was stopped with its answer in hand: read it as the flow would have, and put
+    what it says on the exception that stops it."""
+    if not response.is_success:
+        _interrupts.answered(stop, error=status_error(response))
+        return
+    try:
+        generation = step.read(response) if step.read is not None else None
+    except NovitaError as error:
+        _interrupts.answered(stop, error=error)
+        return
+    _interrupts.answered(stop, generation=generation)
 
 
 def _keeping(

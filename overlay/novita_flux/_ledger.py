@@ -49,7 +49,7 @@ from novita_flux._errors import APIStatusError
 from novita_flux._faultpoints import reach
 from novita_flux._images import image_index, staged_file
 from novita_flux._journal import JOURNAL_NAME, Journal
-from novita_flux._models import GeneratedImage, Generation
+from novita_flux._models import GeneratedImage, Generation, entry_of, image_of
 from novita_flux._recovery import Report, restore_from
 
 LEDGER_NAME: Final = "ledger.sqlite3"
@@ -496,29 +496,6 @@ class Ledger:
 
     def _transaction(self) -> Ledger._Transaction:
         return Ledger._Transaction(self)
-
-
-def entry_of(image: GeneratedImage) -> dict[str, Any]:
-    return {
-        "url": image.url,
-        "ttl": image.ttl,
-        "type": image.type,
-        "expires_at": image.expires_at.isoformat() if image.expires_at else None,
-        "index": image.index,
-        "extra": image.extra,
-    }
-
-
-def image_of(entry: dict[str, Any]) -> GeneratedImage:
-    expires = entry.get("expires_at")
-    return GeneratedImage(
-        url=entry["url"],
-        ttl=int(entry.get("ttl") or 0),
-        type=entry["type"],
-        expires_at=datetime.fromisoformat(expires) if expires else None,
-        index=int(entry.get("index", 0)),
-        extra=entry.get("extra") or {},
-    )
 
 
 def describe_error(error: BaseException) -> dict[str, Any]:

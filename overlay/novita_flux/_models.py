@@ -56,3 +56,27 @@ class Generation:
     def prompt(self) -> str:
         prompt: str = self.request["prompt"]
         return prompt
+
+
+def entry_of(image: GeneratedImage) -> dict[str, Any]:
+    """An image as JSON, as the ledger, the manifest and a call's record keep it."""
+    return {
+        "url": image.url,
+        "ttl": image.ttl,
+        "type": image.type,
+        "expires_at": image.expires_at.isoformat() if image.expires_at else None,
+        "index": image.index,
+        "extra": image.extra,
+    }
+
+
+def image_of(entry: dict[str, Any]) -> GeneratedImage:
+    expires = entry.get("expires_at")
+    return GeneratedImage(
+        url=entry["url"],
+        ttl=int(entry.get("ttl") or 0),
+        type=entry["type"],
+        expires_at=datetime.fromisoformat(expires) if expires else None,
+        index=int(entry.get("index", 0)),
+        extra=entry.get("extra") or {},
+    )

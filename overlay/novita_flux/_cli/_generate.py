@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from novita_flux._cli import _calls as calls
 from novita_flux._cli._common import (
     EXIT_API_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    BadInput,
     Console,
     client_options,
     open_client,
@@ -34,6 +36,7 @@ from novita_flux._client import FluxSchnell
 from novita_flux._errors import NovitaError, SaveIncompleteError
 from novita_flux._faultpoints import reach
 from novita_flux._gallery import write_gallery
+from novita_flux._identity import canonical
 from novita_flux._images import image_index
 from novita_flux._models import Generation
 from novita_flux._request import estimate_cost, field_schema, prepare_request
@@ -81,6 +84,12 @@ def add_parsers(commands: Any) -> None:
     generate.add_argument(
         "--gallery", action="store_true", help="also write DIR/index.html to look at them"
     )
+    generate.add_argument(
+        "--resend-unknown",
+        action="store_true",
+        help="send this request even though an earlier run was stopped with this very request "
+        "on the wire (it may have been billed, so it may be paid twice)",
+    )
     add_api_options(generate)
     add_output_options(generate)
     generate.set_defaults(run=cmd_generate)
@@ -117,12 +126,24 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
         return EXIT_OK
     out = writable_directory(args.out)  # before paying, not after
     with open_client(args.mock, **client_options(args)) as flux:  # the key and URL checked
+        earlier = _earlier_calls(flux, out, body, console, resend=args.resend_unknown)
         console.info(plan)
         call = _Call(body, console)
         with call.interruptible():
-            generation = call.generation = flux.generate(**body)
-            reach("generate.answered")
+            if earlier is not None:  # this very request was paid for by an earlier run
+                generation = call.generation = earlier.generation()
+                record = earlier.path
+                console.info(
+                    f"this request was paid for by an earlier run (task {generation.task_id}): "
+                    "saving its images instead of paying again"
+                )
+            else:
+                record = calls.begin(out, body, cost)
+                generation = call.generation = flux.generate(**body)
+                reach("generate.answered")
+                calls.answered(record, generation)
             paths = _save(flux, generation, out, call)
+            calls.done(record)
             reach("generate.saved")
     for path, image in zip(paths, generation.images, strict=True):
         size = path.stat().st_size
@@ -217,6 +238,50 @@ class PaidButInterrupted(NovitaError):
     """Interrupted after the request may have left: the message says what was paid for."""
 
     possibly_billed = True
+
+
+def _earlier_calls(
+    flux: FluxSchnell, out: Path, body: dict[str, Any], console: Console, *, resend: bool
+) -> calls.Call | None:
+    """Finish what earlier runs into `out` left: save the images of calls that were answered,
+    report those that may have been billed with no answer. Returns the answered call of this
+    very request, if there is one (its images are this run's answer)."""
+    same: calls.Call | None = None
+    for call in calls.left_behind(out):
+        if isinstance(call, str):
+            console.error(f"novita-flux: {call}")
+            continue
+        identical = canonical(call.body) == canonical(body)
+        if not call.answered:
+            console.error(
+                f"novita-flux: an earlier call may have been billed: it stopped while its request "
+                f"({call.said()}) was on the wire, and no answer was read; its record is "
+                f"{call.path} (delete it once you have checked)"
+            )
+            if identical and not resend:
+                raise BadInput(
+                    "this very request was on the wire when an earlier run stopped, and may "
+                    "have been billed: --resend-unknown sends it again (and may pay twice)"
+                )
+            continue
+        if identical:
+            same = call
+            continue
+        generation = call.generation()
+        try:
+            flux.save(generation, out, metadata=True)
+        except (NovitaError, OSError) as error:
+            console.error(
+                f"novita-flux: an earlier call was paid for and its images are not all saved "
+                f"({error}): {paid_links(generation)}; its record is {call.path}"
+            )
+            continue
+        calls.done(call.path)
+        console.info(
+            f"an earlier call was stopped after it was paid for (task {generation.task_id}): its "
+            f"{len(generation.images)} image(s) are saved now"
+        )
+    return same
 
 
 def _save(flux: FluxSchnell, generation: Generation, out: Path, call: _Call) -> list[Path]:

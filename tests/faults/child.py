@@ -1,0 +1,51 @@
+"""`novita-flux` in a process of its own, with one fault armed at one of its named steps:
+
+    python -m tests.faults.child POINT NTH FAULT -- ARGV...
+
+At the NTH time the step POINT (a key of novita_flux._faultpoints.POINTS) is reached, FAULT
+happens: SIGKILL, SIGINT or SIGTERM sent to this very process (INTx2: SIGINT twice, the second at
+once), or ENOSPC, the error a full disk gives there. The hook is installed before the command
+runs and costs the command nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from novita_flux import _faultpoints
+from novita_flux._cli import main
+from tests.faults.hooks import full_disk
+
+FAULTS = ("SIGKILL", "SIGINT", "SIGTERM", "INTx2", "ENOSPC")
+
+
+def arm(point: str, nth: int, fault: str) -> None:
+    if point not in _faultpoints.POINTS or fault not in FAULTS:
+        raise SystemExit(f"unknown point or fault: {point} {fault}")
+    reached = 0
+
+    def hook(name: str) -> None:
+        nonlocal reached
+        if name != point:
+            return
+        reached += 1
+        if reached != nth:
+            return
+        if fault == "ENOSPC":
+            raise full_disk(point)
+        if fault == "INTx2":
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            return
+        os.kill(os.getpid(), getattr(signal, fault))
+
+    _faultpoints.install(hook)
+
+
+if __name__ == "__main__":
+    point, nth, fault, separator, *argv = sys.argv[1:]
+    assert separator == "--"
+    arm(point, int(nth), fault)
+    sys.exit(main(argv))
