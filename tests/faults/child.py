@@ -33,6 +33,8 @@ def arm(point: str, nth: int, fault: str) -> None:
         reached += 1
         if reached != nth:
             return
+        sys.stderr.write(f"[fault] {point}#{nth} {fault}\n")
+        sys.stderr.flush()
         if fault == "ENOSPC":
             raise full_disk(point)
         if fault == "INTx2":

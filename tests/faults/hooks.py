@@ -36,7 +36,9 @@ def census() -> Iterator[Counter[str]]:
 
 
 @contextlib.contextmanager
-def failing(point: str, nth: int, error: Callable[[str], BaseException] = full_disk) -> Iterator[list[int]]:
+def failing(
+    point: str, nth: int, error: Callable[[str], BaseException] = full_disk
+) -> Iterator[list[int]]:
     """Raise `error(point)` at the nth time `point` is reached; the list says whether it was
     (one element once it fired)."""
     reached = 0

@@ -11,8 +11,11 @@ library delivered (`Delivered`: results, on_result calls, the exception raised).
    - saved: every image of it on disk, whole, beside a sidecar naming its task id;
    - recorded: the ledger (its journal and manifest count) or a call record holds its task id and
      every link, or, if no surviving client ever heard its answer, holds its request as possibly
-     billed;
-   - nor shown: printed (stderr or stdout of the run it was billed in, task id and every link),
+     billed (or counts, in `sends`, every time the request went out: a resend the user asked
+     for replaces the record of the send before it, not its count);
+   - nor shown: printed (stderr or stdout of the run it was billed in, task id and every link;
+     for an answer nobody heard, a line of any run saying its request, by seed, may have been
+     billed),
      or delivered by the library (a result, an on_result call or the raised error carrying its
      generation; a "possibly billed" error for its request when no answer was heard).
 """
@@ -104,6 +107,7 @@ class Record:
     state: str
     task_id: str | None
     links: int
+    sends: int = 0
 
 
 @attrs.frozen
@@ -126,9 +130,7 @@ class Disk:
             *_jsonl_records(directory / "manifest.jsonl", "manifest"),
             *_call_records(directory),
         ]
-        rows = Counter(
-            canonical(record.body) for record in records if record.source == "ledger"
-        )
+        rows = Counter(canonical(record.body) for record in records if record.source == "ledger")
         return cls(saved, tuple(records), rows)
 
 
@@ -136,11 +138,17 @@ def violations(
     runs: Sequence[Run],
     directory: Path | None = None,
     delivered: Sequence[Delivered] = (),
+    *,
+    allowed: int | None = None,
 ) -> list[str]:
-    """Every way the history breaks the money invariant, one line each; [] when it holds."""
+    """Every way the history breaks the money invariant, one line each; [] when it holds.
+
+    `allowed`: how many times each request may be sent, when the caller knows better than
+    "once, plus once per run that asked to resend" (each `generate` run is a new ask)."""
     disk = Disk.read(directory) if directory is not None else Disk(Counter(), (), Counter())
     problems: list[str] = []
-    allowed = 1 + sum(run.asked_to_resend for run in runs)
+    if allowed is None:
+        allowed = 1 + sum(run.asked_to_resend for run in runs)
     sent: Counter[str] = Counter()
     for run in runs:
         sent.update(canonical(body) for body in run.window.arrived if isinstance(body, dict))
@@ -150,9 +158,10 @@ def violations(
             problems.append(
                 f"sent {count} times, allowed {allowed * copies}: {_short(json.loads(body))}"
             )
+    billed = Counter(canonical(body) for run in runs for _, body in run.window.billed)
     for number, run in enumerate(runs, start=1):
         for task_id, body in run.window.billed:
-            if not _accounted(task_id, body, run, disk, delivered):
+            if not _accounted(task_id, body, run, runs, disk, delivered, billed[canonical(body)]):
                 heard = "heard" if task_id in run.window.delivered else "never heard"
                 problems.append(
                     f"run {number} ({' '.join(run.argv) or 'library'}): task {task_id} was billed "
@@ -163,7 +172,13 @@ def violations(
 
 
 def _accounted(
-    task_id: str, body: dict[str, Any], run: Run, disk: Disk, delivered: Sequence[Delivered]
+    task_id: str,
+    body: dict[str, Any],
+    run: Run,
+    runs: Sequence[Run],
+    disk: Disk,
+    delivered: Sequence[Delivered],
+    times_billed: int,
 ) -> bool:
     images = int(body["image_num"])
     if disk.saved[task_id] >= images:
@@ -180,9 +195,20 @@ def _accounted(
     if heard:
         return False
     same = canonical(body)
-    if any(r.state in ("unknown", "sending") and canonical(r.body) == same for r in disk.records):
+    kept = [r for r in disk.records if canonical(r.body) == same]
+    if any(r.state in ("unknown", "sending") for r in kept):
+        return True
+    if any(r.sends >= times_billed for r in kept):
+        return True
+    if any(_warned(later.printed, body) for later in runs):
         return True
     return any(_doubted(outcome, body) for outcome in delivered)
+
+
+def _warned(text: str, body: dict[str, Any]) -> bool:
+    """A line told the user this request (named by its seed) may have been billed."""
+    seed = f"seed {body.get('seed')},"
+    return any("may have been billed" in line and seed in line for line in text.splitlines())
 
 
 def _shown(task_id: str, images: int, text: str) -> bool:
@@ -241,7 +267,9 @@ def _whole(path: Path) -> bool:
     except OSError:
         return False
     kind = sniff(data[:HEAD_BYTES])
-    return kind is not None and incomplete(kind, data[:HEAD_BYTES], data[-TAIL_BYTES:], len(data)) is None
+    if kind is None:
+        return False
+    return incomplete(kind, data[:HEAD_BYTES], data[-TAIL_BYTES:], len(data)) is None
 
 
 def _json_file(path: Path) -> Any:
@@ -258,12 +286,14 @@ def _record(source: str, data: Any) -> Record | None:
     images = data.get("images")
     links = sum(isinstance(i, dict) and isinstance(i.get("url"), str) for i in images or [])
     task_id = data.get("task_id")
+    sends = data.get("sends")
     return Record(
         source,
         data["body"],
         str(state),
         task_id if isinstance(task_id, str) else None,
         links,
+        sends if isinstance(sends, int) else 0,
     )
 
 
@@ -272,15 +302,17 @@ def _ledger_records(path: Path) -> Iterator[Record]:
         return
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            found = db.execute("SELECT body, state, task_id, images FROM requests").fetchall()
+            found = db.execute(
+                "SELECT body, state, task_id, images, sends FROM requests"
+            ).fetchall()
     except sqlite3.Error:
         return
-    for body, state, task_id, images in found:
+    for body, state, task_id, images, sends in found:
         with contextlib.suppress(TypeError, ValueError):
             record = _record(
                 "ledger",
                 {"body": json.loads(body), "state": state, "task_id": task_id,
-                 "images": json.loads(images)},
+                 "images": json.loads(images), "sends": sends},
             )  # fmt: skip
             if record is not None:
                 yield record

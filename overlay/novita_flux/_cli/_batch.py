@@ -101,6 +101,8 @@ class BatchRun:
         chunk: list[Planned] = []
         self.ledger.begin_planning()
         for number, request, problem in read_requests(self.args.file):
+            if self.stop.is_set():  # interrupted while planning: nothing is sent anyway
+                break
             item = self._planned(number, request, problem, limit, occurrences)
             if item.error is not None:
                 invalid += 1
@@ -142,7 +144,7 @@ class BatchRun:
 
     def run(self) -> int:
         # The client first: a bad key or URL is refused before the batch says anything.
-        with open_client(self.args.mock, **client_options(self.args)) as flux:
+        with open_client(self.args.mock, **client_options(self.args)) as flux, self._signals():
             return self._run(flux)
 
     def _run(self, flux: FluxSchnell) -> int:
@@ -174,21 +176,20 @@ class BatchRun:
         self.progress.total = send_images + download_images
         limit = self.images_per_minute()
         reach("batch.planned")
-        with self._signals():
-            clients = flux._lanes(self.args.concurrency)
-            try:
-                run_threads(
-                    self._items(to_send),
-                    [self._work_for(client) for client in clients],
-                    concurrency=self.args.concurrency,
-                    pacer=None if limit is None else ImagePacer(limit),
-                    images=self._images_of,
-                    stop=self.stop,
-                )
-            finally:
-                self.progress.close()
-                for client in clients[1:]:
-                    client.close()
+        clients = flux._lanes(self.args.concurrency)
+        try:
+            run_threads(
+                self._items(to_send),
+                [self._work_for(client) for client in clients],
+                concurrency=self.args.concurrency,
+                pacer=None if limit is None else ImagePacer(limit),
+                images=self._images_of,
+                stop=self.stop,
+            )
+        finally:
+            self.progress.close()
+            for client in clients[1:]:
+                client.close()
         return self._finish(invalid)
 
     def _items(self, to_send: list[str]) -> Iterator[Row]:

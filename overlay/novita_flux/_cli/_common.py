@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from novita_flux._client import FluxSchnell
+from novita_flux._errors import NovitaError
 from novita_flux._models import GeneratedImage, Generation
 from novita_flux._progress import Progress
 
@@ -30,6 +31,13 @@ EXIT_INTERRUPTED = 130
 
 class BadInput(Exception):
     """Input the CLI refuses before anything is sent (exit status 2)."""
+
+
+class PaidButInterrupted(NovitaError):
+    """Interrupted after the request may have left (exit status 130): the message says what
+    was paid for and where it still is."""
+
+    possibly_billed = True
 
 
 # Escape sequences a terminal would act on (colours, cursor moves, OSC titles and links).

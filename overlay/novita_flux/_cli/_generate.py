@@ -17,6 +17,7 @@ from novita_flux._cli._common import (
     EXIT_OK,
     BadInput,
     Console,
+    PaidButInterrupted,
     client_options,
     open_client,
     paid_links,
@@ -232,12 +233,6 @@ class _Call:
             f"interrupted after the call was paid for: {kept}not saved: "
             f"{paid_links(generation, missing)}"
         )
-
-
-class PaidButInterrupted(NovitaError):
-    """Interrupted after the request may have left: the message says what was paid for."""
-
-    possibly_billed = True
 
 
 def _earlier_calls(

@@ -15,6 +15,7 @@ from novita_flux._cli._common import (
     EXIT_INTERRUPTED,
     BadInput,
     Console,
+    PaidButInterrupted,
     console_of,
 )
 from novita_flux._cli._options import (
@@ -25,6 +26,7 @@ from novita_flux._cli._options import (
     budget,
     whole,
 )
+from novita_flux._cli._signals import terminated_as_interrupted
 from novita_flux._constants import API_KEY_ENV, DEFAULT_CONCURRENCY, KEY_HELP_URL
 from novita_flux._errors import (
     BudgetExceededError,
@@ -117,14 +119,18 @@ def _add_batch(commands: argparse._SubParsersAction[Parser]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     try:
-        args = build_parser().parse_args(argv)
-        console = console_of(args)
-        code: int = args.run(args, console)
+        with terminated_as_interrupted():
+            args = build_parser().parse_args(argv)
+            console = console_of(args)
+            code: int = args.run(args, console)
     except UsageError as error:
         console.error(str(error))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         console.error("novita-flux: interrupted")
+        return EXIT_INTERRUPTED
+    except PaidButInterrupted as error:  # what was paid for, and where it is, in one line
+        console.error(f"novita-flux: {error}")
         return EXIT_INTERRUPTED
     except MissingAPIKeyError:
         console.error(
