@@ -139,6 +139,21 @@ def file_name(generation: Generation, image: GeneratedImage, image_type: str | N
     )
 
 
+def whole_on_disk(path: Path) -> bool:
+    """Whether the file is there and is a whole image, judged from its first and last bytes
+    (two small reads, whatever its size)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_BYTES)
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(size - TAIL_BYTES, 0))
+            tail = handle.read(TAIL_BYTES)
+    except OSError:
+        return False
+    kind = sniff(head)
+    return kind is not None and incomplete(kind, head, tail, size) is None
+
+
 def image_index(file_name: str) -> int | None:
     """The image index in a saved file's name (`..._<index>.png`, `..._<index>-2.png`)."""
     stem = file_name.rsplit(".", 1)[0].rsplit("_", 1)[-1].split("-", 1)[0]

@@ -378,6 +378,12 @@ class Ledger:
     def partly_saved(self, key: str, files: Sequence[str], error: dict[str, Any]) -> None:
         self._set(key, files=list(files), error=error)  # still paid: the rest is downloaded next
 
+    def lost_files(self, key: str, kept: Sequence[str]) -> None:
+        """A saved request some of whose files are gone or damaged: paid again, so that the
+        next downloads fetch what is missing (a download costs nothing)."""
+        error = {"type": "FileLost", "message": "a saved image was missing or damaged"}
+        self._set(key, state=PAID, files=list(kept), error=error)
+
     # --- for people and scripts ---
 
     def export_manifest(self, path: Path) -> None:

@@ -49,6 +49,7 @@ from novita_flux._errors import (
 from novita_flux._faultpoints import reach
 from novita_flux._gallery import write_gallery
 from novita_flux._identity import request_key, without_drawn_seed
+from novita_flux._images import whole_on_disk
 from novita_flux._ledger import (
     FAILED,
     MANIFEST_NAME,
@@ -134,6 +135,23 @@ class BatchRun:
         key = request_key(content, occurrences[request_key(content)])
         return Planned(number, key, request, body, cost)
 
+    def _reopen_lost_files(self) -> int:
+        """Saved requests whose files are gone or not whole go back to paid, so that their
+        images are fetched again while their links last; a damaged file is set aside."""
+        reopened = 0
+        for row in self.ledger.rows([SAVED], report=self.console.info):
+            kept = []
+            for name in row.files:
+                path = self.out / name
+                if whole_on_disk(path):
+                    kept.append(name)
+                elif path.exists():
+                    path.replace(path.with_name(name + ".damaged"))
+            if len(kept) < len(row.files):
+                self.ledger.lost_files(row.key, kept)
+                reopened += 1
+        return reopened
+
     def images_per_minute(self) -> int | None:
         limit: int | None = self.args.images_per_minute
         if limit is None:
@@ -151,8 +169,14 @@ class BatchRun:
         try:
             invalid = self.plan()
             interrupted_before = self.ledger.settle_interrupted()
+            lost = self._reopen_lost_files()
         except (OSError, sqlite3.Error) as error:  # before anything is sent
             raise BadInput(f"--out {self.out}: {_disk_error(error)}") from None
+        if lost:
+            self.console.info(
+                f"{lost} saved request(s) have an image missing or damaged: downloading it "
+                "again (a download costs nothing)"
+            )
         if interrupted_before:
             self.console.info(
                 f"{interrupted_before} request(s) were in flight when the last run stopped: they "
