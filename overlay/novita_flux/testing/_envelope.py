@@ -48,8 +48,8 @@ def dripping(content: bytes, interval: float, media_type: str) -> StreamingRespo
 
 
 class Delivery(Response):
-    """An answer that calls `delivered` once the client has it whole, and not when the client
-    hung up first: the server's way to tell "paid and heard" from "paid and never heard".
+    """An answer that calls `delivered` as the last of it goes to a client still there, and not
+    when the client hung up first: the server's way to tell "paid and heard" from "paid and never heard".
 
     The server drops what it sends to a client that has gone, without a word, so the client is
     asked whether it is still there just before the last of the answer goes; a streamed answer
@@ -71,15 +71,17 @@ class Delivery(Response):
         async def last_part_checked(message: Any) -> None:
             nonlocal finished
             last = message["type"] == "http.response.body" and not message.get("more_body")
-            if last and await self.request.is_disconnected():
-                return
+            if last:
+                if await self.request.is_disconnected():
+                    return
+                # Recorded before the last part goes: once it has gone, the client may act on
+                # the answer (and a test read `delivered`) before this coroutine runs again.
+                finished = True
+                self.delivered()
             await send(message)
-            finished = finished or last
 
         await self.response(scope, receive, last_part_checked)
-        if finished:
-            self.delivered()
-        else:
+        if not finished:
             self._gone()
 
     def _gone(self) -> None:
