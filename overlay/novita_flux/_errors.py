@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from novita_flux._format import usd
 from novita_flux._models import GeneratedImage, Generation
 from novita_flux._spec import known_reasons
 
@@ -48,7 +49,9 @@ class BudgetExceededError(NovitaError):
     """The estimated cost is above the budget you set; nothing was sent."""
 
     def __init__(self, cost: Decimal, budget: Decimal, what: str = "request") -> None:
-        super().__init__(f"estimated cost ${cost} of this {what} exceeds the budget ${budget}")
+        super().__init__(
+            f"estimated cost ${usd(cost)} of this {what} exceeds the budget ${usd(budget)}"
+        )
         self.cost = cost
         self.budget = budget
 

@@ -23,6 +23,7 @@ from urllib.parse import quote
 import attrs
 
 from novita_flux._faultpoints import reach
+from novita_flux._format import usd
 from novita_flux._images import EXTENSIONS, staged_file
 
 GALLERY_NAME: Final = "index.html"
@@ -147,7 +148,7 @@ def _page(
         return html.escape(str(value), quote=True)
 
     spent = sum((tile.cost for tile in tiles), Decimal(0))
-    totals = [f"{len(tiles)} image(s)", f"${spent} spent on them"]
+    totals = [f"{len(tiles)} image(s)", f"${usd(spent)} spent on them"]
     totals += [f"{count} {_SAID.get(status, status)}" for status, count in statuses.items()
                if status in _PROBLEMS]  # fmt: skip
     figures = (
@@ -155,7 +156,7 @@ def _page(
         f'decoding="async" width="{text(tile.width)}" height="{text(tile.height)}">'
         f"<figcaption><p class=prompt>{text(tile.prompt)}</p>"
         f"<p>seed {text(tile.seed)} · {text(tile.width)}x{text(tile.height)} · "
-        f"{text(tile.steps)} steps · ${text(tile.cost)}</p>"
+        f"{text(tile.steps)} steps · ${text(usd(tile.cost))}</p>"
         f"<p class=task>task {text(tile.task_id)}</p></figcaption></figure>\n"
         for tile in tiles
     )

@@ -18,6 +18,8 @@ import time
 from decimal import Decimal
 from typing import Final, TextIO
 
+from novita_flux._format import usd
+
 _WIDTH: Final = 24
 _TERMINAL_INTERVAL: Final = 0.1  # seconds between redraws in place
 _LOG_INTERVAL: Final = 5.0  # seconds between lines in a log
@@ -68,7 +70,7 @@ class Progress:
         if self.failed:
             text += f", {self.failed} failed"
         if self.spent:
-            text += f", ${self.spent} spent"
+            text += f", ${usd(self.spent)} spent"
         return text
 
     def _finished(self) -> bool:

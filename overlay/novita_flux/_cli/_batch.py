@@ -47,6 +47,7 @@ from novita_flux._errors import (
     ValidationError,
 )
 from novita_flux._faultpoints import reach
+from novita_flux._format import usd
 from novita_flux._gallery import write_gallery
 from novita_flux._identity import request_key, without_drawn_seed
 from novita_flux._images import whole_on_disk
@@ -190,7 +191,7 @@ class BatchRun:
         counts = self.ledger.counts()
         self.console.info(
             f"{sends} request(s) to send, {downloads} to finish saving, {counts[SAVED]} already "
-            f"saved; {send_images + download_images} image(s), estimated ${cost}"
+            f"saved; {send_images + download_images} image(s), estimated ${usd(cost)}"
         )
         if counts[UNKNOWN] and not self.args.resend_unknown:
             self.console.info(
@@ -242,7 +243,7 @@ class BatchRun:
         self.console.info(
             f"{counts[SAVED]} saved, {counts[PAID]} paid but not saved, {counts[FAILED]} failed, "
             f"{counts[UNKNOWN]} possibly billed, {counts[PLANNED]} not sent, {invalid} invalid "
-            f"line(s); spent ${self.spent}; manifest {self.out / MANIFEST_NAME}"
+            f"line(s); spent ${usd(self.spent)}; manifest {self.out / MANIFEST_NAME}"
         )
         if self.fatal is not None:
             self.console.error(

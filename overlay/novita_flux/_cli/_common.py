@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from novita_flux._client import FluxSchnell
 from novita_flux._errors import NovitaError
+from novita_flux._format import usd
 from novita_flux._models import GeneratedImage, Generation
 from novita_flux._progress import Progress
 
@@ -108,7 +109,7 @@ class Console:
 
 def _jsonable(value: object) -> object:
     if isinstance(value, Decimal):
-        return str(value)  # exact, as the API's prices are
+        return usd(value)  # money, exact, written as everywhere else
     return str(value)
 
 

@@ -36,6 +36,7 @@ from novita_flux._cli._signals import deferred
 from novita_flux._client import FluxSchnell
 from novita_flux._errors import NovitaError, SaveIncompleteError
 from novita_flux._faultpoints import reach
+from novita_flux._format import usd
 from novita_flux._gallery import write_gallery
 from novita_flux._identity import canonical
 from novita_flux._images import image_index
@@ -118,11 +119,11 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
     body, cost = prepare_request(fields, args.max_cost)
     plan = (
         f"{body['image_num']} image(s), {body['width']}x{body['height']}, {body['steps']} steps, "
-        f"seed {body['seed']}: estimated ${cost}"
+        f"seed {body['seed']}: estimated ${usd(cost)}"
     )
     if args.dry_run:
         console.info(plan)
-        text = json.dumps(body, indent=2, ensure_ascii=False) + f"\nestimated cost: ${cost}"
+        text = json.dumps(body, indent=2, ensure_ascii=False) + f"\nestimated cost: ${usd(cost)}"
         console.result({"request": body, "cost": cost}, text)
         return EXIT_OK
     out = writable_directory(args.out)  # before paying, not after
@@ -164,9 +165,9 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
                 "prompt": body["prompt"],
             },
             f"{path}  {body['width']}x{body['height']} {image.type.upper()}  {size:,} bytes  "
-            f"task {generation.task_id}  ${each}",
+            f"task {generation.task_id}  ${usd(each)}",
         )
-    console.info(f"task {generation.task_id}: {len(paths)} image(s), cost ${generation.cost}")
+    console.info(f"task {generation.task_id}: {len(paths)} image(s), cost ${usd(generation.cost)}")
     if args.gallery:
         console.info(f"gallery: {write_gallery(out)}")
     if console.stdout_closed:
@@ -306,5 +307,5 @@ def _not_saved(generation: Generation, error: OSError) -> str:
 def cmd_price(args: argparse.Namespace, console: Console) -> int:
     cost = estimate_cost(args.width, args.height, args.steps, args.image_num)
     request = {name: getattr(args, name) for name in REQUEST_DEFAULTS}
-    console.result({**request, "cost": cost, "currency": pricing().currency}, f"${cost}")
+    console.result({**request, "cost": cost, "currency": pricing().currency}, f"${usd(cost)}")
     return EXIT_OK

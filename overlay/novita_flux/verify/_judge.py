@@ -16,6 +16,7 @@ import attrs
 
 from novita_flux._base_client import parse_generation
 from novita_flux._errors import _BY_KIND, ResponseValidationError, status_error
+from novita_flux._format import shortened
 from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES, dimensions, incomplete, sniff
 from novita_flux._request import field_schema
 from novita_flux._schema import show
@@ -52,10 +53,6 @@ def answer_line(exchange: Exchange) -> str:
         return text + (f": {shortened(message.strip())!r}" if isinstance(message, str) else "")
     head = exchange.body[:60].decode("utf-8", "replace")
     return f"{exchange.status} {exchange.reason_phrase}" + (f": {head!r}" if head else "")
-
-
-def shortened(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --- a generation -------------------------------------------------------------------------------

@@ -33,11 +33,6 @@ def total(amounts: Iterable[Decimal]) -> Decimal:
     return sum(amounts, Decimal(0)).normalize()
 
 
-def usd(amount: Decimal) -> str:
-    """An amount as written in a report: plain digits, never exponent notation."""
-    return format(amount, "f")
-
-
 @attrs.frozen
 class Send:
     """One request of a probe: the exact JSON body, which Authorization it carries, what the spec

@@ -16,7 +16,8 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from novita_flux.verify._probes import Plan, Probe, total, usd
+from novita_flux._format import usd
+from novita_flux.verify._probes import Plan, Probe, total
 
 Kind = Literal["deviates", "tolerated", "answered"]
 Verdict = Literal["conforms", "deviates", "tolerated", "answered", "unchecked"]
