@@ -76,7 +76,7 @@ def add_parsers(commands: Any) -> None:
     )
     generate.add_argument(
         "--max-cost",
-        type=budget("max_cost"),
+        type=budget,
         metavar="USD",
         help="refuse a request estimated dearer",
     )

@@ -94,7 +94,7 @@ def _add_batch(commands: argparse._SubParsersAction[Parser]) -> None:
     )
     batch.add_argument(
         "--max-total-cost",
-        type=budget("max_total_cost"),
+        type=budget,
         metavar="USD",
         help="refuse the batch, before sending anything, if what it would send costs more",
     )

@@ -5,6 +5,8 @@ in one line."""
 from __future__ import annotations
 
 import argparse
+import math
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +26,7 @@ from novita_flux._constants import (
 )
 from novita_flux._errors import NovitaError
 from novita_flux._request import as_budget, field_schema, validate_field
-from novita_flux._schema import describe
+from novita_flux._schema import describe, show
 from novita_flux._spec import default_base_url
 
 T = TypeVar("T")
@@ -47,30 +49,60 @@ class Parser(argparse.ArgumentParser):
     raised to main instead of a usage block and an exit."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
+        # argparse's 'argument --steps: ...' as '--steps: ...': the option, then what is wrong.
+        raise UsageError(f"{self.prog}: {message.removeprefix('argument ')}")
 
 
-def checked(parse: Callable[[str], T], check: Callable[[T], object]) -> Callable[[str], T]:
-    """An argparse type: parse the text, then refuse it with the check's own message."""
+# Numbers as people type them, in ASCII. Python's int() and float() also read the digits of other
+# scripts ('\uff14' is 4), underscores ('1_0'), surrounding spaces, 'inf' and 'nan': none of them
+# is a number a command line should take without a word.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def integer(text: str) -> int:
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
+
+
+def number(text: str) -> float:
+    value = float(text) if _NUMBER.fullmatch(text) else math.nan
+    if not math.isfinite(value):  # 1e309 reads as inf
+        raise ValueError(text)
+    return value
+
+
+def checked(
+    parse: Callable[[str], T], check: Callable[[T], object], expected: str
+) -> Callable[[str], T]:
+    """An argparse type: parse the text, then check the value; either refusal is one message,
+    `'nan' is not an integer in [1, 100]` (argparse puts the option's name before it)."""
 
     def convert(text: str) -> T:
         try:
             value = parse(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {parse.__name__}") from None
+            raise _not_a(show(text), expected, text) from None
         try:
             check(value)
-        except NovitaError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
+        except NovitaError:
+            raise _not_a(show(value), expected, text) from None
         return value
 
     convert.__name__ = parse.__name__
     return convert
 
 
+def _not_a(shown: str, expected: str, text: str) -> argparse.ArgumentTypeError:
+    foreign = any(char.isdigit() and not char.isascii() for char in text)
+    hint = " (ASCII digits only)" if foreign else ""
+    return argparse.ArgumentTypeError(f"{shown} is not {expected}{hint}")
+
+
 def spec_field(name: str) -> Callable[[str], int]:
     """An integer request field, in the spec's range."""
-    return checked(int, lambda value: validate_field(name, value))
+    return checked(integer, lambda value: validate_field(name, value), describe(field_schema(name)))
 
 
 def spec_help(name: str, default: object | None = None, note: str = "") -> str:
@@ -81,24 +113,22 @@ def spec_help(name: str, default: object | None = None, note: str = "") -> str:
     return f"{text}{note}"
 
 
-def budget(field: str) -> Callable[[str], Decimal]:
-    """An argparse type for an amount in USD, refused with `field` named."""
-
-    def convert(text: str) -> Decimal:
-        try:
-            return as_budget(text, field)
-        except NovitaError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    convert.__name__ = "amount"
-    return convert
+def budget(text: str) -> Decimal:
+    """An argparse type for an amount in USD."""
+    try:
+        # Decimal() reads ' 1 ', '1_0', 'Infinity' and the digits of other scripts too.
+        return as_budget(text if _NUMBER.fullmatch(text) else "NaN")
+    except NovitaError:
+        raise _not_a(show(text), "a non-negative amount in USD", text) from None
 
 
 def whole(field: str, minimum: int) -> Callable[[str], int]:
-    return checked(int, lambda value: check_count(field, value, minimum))
+    return checked(
+        integer, lambda value: check_count(field, value, minimum), f"an integer >= {minimum}"
+    )
 
 
-seconds = checked(float, check_timeout)
+seconds = checked(number, check_timeout, "a positive number of seconds")
 
 
 def add_request_options(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from novita_flux._cli._common import EXIT_OK, BadInput, Console
-from novita_flux._cli._options import checked, whole
+from novita_flux._cli._options import checked, integer, number, whole
 from novita_flux._errors import ValidationError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
@@ -23,19 +23,19 @@ def add_parser(commands: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     serve.add_argument(
         "--port",
-        type=checked(int, _check_port),
+        type=checked(integer, _check_port, "an integer in [0, 65535]"),
         default=8000,
         help="an integer in [0, 65535] (0: any free port); default 8000",
     )
     serve.add_argument(
         "--api-key",
-        type=checked(str, _check_key),
+        type=checked(str, _check_key, "a non-empty string"),
         default="test-key",
         help="the one key it accepts; default test-key",
     )
     serve.add_argument(
         "--latency",
-        type=checked(float, _check_latency),
+        type=checked(number, _check_latency, "a number >= 0"),
         default=0.0,
         metavar="SECONDS",
         help="added to every API call, a number >= 0; default 0",

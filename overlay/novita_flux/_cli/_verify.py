@@ -38,7 +38,7 @@ def add_parser(commands: Any) -> None:
     )
     verify.add_argument(
         "--max-cost",
-        type=budget("--max-cost"),
+        type=budget,
         default=DEFAULT_MAX_COST,
         metavar="USD",
         help=f"refuse a plan that could cost more; nothing is sent (default: {DEFAULT_MAX_COST})",
