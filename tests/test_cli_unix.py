@@ -57,6 +57,7 @@ BAD_OPTIONS: dict[str, list[tuple[list[str], str]]] = {
         (["generate", "x", "--seed", "1_000"], "--seed: '1_000' is not an integer in [0, "),
         (["generate", "x", "--type", "gif"], "invalid choice: 'gif'"),
         (["generate", "x", "--out", "OUT_IS_A_FILE"], "exists and is not a directory"),
+        (["generate", "x", "--out", ""], "--out: '' is not a directory ('.' is this one)"),
         (["generate", "x", "--max-cost", "-1"], "--max-cost: '-1' is not a non-negative amount"),
         (["generate", "x", "--max-cost", "\uff11"], "--max-cost: '\uff11' is not a non-negative"),
         (["generate", "x", "--max-cost", "0.001", "--dry-run"], "exceeds the budget $0.001"),
@@ -80,6 +81,7 @@ BAD_OPTIONS: dict[str, list[tuple[list[str], str]]] = {
         (["batch", JSONL], "the following arguments are required: --out"),
         (["batch", "missing.jsonl", "--out", "o"], "cannot read missing.jsonl"),
         (["batch", JSONL, "--out", "OUT_IS_A_FILE"], "--out OUT_IS_A_FILE"),
+        (["batch", JSONL, "--out", ""], "--out: '' is not a directory ('.' is this one)"),
         (["batch", JSONL, "--out", "o", "--concurrency", "0"], "--concurrency: 0 is not an"),
         (["batch", JSONL, "--out", "o", "--concurrency", "\uff12"], "(ASCII digits only)"),
         (["batch", JSONL, "--out", "o", "--images-per-minute", "-1"], "--images-per-minute: -1"),
@@ -95,11 +97,13 @@ BAD_OPTIONS: dict[str, list[tuple[list[str], str]]] = {
     "gallery": [
         (["gallery"], "the following arguments are required: DIR"),
         (["gallery", "no-such-dir"], "no-such-dir is not a directory"),
+        (["gallery", ""], "DIR: '' is not a directory ('.' is this one)"),
     ],
     "verify": [
         (["verify", "--max-cost", "-0.5"], "--max-cost: '-0.5' is not a non-negative amount"),
         (["verify", "--max-cost", "0.00001"], "exceeds the budget $0.00001"),
         (["verify", "--record", "OUT_IS_A_FILE"], "--record OUT_IS_A_FILE"),
+        (["verify", "--record", ""], "--record: '' is not a directory ('.' is this one)"),
         (["verify", "--base-url", "https://api.novita.ai/v3beta"], "has a path"),
         (["verify", "--images-per-minute", "-3"], "--images-per-minute: -3 is not an integer"),
         (["verify", "--timeout", "-1"], "--timeout: -1.0 is not a positive number"),
@@ -151,6 +155,7 @@ def test_every_bad_option_is_one_line_on_stderr_and_status_2_with_nothing_sent(
     else:
         assert before == []
     assert api.faults.api_requests == 0
+    assert {path.name for path in Path().iterdir() if path.is_file()} == {JSONL, "OUT_IS_A_FILE"}
 
 
 def test_the_table_covers_every_option_of_every_command() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from novita_flux._cli._common import EXIT_OK, BadInput, Console
-from novita_flux._cli._options import add_output_options
+from novita_flux._cli._options import add_output_options, directory
 from novita_flux._gallery import write_gallery
 
 
@@ -19,7 +19,7 @@ def add_parser(commands: Any) -> None:
         "captioned with its prompt, seed, size, steps, cost and task id, and the lines of a "
         "batch that failed or may have been billed. `batch` writes it after every run.",
     )
-    gallery.add_argument("directory", type=Path, metavar="DIR")
+    gallery.add_argument("directory", type=directory, metavar="DIR")
     add_output_options(gallery)
     gallery.set_defaults(run=cmd_gallery)
 

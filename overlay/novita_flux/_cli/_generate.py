@@ -28,6 +28,7 @@ from novita_flux._cli._options import (
     add_output_options,
     add_request_options,
     budget,
+    directory,
     spec_field,
     spec_help,
     writable_directory,
@@ -72,7 +73,7 @@ def add_parsers(commands: Any) -> None:
         help=f"the image type; default {image_type['default']}",
     )
     generate.add_argument(
-        "--out", type=Path, default=Path("out"), metavar="DIR", help="default out/"
+        "--out", type=directory, default=Path("out"), metavar="DIR", help="default out/"
     )
     generate.add_argument(
         "--max-cost",

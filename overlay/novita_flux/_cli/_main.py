@@ -24,6 +24,7 @@ from novita_flux._cli._options import (
     add_api_options,
     add_output_options,
     budget,
+    directory,
     whole,
 )
 from novita_flux._cli._signals import terminated_as_interrupted
@@ -77,7 +78,7 @@ def _add_batch(commands: argparse._SubParsersAction[Parser]) -> None:
         "second one leaves at once. " + EPILOG,
     )
     batch.add_argument("file", type=Path, metavar="FILE.jsonl")
-    batch.add_argument("--out", type=Path, required=True, metavar="DIR")
+    batch.add_argument("--out", type=directory, required=True, metavar="DIR")
     batch.add_argument(
         "--concurrency",
         type=whole("concurrency", 1),

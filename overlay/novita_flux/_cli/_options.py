@@ -131,6 +131,14 @@ def whole(field: str, minimum: int) -> Callable[[str], int]:
 seconds = checked(number, check_timeout, "a positive number of seconds")
 
 
+def directory(text: str) -> Path:
+    """An argparse type for a directory: Path('') is '.', so an empty value (an unset shell
+    variable, `--out "$DIR"`) would write into the current directory without a word."""
+    if not text:
+        raise argparse.ArgumentTypeError("'' is not a directory ('.' is this one)")
+    return Path(text)
+
+
 def add_request_options(parser: argparse.ArgumentParser) -> None:
     """--width, --height, --steps, -n: the same defaults wherever a request is described."""
     for flags, field, metavar, note in (

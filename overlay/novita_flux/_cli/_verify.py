@@ -10,11 +10,10 @@ key refused, or a plan over --max-cost (then nothing is sent).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from novita_flux._cli._common import EXIT_OK, BadInput, Console
-from novita_flux._cli._options import add_output_options, budget, seconds, whole
+from novita_flux._cli._options import add_output_options, budget, directory, seconds, whole
 from novita_flux._constants import DEFAULT_TIMEOUT
 from novita_flux._errors import BudgetExceededError, MissingAPIKeyError
 from novita_flux._spec import default_images_per_minute
@@ -45,7 +44,7 @@ def add_parser(commands: Any) -> None:
     )
     verify.add_argument(
         "--record",
-        type=Path,
+        type=directory,
         metavar="DIR",
         help="write every exchange as a redacted VCR.py cassette, one per probe",
     )
