@@ -219,6 +219,22 @@ def test_a_missing_key_tells_a_shell_user_what_to_set(
     assert "api_key=" not in line
 
 
+def test_a_key_with_a_space_around_it_is_refused_in_one_line_without_being_shown(
+    api: ReferenceServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("NOVITA_API_KEY", f" {api.api_key}")  # pasted with a space before it
+    code, out, err = run(capsys, "generate", "x", "--width", "64", "--out", str(tmp_path))
+    assert (code, out) == (2, "")
+    (line,) = err.splitlines()
+    assert "character 1 of" in line
+    assert "(a space)" in line
+    assert api.api_key not in line
+    assert api.faults.api_requests == 0
+
+
 def test_text_from_a_server_cannot_drive_the_terminal(
     api: ReferenceServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -44,6 +44,9 @@ from tests.support import (
         "sk-live\r",
         "sk-\tlive",
         "sk-live key",
+        " sk-live",  # a space around a key is refused, as README says, never silently dropped
+        "sk-live ",
+        "sk-live\n",
         "sk-lïve",
         "sk-\u00a0live",
     ],
@@ -66,11 +69,15 @@ def test_a_key_that_could_not_travel_in_a_header_is_refused_without_being_shown(
     assert "live" not in caplog.text
 
 
-def test_spaces_around_a_key_are_not_part_of_it() -> None:
+def test_a_space_around_a_key_is_named_by_its_place_and_nothing_is_sent() -> None:
     with respx.mock:
         route = respx.post(API_URL).respond(200, json=success_body())
-        FluxSchnell(api_key=f"  {KEY} ").generate("x")
-    assert route.calls.last.request.headers["Authorization"] == f"Bearer {KEY}"
+        with pytest.raises(ValidationError) as raised:
+            FluxSchnell(api_key=f"{KEY} ").generate("x")
+    assert not route.called
+    said = str(raised.value)
+    assert f"character {len(KEY) + 1} of {len(KEY) + 1} of the key is U+0020 (a space)" in said
+    assert KEY not in said
 
 
 # --- what reaches a storage host ----------------------------------------------------------------

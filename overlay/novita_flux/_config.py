@@ -105,7 +105,8 @@ def check_api_key(key: object) -> str:
     if not isinstance(key, str):
         # Never echo what was passed: it may be the key in the wrong type.
         raise ValidationError("api_key", "****", "a string", "api_key: must be a string")
-    key = key.strip(" ")
+    # Not stripped: a key pasted with a space around it is said to be wrong, not silently
+    # mended (the space may as well be the sign of a key cut in two).
     for position, char in enumerate(key, start=1):
         if not "!" <= char <= "~":  # visible ASCII: what a header can carry unchanged
             what = "not visible ASCII"
@@ -117,7 +118,8 @@ def check_api_key(key: object) -> str:
                 "api_key",
                 "****",
                 "visible ASCII characters",
-                f"api_key: character {position} of the key is U+{ord(char):04X} ({what}); a key "
+                f"api_key: character {position} of {len(key)} of the key is U+{ord(char):04X} "
+                f"({what}); a key "
                 "is visible ASCII with no spaces or control characters (the key is not shown)",
             )
     return key
