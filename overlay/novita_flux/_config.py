@@ -105,6 +105,8 @@ def check_api_key(key: object) -> str:
     if not isinstance(key, str):
         # Never echo what was passed: it may be the key in the wrong type.
         raise ValidationError("api_key", "****", "a string", "api_key: must be a string")
+    if not key.strip(" "):
+        return ""  # blank: no key at all (MissingAPIKeyError says where to get one)
     # Not stripped: a key pasted with a space around it is said to be wrong, not silently
     # mended (the space may as well be the sign of a key cut in two).
     for position, char in enumerate(key, start=1):
