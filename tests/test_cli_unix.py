@@ -89,7 +89,7 @@ BAD_OPTIONS: dict[str, list[tuple[list[str], str]]] = {
             ["batch", JSONL, "--out", "o", "--max-total-cost", "free"],
             "--max-total-cost: 'free' is not a non-negative amount in USD",
         ),
-        (["batch", JSONL, "--out", "o", "--max-total-cost", "0"], "exceeds the budget $0"),
+        (["batch", JSONL, "--out", "o", "--max-total-cost", "0"], "exceeds the budget $0.00"),
         (["batch", JSONL, "--out", "o", "--base-url", "ftp://x"], "is not an http(s) URL"),
         (["batch", JSONL, "--out", "o", "--timeout", "-5"], "--timeout: -5.0 is not a positive"),
         (["batch", JSONL, "--out", "o", "--max-retries", "x"], "--max-retries: 'x' is not an int"),

@@ -175,13 +175,13 @@ def test_check_budget_refuses_a_cost_over_the_budget_naming_what_it_is() -> None
         check_budget(Decimal("2"), Decimal("1.5"), "batch")
     error = raised.value
     assert (error.cost, error.budget) == (Decimal("2"), Decimal("1.5"))
-    assert str(error) == "estimated cost $2 of this batch exceeds the budget $1.5"
+    assert str(error) == "estimated cost $2.00 of this batch exceeds the budget $1.50"
 
 
 def test_check_budget_calls_it_a_request_by_default() -> None:
     with pytest.raises(BudgetExceededError) as raised:
         check_budget(Decimal("0.003"), Decimal("0"))
-    assert str(raised.value) == "estimated cost $0.003 of this request exceeds the budget $0"
+    assert str(raised.value) == "estimated cost $0.003 of this request exceeds the budget $0.00"
 
 
 @pytest.mark.parametrize(

@@ -642,9 +642,9 @@ def test_possibly_billed_defaults_per_class() -> None:
 def test_budget_exceeded_error_names_cost_budget_and_what() -> None:
     error = BudgetExceededError(Decimal("0.0030"), Decimal("0.0029"))
     assert (error.cost, error.budget) == (Decimal("0.0030"), Decimal("0.0029"))
-    assert str(error) == "estimated cost $0.0030 of this request exceeds the budget $0.0029"
+    assert str(error) == "estimated cost $0.003 of this request exceeds the budget $0.0029"
     batch = BudgetExceededError(Decimal(1), Decimal("0.5"), "batch")
-    assert str(batch) == "estimated cost $1 of this batch exceeds the budget $0.5"
+    assert str(batch) == "estimated cost $1.00 of this batch exceeds the budget $0.50"
     assert batch.possibly_billed is False
 
 
