@@ -31,6 +31,18 @@ class NovitaError(Exception):
     #: after the request left, a 5xx after the task may have run): not sent again unasked.
     possibly_billed: bool = False
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles as cls(*self.args), which the errors with an __init__ of their own
+        # cannot take: rebuilt from the message and the attributes instead (a response kept on
+        # an error holds no key: see _without_key).
+        return (_rebuilt, (type(self), self.args), self.__dict__)
+
+
+def _rebuilt(cls: type[NovitaError], args: tuple[Any, ...]) -> NovitaError:
+    error = cls.__new__(cls)
+    error.args = args
+    return error
+
 
 # --- Raised before anything is sent -----------------------------------------------------------
 
@@ -68,7 +80,7 @@ class APIStatusError(NovitaError):
 
     def __init__(self, response: httpx.Response, body: object, retry_after: float | None) -> None:
         envelope = body if isinstance(body, dict) else {}
-        self.response = response
+        self.response = _without_key(response)
         self.status_code = response.status_code
         self.body = body if body is not None else _truncate(response.text)
         self.code = _typed(envelope, "code", int)
@@ -148,7 +160,7 @@ class ResponseValidationError(NovitaError):
         request: dict[str, Any] | None = None,
         cost: Decimal | None = None,
     ) -> None:
-        self.response = response
+        self.response = _without_key(response)
         self.status_code = response.status_code
         self.problem = problem
         self.body: Any = _truncate(response.text) if payload is _NOT_JSON else payload
@@ -270,6 +282,33 @@ def status_error(response: httpx.Response, retry_after: float | None = None) -> 
     else:
         cls = _BY_STATUS.get(response.status_code, APIStatusError)
     return cls(response, body, retry_after)
+
+
+# Request headers that carry a credential: an error keeps the response it describes, and the
+# response keeps its request, which the key was added to.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+REDACTED = "[redacted]"
+
+
+def _without_key(response: httpx.Response) -> httpx.Response:
+    """`response`, its request swapped for a copy whose credentials are replaced by [redacted]
+    (the request itself is left as it is: a retry sends it again)."""
+    try:
+        request = response.request
+    except RuntimeError:  # a response built by hand, with no request
+        return response
+    if not any(name.lower() in _SECRET_HEADERS for name in request.headers):
+        return response
+    headers = [
+        (name, REDACTED if name.lower() in _SECRET_HEADERS else value)
+        for name, value in request.headers.multi_items()
+    ]
+    try:
+        content: bytes | None = request.content
+    except httpx.RequestNotRead:
+        content = None
+    response.request = httpx.Request(request.method, request.url, headers=headers, content=content)
+    return response
 
 
 def _typed(mapping: dict[str, Any], key: str, kind: type[Any]) -> Any:
