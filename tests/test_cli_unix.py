@@ -367,7 +367,54 @@ def test_a_generate_that_cannot_save_after_paying_says_where_the_images_are(
     assert " until 20" in line  # with the link's expiry
 
 
+def test_the_librarys_warnings_are_notes_on_stderr_and_quiet_silences_them(
+    api: ReferenceServer, tmp_path: Path
+) -> None:
+    """The library logs to a logger with only a NullHandler; the CLI gives it a handler of its own,
+    so that what only the library says (here: an image that failed while the others of the
+    call were saved) still reaches the user, as a note."""
+    argv = [
+        sys.executable,
+        "-m",
+        "novita_flux",
+        "generate",
+        "x",
+        "--width",
+        "64",
+        "--max-retries",
+        "0",
+    ]
+    said = {}
+    for quiet in ([], ["-q"]):
+        api.faults.cut_images_next(10)  # every try of the image ends early
+        run = subprocess.run(
+            [*argv, "--out", str(tmp_path / f"out{len(quiet)}"), *quiet],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "NOVITA_API_KEY": api.api_key, "NOVITA_BASE_URL": api.url},
+        )
+        assert run.returncode == 1
+        said[bool(quiet)] = run.stderr.splitlines()
+    *notes, error = said[False]
+    assert any(note.startswith("the download of image 0 failed") for note in notes), notes
+    assert error.startswith("novita-flux: PaidButNotSaved: ")
+    (only,) = said[True]  # --quiet: the error line only
+    assert only.startswith("novita-flux: PaidButNotSaved: ")
+
+
 # --- the library's side of the same promises ----------------------------------------------------
+
+
+def test_the_library_prints_nothing_itself_when_the_application_set_no_logging() -> None:
+    code = (
+        "import logging, novita_flux; "
+        "logging.getLogger('novita_flux._images').warning('a warning of the library')"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stderr == ""  # Python's last-resort handler would have printed it
+    handlers = logging.getLogger("novita_flux").handlers
+    assert any(isinstance(handler, logging.NullHandler) for handler in handlers)
 
 
 @pytest.mark.parametrize(

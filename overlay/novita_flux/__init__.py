@@ -1,7 +1,10 @@
 """novita-flux: a typed client for Novita AI's FLUX.1 [schnell] text-to-image API."""
 
+import logging as _logging
+
 from novita_flux._batch import BatchResult
 from novita_flux._client import AsyncFluxSchnell, FluxSchnell
+from novita_flux._constants import LOGGER_NAME as _LOGGER_NAME
 from novita_flux._errors import (
     APIConnectionError,
     APIStatusError,
@@ -24,6 +27,10 @@ from novita_flux._errors import (
 from novita_flux._models import GeneratedImage, Generation
 from novita_flux._request import estimate_cost
 from novita_flux._version import __version__
+
+# A library says what it has to say on its logger and lets the application decide where it goes:
+# without a handler of its own, Python's last-resort handler would print its warnings on stderr.
+_logging.getLogger(_LOGGER_NAME).addHandler(_logging.NullHandler())
 
 __all__ = [
     "APIConnectionError",

@@ -4,7 +4,9 @@ way a command can fail."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from novita_flux._cli import _gallery, _generate, _serve, _verify
@@ -28,7 +30,7 @@ from novita_flux._cli._options import (
     whole,
 )
 from novita_flux._cli._signals import terminated_as_interrupted
-from novita_flux._constants import API_KEY_ENV, DEFAULT_CONCURRENCY, KEY_HELP_URL
+from novita_flux._constants import API_KEY_ENV, DEFAULT_CONCURRENCY, KEY_HELP_URL, LOGGER_NAME
 from novita_flux._errors import (
     BudgetExceededError,
     MissingAPIKeyError,
@@ -117,13 +119,40 @@ def _add_batch(commands: argparse._SubParsersAction[Parser]) -> None:
     batch.set_defaults(run=run_batch)
 
 
+class _Notes(logging.Handler):
+    """The library's warnings (an image of another type than promised, ...), said as notes: the
+    library logs them to a logger with only a NullHandler, so without this nobody would."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.WARNING)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.console.info(record.getMessage())
+        except Exception:  # logging's rule: a handler that fails says so, and never raises
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def library_notes(console: Console) -> Iterator[None]:
+    logger = logging.getLogger(LOGGER_NAME)
+    handler = _Notes(console)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     try:
         with terminated_as_interrupted():
             args = build_parser().parse_args(argv)
             console = console_of(args)
-            code: int = args.run(args, console)
+            with library_notes(console):
+                code: int = args.run(args, console)
     except UsageError as error:
         console.error(str(error))
         return EXIT_BAD_INPUT
