@@ -44,7 +44,7 @@ def test_price_prints_the_exact_cost(capsys: pytest.CaptureFixture[str]) -> None
         (["price", "--width", "4096", "--height", "512", "--steps", "4"], "width"),
         (["generate", "x", "--steps", "0", "--dry-run"], "steps"),
         (["generate", "", "--dry-run"], "prompt"),
-        (["generate", "x", "-n", "9", "--mock"], "image_num"),
+        (["generate", "x", "-n", "9", "--mock"], "-n/--image-num"),
     ],
 )
 def test_invalid_input_exits_2_with_one_line_naming_the_field(
@@ -168,9 +168,13 @@ def test_batch_reports_bad_lines_by_number_and_runs_the_rest(
         ],
     )
     code, _, err = run(capsys, "batch", str(source), "--out", str(tmp_path / "out"))
-    assert code == 2
+    assert code == 1  # something failed; 2 would say nothing was sent
     assert "line 2: not valid JSON" in err
     assert "line 3: steps: 500 is not an integer in [1, 100]" in err
+    assert err.splitlines()[-1] == (
+        f"novita-flux: batch: 2 line(s) of {source} are not valid requests and were not sent: "
+        "lines 2-3"
+    )
     entries = {entry["line"]: entry for entry in manifest(tmp_path / "out")}
     assert {n: e["status"] for n, e in entries.items()} == {
         1: "saved",
@@ -181,6 +185,67 @@ def test_batch_reports_bad_lines_by_number_and_runs_the_rest(
     assert len(entries[5]["files"]) == 2
     assert all((tmp_path / "out" / name).is_file() for name in entries[5]["files"])
     assert api.faults.api_requests == 2
+
+
+def mixed_batch(path: Path) -> Path:
+    """The issue's batch: 48 lines, 15 of them invalid, the others to send."""
+    lines = []
+    for number in range(1, 49):
+        invalid = (number in range(3, 18) and number != 10) or number == 20
+        width = 63 if invalid else 64
+        lines.append(f'{{"prompt": "p{number}", "width": {width}, "height": 64}}')
+    return write_jsonl(path, lines)
+
+
+def test_a_batch_that_sent_its_valid_lines_exits_1_naming_the_invalid_ones_by_number(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path
+) -> None:
+    source = mixed_batch(tmp_path / "in.jsonl")
+    code, _, err = run(capsys, "batch", str(source), "--out", str(tmp_path / "out"))
+    assert api.faults.api_requests == 33
+    assert code == 1  # not 2: requests were sent
+    assert err.splitlines()[-1] == (
+        f"novita-flux: batch: 15 line(s) of {source} are not valid requests and were not sent: "
+        "lines 3-9, 11-17, 20"
+    )
+    assert err.count("width: 63 is not an integer in [64, 2048]") == 15  # each by its number
+    code, _, err = run(capsys, "batch", str(source), "--out", str(tmp_path / "out"))
+    assert (code, api.faults.api_requests) == (2, 33)  # the rerun: all saved, nothing sent
+    assert err.splitlines()[-1].endswith("lines 3-9, 11-17, 20; nothing was sent")
+
+
+def test_a_batch_that_sent_nothing_because_its_lines_are_invalid_exits_2(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", ['{"prompt": ""}', "[1]"])
+    code, _, err = run(capsys, "batch", str(source), "--out", str(tmp_path / "out"))
+    assert (code, api.faults.api_requests) == (2, 0)
+    assert err.splitlines()[-1].endswith("were not sent: lines 1-2; nothing was sent")
+
+
+def test_quiet_hides_progress_and_notes_never_the_lines_refused_or_failed(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path
+) -> None:
+    source = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            '{"prompt": "ok", "width": 64, "height": 64}',
+            '{"prompt": "too wide", "width": 4096, "height": 64}',
+            '{"prompt": "refused by the API", "width": 64, "height": 64}',
+        ],
+    )
+    api.faults.fail_next(1, reason="ILLEGAL_PROMPT")  # the first request sent is refused
+    code, out, err = run(
+        capsys, "batch", str(source), "--out", str(tmp_path / "out"), "-q", "--concurrency", "1"
+    )
+    assert code == 1
+    lines = err.splitlines()
+    assert "line 2: width: 4096 is not an integer in [64, 2048]" in lines
+    assert any(line.startswith("line 1: BadRequestError: 400 ILLEGAL_PROMPT") for line in lines)
+    assert lines[-1].startswith("novita-flux: batch: 1 failed")
+    assert "request(s) to send" not in err  # no notes
+    assert len(lines) == 3
+    assert "line 3: saved" in out
 
 
 def test_batch_refuses_a_total_over_budget_before_sending(

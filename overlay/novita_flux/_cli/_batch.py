@@ -90,16 +90,18 @@ class BatchRun:
         self.broken: OSError | sqlite3.Error | None = None
         console.on_stdout_closed = self.stop.set  # nobody reads the results: send nothing more
         self.spent = Decimal(0)
+        self.sent = 0  # requests put on the wire by this run
+        self.invalid: list[int] = []  # the numbers of the lines that are not valid requests
         self.progress: Progress = console.progress(0, "images")
         self._counting = threading.Lock()  # results arrive on several worker threads
 
     # --- planning: everything recorded and priced before the first send ---
 
-    def plan(self) -> int:
-        """Record every line of the input; return how many lines are not valid requests."""
+    def plan(self) -> None:
+        """Record every line of the input; the numbers of those that are not valid requests are
+        kept, and each is said (an error: --quiet does not hide what was refused)."""
         limit = self.images_per_minute()
         occurrences: Counter[str] = Counter()
-        invalid = 0
         chunk: list[Planned] = []
         self.ledger.begin_planning()
         for number, request, problem in read_requests(self.args.file):
@@ -107,14 +109,13 @@ class BatchRun:
                 break
             item = self._planned(number, request, problem, limit, occurrences)
             if item.error is not None:
-                invalid += 1
-                self.console.info(f"line {number}: {item.error}")
+                self.invalid.append(number)
+                self.console.error(f"line {number}: {item.error}")
             chunk.append(item)
             if len(chunk) >= PLAN_CHUNK:
                 self.ledger.plan(chunk)
                 chunk = []
         self.ledger.plan(chunk)
-        return invalid
 
     def _planned(
         self,
@@ -168,7 +169,7 @@ class BatchRun:
 
     def _run(self, flux: FluxSchnell) -> int:
         try:
-            invalid = self.plan()
+            self.plan()
             interrupted_before = self.ledger.settle_interrupted()
             lost = self._reopen_lost_files()
         except (OSError, sqlite3.Error) as error:  # before anything is sent
@@ -215,7 +216,7 @@ class BatchRun:
             self.progress.close()
             for client in clients[1:]:
                 client.close()
-        return self._finish(invalid)
+        return self._finish()
 
     def _items(self, to_send: list[str]) -> Iterator[Row]:
         yield from self.ledger.rows([PAID], report=self.console.info)  # paid first: links expire
@@ -228,7 +229,7 @@ class BatchRun:
         """Whether this row is generated (again), rather than only downloaded."""
         return row.state != PAID or (self.args.regenerate_expired and row.expired)
 
-    def _finish(self, invalid: int) -> int:
+    def _finish(self) -> int:
         try:
             self.ledger.export_manifest(self.out / MANIFEST_NAME)
             # Everything the journal holds is now in the manifest and the ledger both.
@@ -242,8 +243,9 @@ class BatchRun:
         counts = self.ledger.counts()
         self.console.info(
             f"{counts[SAVED]} saved, {counts[PAID]} paid but not saved, {counts[FAILED]} failed, "
-            f"{counts[UNKNOWN]} possibly billed, {counts[PLANNED]} not sent, {invalid} invalid "
-            f"line(s); spent ${usd(self.spent)}; manifest {self.out / MANIFEST_NAME}"
+            f"{counts[UNKNOWN]} possibly billed, {counts[PLANNED]} not sent, "
+            f"{len(self.invalid)} invalid line(s); spent ${usd(self.spent)}; "
+            f"manifest {self.out / MANIFEST_NAME}"
         )
         if self.fatal is not None:
             self.console.error(
@@ -267,9 +269,32 @@ class BatchRun:
                 "interrupted: the ledger is up to date; run the same command again to resume"
             )
             return EXIT_INTERRUPTED
-        if counts[FAILED] or counts[UNKNOWN] or counts[PAID]:
-            return EXIT_API_ERROR
-        return EXIT_BAD_INPUT if invalid else EXIT_OK
+        return self._outcome(counts)
+
+    def _outcome(self, counts: Counter[str]) -> int:
+        """The exit status of a run that went to its end, and its one line when it is not 0.
+        Status 2 keeps its meaning, nothing was sent: invalid lines beside lines that were sent
+        are something that failed (1)."""
+        unfinished = [
+            f"{count} {what}"
+            for count, what in (
+                (counts[FAILED], "failed (the next run sends them again)"),
+                (counts[UNKNOWN], "may have been billed (sent again only with --resend-unknown)"),
+                (counts[PAID], "paid for with images not saved (the next run downloads them)"),
+            )
+            if count
+        ]
+        if self.invalid:
+            unfinished.append(
+                f"{len(self.invalid)} line(s) of {self.args.file} are not valid requests and "
+                f"were not sent: {_line_numbers(self.invalid)}"
+            )
+        if not unfinished:
+            return EXIT_OK
+        refused_only = len(unfinished) == 1 and self.invalid and not self.sent
+        tail = "; nothing was sent" if refused_only else ""
+        self.console.error(f"novita-flux: batch: {'; '.join(unfinished)}{tail}")
+        return EXIT_BAD_INPUT if refused_only else EXIT_API_ERROR
 
     # --- one request ---
 
@@ -287,6 +312,8 @@ class BatchRun:
                     self._cannot_record(row, error, None)
                     return
                 if sendable:
+                    with self._counting:
+                        self.sent += 1
                     reach("batch.sending")
                     self._send(flux, row)
             except _Unrecorded as unrecorded:
@@ -356,7 +383,7 @@ class BatchRun:
                     if error.expired
                     else "run again to retry the download"
                 )
-                self.console.info(f"line {row.line}: saving failed: {error}; {hint}")
+                self.console.error(f"line {row.line}: saving failed: {error}; {hint}")
                 self._result(row, PAID, done, error)
                 return
             reach("batch.saved")
@@ -386,7 +413,7 @@ class BatchRun:
     def _failed(self, row: Row, state: str, error: NovitaError) -> None:
         self.progress.advance(0, failed=int(row.body["image_num"]))
         if error is not self.fatal:  # that one is said once, at the end
-            self.console.info(f"line {row.line}: {type(error).__name__}: {error}")
+            self.console.error(f"line {row.line}: {type(error).__name__}: {error}")
         self._result(row, state, [], error)
 
     def _result(self, row: Row, state: str, files: list[str], error: NovitaError | None) -> None:
@@ -449,6 +476,19 @@ def _recording(generation: Generation | None) -> Iterator[None]:
         yield
     except (OSError, sqlite3.Error) as error:
         raise _Unrecorded(error, generation) from error
+
+
+def _line_numbers(numbers: list[int], shown: int = 10) -> str:
+    """'lines 3-17, 20, 24' (in runs, the first `shown` runs of them)."""
+    runs: list[tuple[int, int]] = []
+    for number in numbers:  # ascending: the file is read in order
+        if runs and number == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], number)
+        else:
+            runs.append((number, number))
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs[:shown])
+    more = f" and {len(runs) - shown} more" if len(runs) > shown else ""
+    return f"line{'s' if len(numbers) > 1 else ''} {text}{more}"
 
 
 def _disk_error(error: OSError | sqlite3.Error) -> str:

@@ -41,9 +41,9 @@ from novita_flux._spec import default_images_per_minute
 from novita_flux._version import __version__
 
 EPILOG = (
-    f"The API key is read from {API_KEY_ENV}. Exit status: 0 success; 1 the API failed (or "
-    "a result may have been billed and is not saved); 2 the input was refused and nothing "
-    "was sent; 130 interrupted."
+    f"The API key is read from {API_KEY_ENV}. Exit status: 0 success; 1 the API failed, a "
+    "result that may have been billed is not saved, or a batch ran with some lines refused; 2 "
+    "the input was refused and nothing was sent; 130 interrupted."
 )
 
 

@@ -162,7 +162,10 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="print one JSON object per result on stdout"
     )
     parser.add_argument(
-        "-q", "--quiet", action="store_true", help="print nothing on stderr but errors"
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress or notes on stderr; errors, and what was refused, are still said",
     )
 
 
