@@ -107,6 +107,8 @@ BAD_OPTIONS: dict[str, list[tuple[list[str], str]]] = {
         (["verify", "--base-url", "https://api.novita.ai/v3beta"], "has a path"),
         (["verify", "--images-per-minute", "-3"], "--images-per-minute: -3 is not an integer"),
         (["verify", "--timeout", "-1"], "--timeout: -1.0 is not a positive number"),
+        (["verify", "--max-retries", "two"], "--max-retries: 'two' is not an integer >= 0"),
+        (["verify", "--base-url", "http://example.com"], "(--allow-insecure) if that is what"),
         (["verify", "--only", "everything"], "the groups are"),
     ],
     "serve-mock": [

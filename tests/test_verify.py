@@ -4,6 +4,7 @@ not being able to check says so with exit status 2."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from novita_flux import (
     ValidationError,
 )
 from novita_flux._cli import main
+from novita_flux._cli._main import build_parser
 from novita_flux.testing import ReferenceServer
 from novita_flux.verify import DEFAULT_MAX_COST, Finding, Report, _judge, build_plan, run
 from tests.support import Sleeps
@@ -235,6 +237,91 @@ def test_an_answer_slower_than_the_timeout_leaves_its_probe_unchecked(
     assert "took longer than its timeout" in (first.unchecked or "")
     assert all(result.verdict == "conforms" for result in report.results[1:])
     assert "could not be checked" in report.verdict()
+
+
+def test_verify_takes_the_same_api_options_as_every_command_that_calls_the_api() -> None:
+    """Shared, not copied: the options of the API group, as generate and batch have them."""
+    commands = {
+        name: parser
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name, parser in action.choices.items()
+    }
+
+    def api_options(name: str) -> set[tuple[str, ...]]:
+        (group,) = [g for g in commands[name]._action_groups if g.title and "API" in g.title]
+        return {tuple(action.option_strings) for action in group._group_actions}
+
+    assert api_options("verify") == api_options("generate") == api_options("batch")
+    assert ("--allow-insecure",) in api_options("verify")  # verify's own error suggests it
+
+
+def test_verify_mock_checks_the_reference_server_with_no_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOVITA_API_KEY", raising=False)
+    code = main(["verify", "--mock", "--only", "auth,invalid", "--json"])
+    out, _ = capsys.readouterr()
+    report = json.loads(out)
+    assert code == 0 == report["exit_status"]
+    assert report["base_url"].startswith("http://127.0.0.1:")
+
+
+def test_verify_allow_insecure_lets_plain_http_go_to_another_host(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, sleeps: Sleeps
+) -> None:
+    monkeypatch.setenv("NOVITA_API_KEY", KEY)
+    argv = ["verify", "--base-url", "http://host.invalid", "--only", "auth", "--max-retries", "0"]
+    assert main(argv) == 2
+    assert "unencrypted" in capsys.readouterr().err  # refused, nothing sent
+    assert main([*argv, "--allow-insecure"]) == 2
+    out, _ = capsys.readouterr()
+    assert "the API could not be reached: POST http://host.invalid/" in out  # it was tried
+    assert sleeps == []  # --max-retries 0
+
+
+def test_max_retries_bounds_the_tries_of_a_request_that_never_left(sleeps: Sleeps) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for max_retries in (0, 3):
+        sleeps.clear()
+        report = run(
+            api_key=KEY,
+            base_url=f"http://127.0.0.1:{port}",
+            images_per_minute=0,
+            max_retries=max_retries,
+        )
+        assert report.exit_status == 2
+        assert len(sleeps) == max_retries
+
+
+@pytest.mark.parametrize(
+    ("reason", "retry_server_errors", "status"),
+    [
+        ("TASK_FAILED", False, 2),  # may have been billed: never sent again unasked
+        ("TASK_FAILED", True, 0),  # asked: sent again, and checked
+        ("SERVICE_NOT_AVAILABLE", False, 0),  # the spec says it cost nothing: sent again
+    ],
+)
+def test_a_server_error_is_sent_again_exactly_when_the_client_would(
+    documented: ReferenceServer,
+    sleeps: Sleeps,
+    reason: str,
+    retry_server_errors: bool,
+    status: int,
+) -> None:
+    documented.faults.reset()
+    documented.faults.fail_next(1, reason=reason)
+    report = run(
+        api_key=KEY,
+        base_url=documented.url,
+        groups=["bounds"],
+        images_per_minute=0,
+        retry_server_errors=retry_server_errors,
+    )
+    assert report.exit_status == status, report.text()
+    assert len(sleeps) == (status == 0)
 
 
 def test_plain_http_is_for_loopback_hosts_only() -> None:

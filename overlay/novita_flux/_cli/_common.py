@@ -141,13 +141,19 @@ def open_client(mock: bool, **options: Any) -> Iterator[FluxSchnell]:
         with FluxSchnell(**options) as flux:
             yield flux
         return
+    with (
+        mock_server() as (url, key),
+        FluxSchnell(**{**options, "api_key": key, "base_url": url}) as flux,
+    ):
+        yield flux
+
+
+@contextlib.contextmanager
+def mock_server() -> Iterator[tuple[str, str]]:
+    """--mock: the reference server on loopback, as its URL and the key it takes."""
     try:
         from novita_flux.testing import ReferenceServer
     except ImportError as error:
         raise BadInput(f"--mock: {error}") from None
-    options = {name: value for name, value in options.items() if name != "base_url"}
-    with (
-        ReferenceServer() as server,
-        FluxSchnell(api_key=server.api_key, base_url=server.url, **options) as flux,
-    ):
-        yield flux
+    with ReferenceServer() as server:
+        yield server.url, server.api_key

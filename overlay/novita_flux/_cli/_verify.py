@@ -10,11 +10,17 @@ key refused, or a plan over --max-cost (then nothing is sent).
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import TYPE_CHECKING, Any
 
-from novita_flux._cli._common import EXIT_OK, BadInput, Console
-from novita_flux._cli._options import add_output_options, budget, directory, seconds, whole
-from novita_flux._constants import DEFAULT_TIMEOUT
+from novita_flux._cli._common import EXIT_OK, BadInput, Console, client_options, mock_server
+from novita_flux._cli._options import (
+    add_api_options,
+    add_output_options,
+    budget,
+    directory,
+    whole,
+)
 from novita_flux._errors import BudgetExceededError, MissingAPIKeyError
 from novita_flux._spec import default_images_per_minute
 from novita_flux.verify import DEFAULT_MAX_COST, GROUPS, Plan
@@ -49,9 +55,6 @@ def add_parser(commands: Any) -> None:
         help="write every exchange as a redacted VCR.py cassette, one per probe",
     )
     verify.add_argument(
-        "--base-url", metavar="URL", help="default: NOVITA_BASE_URL, else the spec's server"
-    )
-    verify.add_argument(
         "--probe-rate-limit",
         action="store_true",
         help="also send enough tiny images at once to cross the per-minute limit, to see the "
@@ -62,14 +65,8 @@ def add_parser(commands: Any) -> None:
         type=whole("images_per_minute", 0),
         metavar="N",
         help=f"pace the probes that generate images (default: the spec's limit, "
-        f"{default_images_per_minute()}; 0 turns pacing off, e.g. for a local server)",
-    )
-    verify.add_argument(
-        "--timeout",
-        type=seconds,
-        default=DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"for each exchange, a positive number; default {DEFAULT_TIMEOUT:g}",
+        f"{default_images_per_minute()}, or none with --mock; 0 turns pacing off, e.g. for a "
+        "local server)",
     )
     verify.add_argument(
         "--only",
@@ -80,6 +77,7 @@ def add_parser(commands: Any) -> None:
     verify.add_argument(
         "--dry-run", action="store_true", help="print the plan and its price; send nothing"
     )
+    add_api_options(verify)
     add_output_options(verify)
     verify.set_defaults(run=cmd_verify)
 
@@ -90,7 +88,7 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
 
     limit = args.images_per_minute
     if limit is None:
-        limit = default_images_per_minute()
+        limit = 0 if args.mock else default_images_per_minute()
     if args.dry_run:
         plan = build_plan(probe_rate_limit=args.probe_rate_limit, groups=args.only)
         console.result(plan.as_dict(), plan_text(plan, limit))
@@ -102,18 +100,22 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
             raise BadInput(f"--record {args.record}: {error.strerror or error}") from None
 
     progress = _Progress(limit, console)
+    # The same API options as every command that calls the API, read the same way.
+    options = client_options(args)
     try:
-        report = run(
-            base_url=args.base_url,
-            max_cost=args.max_cost,
-            record=args.record,
-            probe_rate_limit=args.probe_rate_limit,
-            images_per_minute=args.images_per_minute,
-            timeout=args.timeout,
-            groups=args.only,
-            on_plan=progress.plan,
-            on_result=progress.result,
-        )
+        with contextlib.ExitStack() as stack:
+            if args.mock:
+                options["base_url"], options["api_key"] = stack.enter_context(mock_server())
+            report = run(
+                max_cost=args.max_cost,
+                record=args.record,
+                probe_rate_limit=args.probe_rate_limit,
+                images_per_minute=limit,
+                groups=args.only,
+                on_plan=progress.plan,
+                on_result=progress.result,
+                **options,
+            )
     except MissingAPIKeyError as error:
         raise BadInput(f"{error}; nothing was sent") from None
     except BudgetExceededError as error:

@@ -103,9 +103,18 @@ class Unanswered(Exception):
 class Transport:
     """The client's connections, sending probe requests as planned."""
 
-    def __init__(self, *, api_key: str | None, base_url: str | None, timeout: float) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float,
+        allow_insecure: bool = False,
+    ) -> None:
         # The client refuses a bad key or base URL, plain http off this machine included.
-        self._flux = FluxSchnell(api_key=api_key, base_url=base_url, timeout=timeout)
+        self._flux = FluxSchnell(
+            api_key=api_key, base_url=base_url, timeout=timeout, allow_insecure=allow_insecure
+        )
         self._seconds = _deadline.exchange_seconds(self._flux.timeout)
 
     @property

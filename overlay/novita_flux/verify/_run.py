@@ -12,13 +12,14 @@ from typing import Any, Final
 
 from novita_flux import _retry
 from novita_flux._batch import WINDOW_SECONDS, ImagePacer
-from novita_flux._config import check_api_key, check_count
-from novita_flux._constants import API_KEY_ENV, DEFAULT_TIMEOUT
+from novita_flux._config import check_api_key, check_count, check_flag, check_max_retries
+from novita_flux._constants import API_KEY_ENV, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from novita_flux._request import as_budget, check_budget
 from novita_flux._spec import default_images_per_minute, document, known_reasons
 from novita_flux.verify._checks import judge_probe
 from novita_flux.verify._exchange import (
     Attempt,
+    Exchange,
     ImageFetch,
     Transport,
     Unanswered,
@@ -31,7 +32,6 @@ from novita_flux.verify._record import Recorder
 from novita_flux.verify._redact import Redactor
 from novita_flux.verify._report import Finding, ProbeResult, Report
 
-RETRIES: Final = 2  # of a request that could not be sent, or that met a 429 it did not ask for
 # Probes that expect images: paced to the rate, so that a 429 means what the rate-limit probe
 # makes it mean.
 PACED: Final = frozenset({"generates", "format_field", "seed_omitted", "same_bytes"})
@@ -58,6 +58,9 @@ def run(
     groups: Iterable[str] | None = None,
     on_plan: Callable[[Plan], Any] | None = None,
     on_result: Callable[[ProbeResult], Any] | None = None,
+    allow_insecure: bool = False,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    retry_server_errors: bool = False,
 ) -> Report:
     """Check the spec against the API (or any server at `base_url`) and report every difference.
 
@@ -68,19 +71,36 @@ def run(
     `images_per_minute` (default: the spec's per-key limit; 0 turns pacing off). `record` is a
     directory to write one redacted VCR.py cassette per probe into. `groups` keeps only some
     probe groups; `on_result` sees each probe's result as it is judged.
+
+    `allow_insecure`, `max_retries` and `retry_server_errors` mean what they mean to the client:
+    a request is sent again up to `max_retries` times when it never left, met a 429 it did not
+    ask for, or had an answer the client would retry (a 5xx the spec says cost nothing, or any
+    5xx with `retry_server_errors`, which may pay twice).
     """
     plan = build_plan(probe_rate_limit=probe_rate_limit, groups=groups)
     limit = _limit(images_per_minute)
     budget = as_budget(max_cost)
     secret = check_api_key(api_key if api_key is not None else os.environ.get(API_KEY_ENV, ""))
+    check_max_retries(max_retries)
+    check_flag("retry_server_errors", retry_server_errors)
     # The client first: a missing key or a base URL it refuses is said before the plan.
-    with Transport(api_key=api_key, base_url=base_url, timeout=timeout) as transport:
+    with Transport(
+        api_key=api_key, base_url=base_url, timeout=timeout, allow_insecure=allow_insecure
+    ) as transport:
         if on_plan is not None:
             on_plan(plan)
         check_budget(plan.worst_case, budget, "verification plan (at its worst case)")
         redactor = Redactor(secret)
         recorder = None if record is None else Recorder(Path(record), redactor, transport.base_url)
-        runner = _Runner(transport, redactor, recorder, limit, on_result)
+        runner = _Runner(
+            transport,
+            redactor,
+            recorder,
+            limit,
+            on_result,
+            max_retries=max_retries,
+            retry_server_errors=retry_server_errors,
+        )
         results, stopped = runner.run(plan.probes)
         return Report(
             base_url=transport.base_url,
@@ -105,7 +125,12 @@ class _Runner:
         recorder: Recorder | None,
         limit: int | None,
         on_result: Callable[[ProbeResult], Any] | None,
+        *,
+        max_retries: int,
+        retry_server_errors: bool,
     ) -> None:
+        self.max_retries = max_retries
+        self.retry_server_errors = retry_server_errors
         self.transport = transport
         self.redactor = redactor
         self.recorder = recorder
@@ -161,7 +186,8 @@ class _Runner:
         return attempts
 
     def _send(self, send: Send, *, paced: bool, retry_429: bool) -> Attempt:
-        for retry in range(RETRIES + 1):
+        most = self.max_retries
+        for retry in range(most + 1):
             if paced and self.pacer is not None:
                 _wait_until(self.pacer.ready_at(send.images, time.monotonic()))
             try:
@@ -169,20 +195,32 @@ class _Runner:
             except Unanswered as error:
                 if error.sent:  # it may have run: never sent again
                     return Attempt(send, failure=str(error))
-                if retry == RETRIES:
+                if retry == most:
                     raise Unreachable(f"the API could not be reached: {error}") from None
                 _retry.sleep(_retry.backoff(retry))
                 continue
             if exchange.status == 200 and self.pacer is not None:
                 self.pacer.record(_images_in(exchange) or send.images, time.monotonic())
-            if exchange.status == 429 and retry_429 and retry < RETRIES:
+            if retry < most and exchange.status == 429 and retry_429:
                 wait = _retry.parse_retry_after(exchange.header("retry-after"))
                 if wait is None:
                     wait = WINDOW_SECONDS * max(send.images, 1) / self.limit
                 _retry.sleep(wait)
                 continue
+            if retry < most and exchange.status >= 500 and self._would_retry(exchange):
+                _retry.sleep(_retry.backoff(retry))
+                continue
             return Attempt(send, exchange)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _would_retry(self, exchange: Exchange) -> bool:
+        """Whether the client would send this request again after this 5xx (its reason says
+        it cost nothing, or the caller accepts paying twice)."""
+        payload = as_json(exchange.body)
+        reason = payload.get("reason") if isinstance(payload, dict) else None
+        return _retry.retryable_answer(
+            exchange.status, reason if isinstance(reason, str) else None, self.retry_server_errors
+        )
 
     def _with_images(self, attempt: Attempt) -> Attempt:
         assert attempt.exchange is not None
