@@ -77,6 +77,25 @@ def test_dry_run_prints_the_request_and_cost_and_sends_nothing(
     assert out.rstrip().endswith("estimated cost: $0.003")
 
 
+def test_a_dry_run_without_a_seed_says_its_seed_is_its_own_and_how_to_send_that_request(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path
+) -> None:
+    argv = ["generate", "a fox", "--width", "64", "--height", "64"]
+    code, out, _ = run(capsys, *argv, "--dry-run")
+    assert code == 0
+    shown = json.loads(out[: out.rindex("}") + 1])
+    assert out.rstrip().splitlines()[-1] == (
+        f"seed {shown['seed']} was drawn for this dry run: a run without --seed draws its own; "
+        f"add --seed {shown['seed']} to send exactly this request"
+    )
+    assert run(capsys, *argv, "--seed", str(shown["seed"]), "--out", str(tmp_path))[0] == 0
+    ((_, sent),) = api.faults.billed
+    assert sent == shown  # the request printed is the request sent
+    for extra, drawn in (([], True), (["--seed", "7"], False)):
+        code, out, _ = run(capsys, *argv, "--dry-run", "--json", *extra)
+        assert json.loads(out)["seed_drawn"] is drawn
+
+
 def test_a_missing_key_says_how_to_set_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

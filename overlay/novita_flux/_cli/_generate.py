@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def add_parsers(commands: Any) -> None:
     generate.add_argument(
         "--seed",
         type=spec_field("seed"),
-        help=spec_help("seed", note="; default a random seed, reported"),
+        help=spec_help("seed", note="; default a random seed, drawn for each run and reported"),
     )
     generate.add_argument(
         "--type",
@@ -82,7 +83,11 @@ def add_parsers(commands: Any) -> None:
         help="refuse a request estimated dearer",
     )
     generate.add_argument(
-        "--dry-run", action="store_true", help="print the request and its cost; send nothing"
+        "--dry-run",
+        action="store_true",
+        help="print the exact request and its cost; send nothing. Without --seed, the seed shown "
+        "is drawn for the dry run (a run without --seed draws its own): add it as --seed to "
+        "send that very request",
     )
     generate.add_argument(
         "--gallery", action="store_true", help="also write DIR/index.html to look at them"
@@ -123,10 +128,7 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
         f"seed {body['seed']}: estimated ${usd(cost)}"
     )
     if args.dry_run:
-        console.info(plan)
-        text = json.dumps(body, indent=2, ensure_ascii=False) + f"\nestimated cost: ${usd(cost)}"
-        console.result({"request": body, "cost": cost}, text)
-        return EXIT_OK
+        return _dry_run(body, cost, plan, drawn=args.seed is None, console=console)
     out = writable_directory(args.out)  # before paying, not after
     with open_client(args.mock, **client_options(args)) as flux:  # the key and URL checked
         earlier = _earlier_calls(flux, out, body, console, resend=args.resend_unknown)
@@ -180,6 +182,25 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
     if call.interrupted:
         console.info("interrupted: what was paid for is saved")
         return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _dry_run(
+    body: dict[str, Any], cost: Decimal, plan: str, *, drawn: bool, console: Console
+) -> int:
+    """The request exactly as it would be sent. A seed drawn here is not the one a run without
+    --seed would send (each run draws its own), so the output says so, and how to send this
+    very request."""
+    text = json.dumps(body, indent=2, ensure_ascii=False) + f"\nestimated cost: ${usd(cost)}"
+    if drawn:
+        said = (
+            f"seed {body['seed']} was drawn for this dry run: a run without --seed draws its "
+            f"own; add --seed {body['seed']} to send exactly this request"
+        )
+        plan += f" (seed drawn for this dry run: --seed {body['seed']} sends this very request)"
+        text += f"\n{said}"
+    console.info(plan)
+    console.result({"request": body, "cost": cost, "seed_drawn": drawn}, text)
     return EXIT_OK
 
 
