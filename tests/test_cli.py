@@ -9,11 +9,13 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from novita_flux import _faultpoints
 from novita_flux._cli import main
 from novita_flux.testing import ReferenceServer
 from tests.support import Sleeps
@@ -159,6 +161,79 @@ def test_an_api_error_exits_1_with_one_line(
     assert err.splitlines()[-1].startswith("novita-flux: AuthenticationError: 403 INVALID_API_KEY")
     assert "wrong-key" not in err
     assert "Traceback" not in err
+
+
+# --- generate interrupted: what may have been billed, and how to find out ------------------------
+
+
+@contextlib.contextmanager
+def ctrl_c_at(point: str, times: int) -> Iterator[None]:
+    """Press Ctrl-C `times` times (SIGINT to this process) when the run reaches `point`."""
+
+    def hook(name: str) -> None:
+        if name == point:
+            _faultpoints.install(None)
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+
+    _faultpoints.install(hook)
+    try:
+        yield
+    finally:
+        _faultpoints.install(None)
+
+
+GENERATE = ["generate", "a fox", "--width", "64", "--height", "64", "--seed", "7"]
+
+
+def test_ctrl_c_twice_as_the_request_leaves_says_it_may_be_billed_and_how_to_find_out(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path
+) -> None:
+    with ctrl_c_at("api.sending", 2):
+        code, out, err = run(capsys, *GENERATE, "--out", str(tmp_path), "-q")
+    (record,) = tmp_path.glob(".novita-flux-call-*.json")
+    assert (code, out) == (130, "")
+    (line,) = err.splitlines()  # --quiet: this line is all, and it is enough
+    assert "may have been billed" in line
+    assert "seed 7, 64x64, 4 steps, 1 image(s)" in line  # which request
+    assert "your Novita account's billing shows whether its task ran" in line  # how to find out
+    assert f"its record {record}" in line  # what is kept, and what the next run does with it
+    assert "--resend-unknown" in line
+    code, _, err = run(capsys, *GENERATE, "--out", str(tmp_path))
+    assert code == 2  # the next run reports it, and does not send it again unasked
+    assert str(record) in err
+
+
+def test_ctrl_c_twice_as_the_answer_arrives_keeps_the_answer_and_the_next_run_saves_it(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path
+) -> None:
+    with ctrl_c_at("api.answered", 2):
+        code, _, err = run(capsys, *GENERATE, "--out", str(tmp_path), "-q")
+    ((task_id, _),) = api.faults.billed
+    assert code == 130
+    (line,) = err.splitlines()
+    assert "interrupted after the call was paid for" in line
+    assert f"task {task_id}; image 0 at {api.image_base_url}/images/{task_id}/0.png?" in line
+    assert "the same command again saves them" in line
+    code, out, _ = run(capsys, *GENERATE, "--out", str(tmp_path))
+    assert code == 0
+    assert f"task {task_id}" in out  # the images of the call paid for, not of a new one
+    assert len(api.faults.billed) == 1
+    assert not list(tmp_path.glob(".novita-flux-call-*.json"))
+
+
+def test_ctrl_c_once_lets_the_call_finish_and_says_so_even_when_quiet(
+    capsys: pytest.CaptureFixture[str], api: ReferenceServer, tmp_path: Path
+) -> None:
+    with ctrl_c_at("api.sending", 1):
+        code, out, err = run(capsys, *GENERATE, "--out", str(tmp_path), "-q")
+    ((task_id, _),) = api.faults.billed
+    assert code == 130
+    assert out.startswith(str(tmp_path))
+    assert err.splitlines() == [
+        f"novita-flux: interrupted after the call finished: task {task_id} was paid for and "
+        f"its 1 image(s) are saved in {tmp_path}"
+    ]
 
 
 # --- batch --------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from novita_flux._cli._options import (
 )
 from novita_flux._cli._signals import deferred
 from novita_flux._client import FluxSchnell
-from novita_flux._errors import NovitaError, SaveIncompleteError
+from novita_flux._errors import APIStatusError, NovitaError, SaveIncompleteError
 from novita_flux._faultpoints import reach
 from novita_flux._format import usd
 from novita_flux._gallery import write_gallery
@@ -137,13 +137,13 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
         with call.interruptible():
             if earlier is not None:  # this very request was paid for by an earlier run
                 generation = call.generation = earlier.generation()
-                record = earlier.path
+                record = call.record = earlier.path
                 console.info(
                     f"this request was paid for by an earlier run (task {generation.task_id}): "
                     "saving its images instead of paying again"
                 )
             else:
-                record = calls.begin(out, body, cost)
+                record = call.record = calls.begin(out, body, cost)
                 generation = call.generation = flux.generate(**body)
                 reach("generate.answered")
                 calls.answered(record, generation)
@@ -179,8 +179,11 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
             f"{len(paths)} image(s) of task {generation.task_id} are saved in {out}"
         )
         return EXIT_API_ERROR
-    if call.interrupted:
-        console.info("interrupted: what was paid for is saved")
+    if call.interrupted:  # said even with --quiet: the status alone would not say why
+        console.error(
+            f"novita-flux: interrupted after the call finished: task {generation.task_id} was "
+            f"paid for and its {len(paths)} image(s) are saved in {out}"
+        )
         return EXIT_INTERRUPTED
     return EXIT_OK
 
@@ -216,6 +219,8 @@ class _Call:
         self.body = body
         self.console = console
         self.generation: Generation | None = None
+        self.error: NovitaError | None = None  # what the API answered instead, if it did
+        self.record: Path | None = None  # the call's record in OUT (see _calls)
         self.saved: list[Path] = []
         self.interrupted = False
 
@@ -235,26 +240,64 @@ class _Call:
         try:
             with deferred(first, again):
                 yield
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
+            self._heard(stop)
             raise PaidButInterrupted(self.said()) from None
 
+    def _heard(self, stop: KeyboardInterrupt) -> None:
+        """The answer the client read as the second Ctrl-C landed (it puts it on the exception):
+        kept in the call's record, so that the next run saves its images instead of reporting
+        a call with no answer; a refusal that cost nothing leaves no record behind."""
+        generation, error = getattr(stop, "generation", None), getattr(stop, "error", None)
+        if self.generation is None and isinstance(generation, Generation):
+            self.generation = generation
+            if self.record is not None:
+                with contextlib.suppress(OSError):  # the line said still gives the links
+                    calls.answered(self.record, generation)
+        elif isinstance(error, APIStatusError):  # an answer, not the client's "no answer"
+            self.error = error
+            if self.record is not None and not error.possibly_billed:
+                calls.done(self.record)
+
     def said(self) -> str:
-        """What an interruption leaves behind, in one line."""
-        generation = self.generation
+        """What an interruption leaves behind, and what to do about it, in one line."""
+        generation, error = self.generation, self.error
+        if error is not None and not error.possibly_billed:
+            return f"interrupted; the API had refused the call, which cost nothing: {error}"
         if generation is None:
             body = self.body
+            heard = (
+                f"the API answered {type(error).__name__}: {error}"
+                if error is not None
+                else "no answer was read, so no task id is known"
+            )
             return (
                 "interrupted while the request was on the wire: it may have been billed (the "
-                "API bills a task once it runs) and no answer was read, so no task id is known; "
-                f"the request: seed {body['seed']}, {body['width']}x{body['height']}, "
-                f"{body['steps']} steps, {body['image_num']} image(s)"
+                f"API bills a task once it runs) and {heard}; the request: seed {body['seed']}, "
+                f"{body['width']}x{body['height']}, {body['steps']} steps, "
+                f"{body['image_num']} image(s); your Novita account's billing shows whether its "
+                f"task ran{self._kept()}"
             )
         saved = {image_index(path.name) for path in self.saved}
         missing = [image for image in generation.images if image.index not in saved]
         kept = f"saved: {', '.join(map(str, self.saved))}; " if self.saved else ""
+        again = (
+            "; the same command again saves them while the links last (a download costs nothing)"
+            if self.record is not None and missing
+            else ""
+        )
         return (
             f"interrupted after the call was paid for: {kept}not saved: "
-            f"{paid_links(generation, missing)}"
+            f"{paid_links(generation, missing)}{again}"
+        )
+
+    def _kept(self) -> str:
+        if self.record is None:
+            return ""
+        return (
+            f"; its record {self.record} makes the next `novita-flux generate` into "
+            f"{self.record.parent} report it, and not send it again unless given "
+            "--resend-unknown (which may pay twice)"
         )
 
 
