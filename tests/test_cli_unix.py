@@ -98,6 +98,7 @@ BAD_OPTIONS: dict[str, list[tuple[list[str], str]]] = {
         (["gallery"], "the following arguments are required: DIR"),
         (["gallery", "no-such-dir"], "no-such-dir is not a directory"),
         (["gallery", ""], "DIR: '' is not a directory ('.' is this one)"),
+        (["gallery", "d" * 300], "File name too long"),  # longer than a file name may be
     ],
     "verify": [
         (["verify", "--max-cost", "-0.5"], "--max-cost: '-0.5' is not a non-negative amount"),
@@ -130,7 +131,9 @@ CASES = [(command, argv, said) for command, cases in BAD_OPTIONS.items() for arg
 PLAN_FIRST = {("verify", "--max-cost", "0.00001")}
 
 
-@pytest.mark.parametrize(("command", "argv", "said"), CASES, ids=[" ".join(c[1]) for c in CASES])
+@pytest.mark.parametrize(
+    ("command", "argv", "said"), CASES, ids=[" ".join(c[1])[:60] for c in CASES]
+)
 def test_every_bad_option_is_one_line_on_stderr_and_status_2_with_nothing_sent(
     command: str,
     argv: list[str],

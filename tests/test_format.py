@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from novita_flux._cli import main
-from novita_flux._format import shortened, usd, without_bidi_controls
+from novita_flux._format import encodable, shortened, usd, without_bidi_controls
 from novita_flux.testing import ReferenceServer
 
 AMOUNT = re.compile(r"\$([0-9][0-9.]*[0-9]|[0-9])")
@@ -101,6 +101,11 @@ def test_shortened_keeps_text_up_to_the_limit_and_cuts_longer_text_with_dots(
 ) -> None:
     assert shortened(text, limit) == short
     assert len(shortened(text * 50, limit)) <= max(limit, 3)
+
+
+def test_lone_surrogates_become_replacement_characters_and_the_rest_stays() -> None:
+    assert encodable("caf\udce9 \ud800 🐯 é") == "caf\ufffd \ufffd 🐯 é"
+    assert encodable("caf\udce9").encode("utf-8") == "caf\ufffd".encode()
 
 
 def test_bidi_controls_are_replaced_so_nothing_after_them_is_reordered() -> None:

@@ -81,6 +81,58 @@ def test_generate_writes_the_page_when_asked(
     assert "64x64" in (tmp_path / "index.html").read_text()
 
 
+LONG = "a tiger eye, macro, " * 51 + "end"  # 1023 characters
+REVERSING = "a fox \u202ereversed after this\u202c and a cat"
+
+
+@pytest.fixture(scope="module")
+def captions_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three images of one size: a short prompt, the longest one, and one with a bidi override."""
+    root = tmp_path_factory.mktemp("captions")
+    for prompt in ("a fox", LONG, REVERSING):
+        argv = ["generate", prompt, "--width", "64", "--height", "64", "--mock", "-q"]
+        assert main([*argv, "--out", str(root), "--gallery"]) == 0
+    return root
+
+
+def test_a_long_prompt_is_cut_on_its_card_and_whole_in_its_title(captions_dir: Path) -> None:
+    page = (captions_dir / "index.html").read_text(encoding="utf-8")
+    captions = re.findall(r"<p class=prompt dir=\"auto\"(?: title=\"([^\"]*)\")?>([^<]*)</p>", page)
+    assert len(captions) == 3
+    shown = {html.unescape(text): html.unescape(title) for title, text in captions}
+    long_shown = next(text for text in shown if text.startswith("a tiger eye"))
+    assert len(long_shown) == 140
+    assert long_shown.endswith("...")
+    assert shown[long_shown] == LONG  # the whole prompt, on hover
+    assert shown["a fox"] == ""  # nothing cut, no title
+
+
+def test_a_bidi_override_in_a_prompt_cannot_reorder_the_page(captions_dir: Path) -> None:
+    page = (captions_dir / "index.html").read_text(encoding="utf-8")
+    assert "\u202e" not in page
+    assert "\u202c" not in page
+    assert "a fox \ufffdreversed after this\ufffd and a cat" in page
+
+
+def test_a_directory_whose_name_is_not_utf8_gets_its_page_and_its_path_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / os.fsdecode(b"caf\xe9")  # Latin-1, as an older system names it
+    argv = ["generate", "x", "--width", "64", "--height", "64", "--mock", "-q"]
+    assert main([*argv, "--out", str(directory)]) == 0
+    capsys.readouterr()
+    code = main(["gallery", str(directory)])
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert out == f"{tmp_path}/caf\\udce9/index.html\n"  # what a UTF-8 stdout can carry
+    page = (directory / "index.html").read_text(encoding="utf-8")
+    assert "<h1>caf\ufffd</h1>" in page
+    (image,) = directory.glob("*.png")
+    assert f'src="{image.name}"' in page
+    assert main(["gallery", str(directory), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"gallery": str(directory / "index.html")}
+
+
 def find_browser() -> str | None:
     chosen = os.environ.get("CHROMIUM_BIN")
     if chosen:
@@ -152,6 +204,26 @@ def test_the_page_renders_every_image_at_its_size_in_a_real_browser(
     assert seen["xss"] is None  # and never run
     assert "refused" in seen["table"]
     assert "<b>not allowed</b>" in seen["table"]
+
+
+@pytest.mark.slow
+def test_every_card_is_about_as_tall_as_the_others_and_reads_in_order(
+    browser: Any, captions_dir: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 800, "height": 2000})
+    page = context.new_page()
+    try:
+        page.goto((captions_dir / "index.html").as_uri(), wait_until="load")
+        heights = page.evaluate(  # what each card needs (a grid row stretches them all)
+            "Array.from(document.querySelectorAll('figure'), f => Array.from(f.children)"
+            ".reduce((sum, child) => sum + child.getBoundingClientRect().height, 0))"
+        )
+        captions = page.locator("figcaption .prompt").all_inner_texts()
+    finally:
+        context.close()
+    assert len(heights) == 3
+    assert max(heights) < 1.5 * min(heights), heights  # a 1024-character prompt: 3 times
+    assert "a fox \ufffdreversed after this\ufffd and a cat" in captions
 
 
 @pytest.mark.slow

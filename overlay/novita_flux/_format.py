@@ -15,6 +15,9 @@ from typing import Final
 # Explicit bidi controls (embeddings, overrides, isolates, marks): one of them in a prompt
 # could reorder whatever is displayed after it.
 BIDI_CONTROLS: Final = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A lone surrogate: how Python holds an undecodable byte of a file name ('\udcff'), or a "\ud800"
+# read from JSON; no encoder writes one.
+LONE_SURROGATES: Final = re.compile("[\ud800-\udfff]")
 ELLIPSIS: Final = "..."  # as show() and every message cut so far
 
 
@@ -35,6 +38,11 @@ def shortened(text: str, limit: int = 80) -> str:
     if len(text) <= limit:
         return text
     return text[: max(limit - len(ELLIPSIS), 0)] + ELLIPSIS
+
+
+def encodable(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD, so that it can be written as UTF-8."""
+    return LONE_SURROGATES.sub("\ufffd", text)
 
 
 def without_bidi_controls(text: str) -> str:

@@ -5,7 +5,9 @@ their errors; and the totals.
 
 What it shows is read from what the directory holds: each image's `.json` sidecar, and for a
 batch the exported `manifest.jsonl` (its order, and its lines that produced no image). Every
-piece of text comes from a prompt or a server, so all of it is escaped.
+piece of text comes from a prompt or a server, so all of it is escaped, its bidi controls are
+replaced (a U+202E in a prompt would reverse what follows it), and each caption is isolated
+(`dir="auto"`) and cut to a few lines, the whole text in its `title`.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from urllib.parse import quote
 import attrs
 
 from novita_flux._faultpoints import reach
-from novita_flux._format import usd
+from novita_flux._format import encodable, shortened, usd, without_bidi_controls
 from novita_flux._images import EXTENSIONS, staged_file
 
 GALLERY_NAME: Final = "index.html"
+# Characters of a caption shown on a card (a prompt may have 1024), and of a line's error.
+CAPTION_CHARACTERS: Final = 140
+ERROR_CHARACTERS: Final = 300
 _IMAGE_SUFFIXES: Final = tuple(EXTENSIONS.values())
 _PROBLEMS: Final = ("failed", "unknown", "paid", "invalid", "planned", "sending")
 _SAID: Final = {
@@ -145,16 +150,23 @@ def _page(
     directory: Path, tiles: list[Tile], problems: list[Problem], statuses: Counter[str]
 ) -> Iterator[str]:
     def text(value: object) -> str:
-        return html.escape(str(value), quote=True)
+        return html.escape(without_bidi_controls(encodable(str(value))), quote=True)
+
+    def caption(value: str, limit: int, tag: str, attributes: str = "") -> str:
+        """The text cut to `limit`, the whole of it in the title, its direction its own."""
+        short = shortened(value, limit)
+        whole = f' title="{text(value)}"' if short != value else ""
+        return f'<{tag}{attributes} dir="auto"{whole}>{text(short)}</{tag}>'
 
     spent = sum((tile.cost for tile in tiles), Decimal(0))
     totals = [f"{len(tiles)} image(s)", f"${usd(spent)} spent on them"]
     totals += [f"{count} {_SAID.get(status, status)}" for status, count in statuses.items()
                if status in _PROBLEMS]  # fmt: skip
     figures = (
-        f'<figure><img src="{quote(tile.file)}" alt="{text(tile.prompt)}" loading="lazy" '
-        f'decoding="async" width="{text(tile.width)}" height="{text(tile.height)}">'
-        f"<figcaption><p class=prompt>{text(tile.prompt)}</p>"
+        # The file's own bytes, percent-encoded: its name may not be UTF-8.
+        f'<figure><img src="{quote(os.fsencode(tile.file))}" alt="{text(tile.prompt)}" '
+        f'loading="lazy" decoding="async" width="{text(tile.width)}" height="{text(tile.height)}">'
+        f"<figcaption>{caption(tile.prompt, CAPTION_CHARACTERS, 'p', ' class=prompt')}"
         f"<p>seed {text(tile.seed)} · {text(tile.width)}x{text(tile.height)} · "
         f"{text(tile.steps)} steps · ${text(usd(tile.cost))}</p>"
         f"<p class=task>task {text(tile.task_id)}</p></figcaption></figure>\n"
@@ -162,7 +174,8 @@ def _page(
     )
     rows = "\n".join(
         f"<tr><td>{text(problem.line)}</td><td>{text(_SAID.get(problem.status, problem.status))}"
-        f"</td><td>{text(problem.prompt)}</td><td>{text(problem.error)}</td></tr>"
+        f"</td>{caption(problem.prompt, CAPTION_CHARACTERS, 'td')}"
+        f"{caption(problem.error, ERROR_CHARACTERS, 'td')}</tr>"
         for problem in problems
     )
     table = (

@@ -90,9 +90,20 @@ class Console:
             return
         line = json.dumps(data, ensure_ascii=False, default=_jsonable) if self.json_mode else text
         try:
-            print(line, file=self.stdout, flush=True)
+            try:
+                print(line, file=self.stdout, flush=True)
+            except UnicodeEncodeError:  # a path with an undecodable byte ('\udcff'), say
+                print(self._encodable(data, text), file=self.stdout, flush=True)
         except BrokenPipeError:
             self._closed()
+
+    def _encodable(self, data: dict[str, Any], text: str) -> str:
+        """The result as stdout can write it: JSON with \\u escapes (which read back as the same
+        text), or the text with what cannot be written as a backslash escape."""
+        if self.json_mode:
+            return json.dumps(data, ensure_ascii=True, default=_jsonable)
+        encoding = getattr(self.stdout, "encoding", None) or "utf-8"
+        return text.encode(encoding, "backslashreplace").decode(encoding)
 
     def _closed(self) -> None:
         self.stdout_closed = True

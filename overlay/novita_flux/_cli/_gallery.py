@@ -26,11 +26,11 @@ def add_parser(commands: Any) -> None:
 
 def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
     directory: Path = args.directory
-    if not directory.is_dir():
-        raise BadInput(f"gallery: {directory} is not a directory")
     try:
+        if not directory.is_dir():
+            raise BadInput(f"gallery: {directory} is not a directory")
         page = write_gallery(directory)
-    except OSError as error:
+    except OSError as error:  # a name too long for the file system, a directory not writable
         raise BadInput(f"gallery: cannot write {directory}: {error.strerror or error}") from None
     console.result({"gallery": str(page)}, str(page))
     return EXIT_OK
