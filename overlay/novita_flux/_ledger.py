@@ -147,6 +147,9 @@ class Ledger:
         self._db = connection
         self._lock = threading.Lock()
         self.journal = Journal(path.with_name(JOURNAL_NAME))
+        # Set when a step reached the journal but not the ledger: the journal is then not
+        # emptied at the end of the run, so that the next one brings the step in.
+        self._journal_ahead = False
 
     @classmethod
     def open(cls, directory: Path, report: Report) -> Ledger:
@@ -194,7 +197,7 @@ class Ledger:
         its -wal."""
         with self._lock:
             busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if busy == 0:
+        if busy == 0 and not self._journal_ahead:
             self.journal.clear()
 
     # --- planning ---
@@ -466,12 +469,22 @@ class Ledger:
             for name, value in fields.items()
         }
         assignments = ", ".join(f"{name} = ?" for name in columns)
-        with self._transaction() as db:
-            db.execute(
-                f"UPDATE requests SET {assignments}, updated = ? WHERE key = ?",  # noqa: S608 - names from this module
-                (*columns.values(), _now(), key),
-            )
-            snapshot = _snapshot(db, key)
+        snapshot: dict[str, Any] | None = None
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    f"UPDATE requests SET {assignments}, updated = ? WHERE key = ?",  # noqa: S608 - names from this module
+                    (*columns.values(), _now(), key),
+                )
+                snapshot = _snapshot(db, key)
+        except (sqlite3.Error, OSError):
+            # The ledger could not take the step (a full disk, a lost file): the journal is
+            # another file, and may still hold it, so that the next run knows what was paid.
+            if snapshot is not None:
+                with contextlib.suppress(OSError):
+                    self.journal.append(snapshot)
+                    self._journal_ahead = True  # it holds a step the ledger lacks: keep it
+            raise
         # After the commit: what is recorded stays recorded even if the journal cannot take it.
         self.journal.append(snapshot)
 

@@ -139,10 +139,17 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
                     "saving its images instead of paying again"
                 )
             else:
-                record = calls.begin(out, body, cost)
+                record = _begin(out, body, cost)
                 generation = call.generation = flux.generate(**body)
                 reach("generate.answered")
-                calls.answered(record, generation)
+                try:
+                    calls.answered(record, generation)
+                except OSError as error:  # saving may still work: the images are what counts
+                    console.error(
+                        f"novita-flux: cannot record the answer in {record.name} "
+                        f"({error.strerror or error}); saving its images: "
+                        f"{paid_links(generation)}"
+                    )
             paths = _save(flux, generation, out, call)
             calls.done(record)
             reach("generate.saved")
@@ -168,7 +175,14 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
         )
     console.info(f"task {generation.task_id}: {len(paths)} image(s), cost ${generation.cost}")
     if args.gallery:
-        console.info(f"gallery: {write_gallery(out)}")
+        try:
+            console.info(f"gallery: {write_gallery(out)}")
+        except OSError as error:
+            console.error(
+                f"novita-flux: every image is saved, but the gallery could not be written "
+                f"({error.strerror or error})"
+            )
+            return EXIT_API_ERROR
     if console.stdout_closed:
         console.error(
             f"novita-flux: stdout was closed before every result was printed; all "
@@ -277,6 +291,17 @@ def _earlier_calls(
             f"{len(generation.images)} image(s) are saved now"
         )
     return same
+
+
+def _begin(out: Path, body: dict[str, Any], cost: object) -> Path:
+    """Record the call before its request may leave; if that cannot be done, it does not."""
+    try:
+        return calls.begin(out, body, cost)
+    except OSError as error:
+        raise BadInput(
+            f"--out {out}: cannot record the call before sending it "
+            f"({error.strerror or error}); nothing was sent"
+        ) from None
 
 
 def _save(flux: FluxSchnell, generation: Generation, out: Path, call: _Call) -> list[Path]:
