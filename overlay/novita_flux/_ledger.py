@@ -90,9 +90,10 @@ CREATE TABLE IF NOT EXISTS lines (    -- the input as the current run read it
 
 @attrs.frozen
 class Row:
-    """A request of the current run, as the ledger holds it."""
+    """A request of the current run, as the ledger holds it (`line` None: a request paid for
+    by an earlier run whose line is no longer in the input)."""
 
-    line: int
+    line: int | None
     key: str
     request: Any
     body: dict[str, Any]
@@ -118,6 +119,15 @@ class Row:
     def unsaved(self) -> Generation:
         """The generation, with only the images not saved yet."""
         return attrs.evolve(self.generation(), images=self.missing_images())
+
+    @property
+    def where(self) -> str:
+        """How messages name it: its line, or its key when it left the input."""
+        return (
+            f"line {self.line}"
+            if self.line is not None
+            else f"request {self.key} (not in the input)"
+        )
 
     @property
     def expired(self) -> bool:
@@ -317,6 +327,21 @@ class Ledger:
                     continue
                 yield row
             after = found[-1][0]
+
+    def paid_outside_input(self) -> Iterator[Row]:
+        """Requests paid for by earlier runs, their images not all saved, whose lines have left
+        the input (edited or deleted): downloading what they paid for still costs nothing, and
+        their links expire."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT NULL, key, request, body, seed, cost, state, task_id, images, files, "
+                "error FROM requests WHERE state = ? AND key NOT IN "
+                "(SELECT key FROM lines WHERE key IS NOT NULL) ORDER BY rowid",
+                (PAID,),
+            ).fetchall()
+        for record in found:
+            with contextlib.suppress(TypeError, ValueError, ArithmeticError):  # garbled: kept
+                yield _row(record)
 
     def totals(self, states: Iterable[str]) -> tuple[int, int, Decimal]:
         """(requests, images, cost) of the current run's requests in these states."""

@@ -185,6 +185,9 @@ class BatchRun:
         to_send = [PLANNED, FAILED] + ([UNKNOWN] if self.args.resend_unknown else [])
         sends, send_images, cost = self.ledger.totals(to_send)
         downloads, download_images, _ = self.ledger.totals([PAID])
+        for row in self.ledger.paid_outside_input():
+            downloads += 1
+            download_images += len(row.missing_images())
         if self.args.max_total_cost is not None:
             check_budget(cost, as_budget(self.args.max_total_cost, "max_total_cost"), "batch")
         counts = self.ledger.counts()
@@ -218,6 +221,7 @@ class BatchRun:
 
     def _items(self, to_send: list[str]) -> Iterator[Row]:
         yield from self.ledger.rows([PAID], report=self.console.info)  # paid first: links expire
+        yield from self.ledger.paid_outside_input()
         yield from self.ledger.rows(to_send, report=self.console.info)
 
     def _images_of(self, row: Row) -> int:
@@ -225,6 +229,8 @@ class BatchRun:
 
     def _sends(self, row: Row) -> bool:
         """Whether this row is generated (again), rather than only downloaded."""
+        if row.line is None:  # no longer asked for: only what was paid is fetched
+            return False
         return row.state != PAID or (self.args.regenerate_expired and row.expired)
 
     def _finish(self, invalid: int) -> int:
@@ -307,7 +313,7 @@ class BatchRun:
                     return
                 self.ledger.paid(row.key, error.task_id, error.images, describe_error(error))
                 reach("batch.paid")
-            self.console.info(f"line {row.line}: {error}; saving the image(s) it could read")
+            self.console.info(f"{row.where}: {error}; saving the image(s) it could read")
             self._save(flux, attrs.evolve(row, task_id=error.task_id), readable)
             return
         except NovitaError as error:
@@ -355,7 +361,7 @@ class BatchRun:
                     if error.expired
                     else "run again to retry the download"
                 )
-                self.console.info(f"line {row.line}: saving failed: {error}; {hint}")
+                self.console.info(f"{row.where}: saving failed: {error}; {hint}")
                 self._result(row, PAID, done, error)
                 return
             reach("batch.saved")
@@ -371,10 +377,10 @@ class BatchRun:
             self.broken = self.broken or error
         self.stop.set()
         if generation is None:
-            self.console.error(f"line {row.line}: not sent: {_disk_error(error)}")
+            self.console.error(f"{row.where}: not sent: {_disk_error(error)}")
             return
         self.console.error(
-            f"line {row.line}: paid for, but {_disk_error(error)} before it was all recorded "
+            f"{row.where}: paid for, but {_disk_error(error)} before it was all recorded "
             f"and saved: {paid_links(generation)}"
         )
 
@@ -385,7 +391,7 @@ class BatchRun:
     def _failed(self, row: Row, state: str, error: NovitaError) -> None:
         self.progress.advance(0, failed=int(row.body["image_num"]))
         if error is not self.fatal:  # that one is said once, at the end
-            self.console.info(f"line {row.line}: {type(error).__name__}: {error}")
+            self.console.info(f"{row.where}: {type(error).__name__}: {error}")
         self._result(row, state, [], error)
 
     def _result(self, row: Row, state: str, files: list[str], error: NovitaError | None) -> None:
@@ -402,7 +408,7 @@ class BatchRun:
                 "files": files,
                 "error": describe_error(error) if error is not None else None,
             },
-            f"line {row.line}: {state}"
+            f"{row.where}: {state}"
             + (f" {', '.join(files)}" if files else "")
             + (f" ({said})" if said else ""),
         )
