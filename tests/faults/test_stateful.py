@@ -120,10 +120,13 @@ class BatchHistory(RuleBasedStateMachine):
                 final = self.history.cli(*batch_argv(self.source, self.out, "--resend-unknown"))
                 self._check(final, stopped=False)
                 assert final.status == 0, final.stderr
-                states = Counter(
-                    r.state for r in Disk.read(self.out).records if r.source == "ledger"
-                )
-                assert set(states) <= {"saved"}, (states, final.stderr)
+                rows = [r for r in Disk.read(self.out).records if r.source == "ledger"]
+                # Every line of the input saved, and of the requests that left it, none paid
+                # for and not saved (what never left costs nothing, and stays as it is).
+                saved = {r.body["prompt"] for r in rows if r.state == "saved"}
+                assert {request["prompt"] for request in self.requests} <= saved, final.stderr
+                states = Counter(r.state for r in rows)
+                assert set(states) <= {"saved", "planned", "failed"}, (states, final.stderr)
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
