@@ -12,7 +12,6 @@ import copy
 import inspect
 import json
 import math
-import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,6 +22,7 @@ from hypothesis import example
 from hypothesis import strategies as st
 
 from novita_flux import _spec
+from novita_flux._jsonstrings import ecma_pattern
 from novita_flux._request import compiled_request_schema, estimate_cost
 from novita_flux._schema import compile_schema
 from novita_flux._spec import Schema
@@ -154,8 +154,10 @@ def out_of_range(schema: Schema) -> st.SearchStrategy[Any]:
     if schema.get("format") == "uri":  # no colon, so no scheme: a relative reference
         options.append(st.text(st.characters(exclude_characters=":")))
     if "pattern" in schema:
-        pattern = re.compile(schema["pattern"])
-        near = st.sampled_from(["", " 3600", "3600 ", "-1", "3600.5", "1e3", "jpgg", "gif", "PNG!"])
+        pattern = ecma_pattern(schema["pattern"])  # as JSON Schema reads it, so as we do
+        near = st.sampled_from(
+            ["", " 3600", "3600 ", "-1", "3600.5", "1e3", "jpgg", "gif", "PNG!", "png\n", "3600\n"]
+        )
         options.append((near | st.text()).filter(lambda text: pattern.search(text) is None))
     return st.one_of(options)
 

@@ -778,6 +778,9 @@ INTEGER_1_3 = {"type": "integer", "minimum": 1, "maximum": 3}
         ({"type": "string", "minLength": 2, "maxLength": 3}, "abc", "abc"),
         ({"type": "string", "minLength": 2}, "x" * 5000, "x" * 5000),
         ({"type": "string", "format": "uri"}, "https://h/x", "https://h/x"),
+        # A URI needs a scheme, not an authority (RFC 3986): downloading it is another matter.
+        ({"type": "string", "format": "uri"}, "mailto:x", "mailto:x"),
+        ({"type": "string", "pattern": "^png$"}, "png", "png"),
         ({"type": "string", "format": "date"}, "not a date", "not a date"),
         ({"type": "string", "pattern": "[0-9]"}, "a1b", "a1b"),  # unanchored, like JSON Schema
         ({"type": "boolean"}, True, True),
@@ -860,7 +863,25 @@ def test_conform_keeps_a_number_as_the_number_it_is() -> None:
             "body: 'abcd' is not a string of at most 3 characters",
         ),
         ({"type": "string", "format": "uri"}, "h/x", "a URI", "body: 'h/x' is not a URI"),
-        ({"type": "string", "format": "uri"}, "mailto:x", "a URI", "body: 'mailto:x' is not a URI"),
+        # RFC 3986 (what `format: uri` means): no space, nothing before the scheme, no IRI.
+        (
+            {"type": "string", "format": "uri"},
+            "http://h/a b",
+            "a URI",
+            "body: 'http://h/a b' is not a URI",
+        ),
+        (
+            {"type": "string", "format": "uri"},
+            "\nhttp://h/",
+            "a URI",
+            "body: '\\nhttp://h/' is not a URI",
+        ),
+        (
+            {"type": "string", "format": "uri"},
+            "http://h/é",
+            "a URI",
+            "body: 'http://h/é' is not a URI",
+        ),
         ({"type": "string", "format": "uri"}, "//h/x", "a URI", "body: '//h/x' is not a URI"),
         (
             {"type": "string", "format": "uri"},
@@ -874,6 +895,19 @@ def test_conform_keeps_a_number_as_the_number_it_is() -> None:
             "ab",
             "a string matching '[0-9]'",
             "body: 'ab' is not a string matching '[0-9]'",
+        ),
+        # ECMA-262 (what `pattern` means): `$` is the very end, `\d` ASCII's digits.
+        (
+            {"type": "string", "pattern": "^png$"},
+            "png\n",
+            "a string matching '^png$'",
+            "body: 'png\\n' is not a string matching '^png$'",
+        ),
+        (
+            {"type": "string", "pattern": "^\\d$"},
+            "\u0663",
+            "a string matching '^\\\\d$'",
+            "body: '\u0663' is not a string matching '^\\\\d$'",
         ),
         ({"type": "boolean"}, 1, "true or false", "body: 1 is not true or false"),
         ({"type": "boolean"}, "true", "true or false", "body: 'true' is not true or false"),

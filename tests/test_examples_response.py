@@ -189,6 +189,7 @@ def test_parse_generation_accepts_an_empty_image_list() -> None:
 
 TTL_RULE = "an integer >= 0 or a string matching '^[0-9]+$'"
 TYPE_RULE = "a string matching '^([Pp][Nn][Gg]|[Ww][Ee][Bb][Pp]|[Jj][Pp][Ee]?[Gg])$'"
+SPACED = "https://storage.example.com/a b.png"
 # A link salvaged from a broken answer whose TTL could not be read: no expiry assumed.
 UNTIMED = GeneratedImage(URL, 0, "png", None, 0, {})
 
@@ -297,6 +298,30 @@ UNTIMED = GeneratedImage(URL, 0, "png", None, 0, {})
                 GeneratedImage(URL2, 30, "jpeg", at(30), 1, {}),
             ],
             id="third-image-broken",
+        ),
+        # JSON Schema's `pattern` is ECMA-262's: `$` is the very end, and `\d` ASCII's digits
+        # (issue 20: "png\n" was read as a PNG whose type was 'png\n').
+        pytest.param(
+            answer(image(ttl=60, image_type="png\n")),
+            f"images.0.image_type: 'png\\n' is not {TYPE_RULE}",
+            "t-1",
+            [GeneratedImage(URL, 60, "webp", at(60), 0, {})],
+            id="image-type-with-a-trailing-newline",
+        ),
+        pytest.param(
+            answer(image(ttl="3600\n")),
+            f"images.0.image_url_ttl: '3600\\n' is not {TTL_RULE}",
+            "t-1",
+            [GeneratedImage(URL, 3600, "png", at(3600), 0, {})],
+            id="ttl-with-a-trailing-newline",
+        ),
+        # `format: uri` is RFC 3986's: no space, no character outside ASCII.
+        pytest.param(
+            answer(image(SPACED)),
+            f"images.0.image_url: {show(SPACED)} is not a URI",
+            "t-1",
+            [GeneratedImage(SPACED, 3600, "png", at(3600), 0, {})],  # still kept: paid for
+            id="url-with-a-space",
         ),
         pytest.param([1, 2], "body: [1, 2] is not an object", None, [], id="json-array"),
         pytest.param("text", "body: 'text' is not an object", None, [], id="json-string"),

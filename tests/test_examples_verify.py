@@ -249,6 +249,20 @@ def test_a_negative_ttl_and_a_missing_task_deviate() -> None:
     assert kinds == [("deviates", "$.task"), ("deviates", "$.images[0].image_url_ttl")]
 
 
+TYPE_RULE = "a string matching '^([Pp][Nn][Gg]|[Ww][Ee][Bb][Pp]|[Jj][Pp][Ee]?[Gg])$'"
+
+
+@pytest.mark.parametrize("asked_type", [None, "png"])
+def test_an_image_type_with_a_trailing_newline_deviates_as_json_schema_reads_the_pattern(
+    asked_type: str | None,
+) -> None:
+    # ECMA-262's `$` is the very end: "png\n" is no spelling of png (issue 20), asked for or not.
+    attempt = generation(payload=answer(image(0, "png\n")), fetches=())
+    judged = _judge.judge_generation(attempt, asked_type=asked_type)
+    assert judged.findings[0] == deviates("$.images[0].image_type", TYPE_RULE, "'png\\n'")
+    assert [finding.kind for finding in judged.findings] == ["deviates"] * len(judged.findings)
+
+
 @pytest.mark.parametrize(("asked", "count"), [(2, 1), (1, 0), (1, 2)])
 def test_a_generation_with_another_number_of_images_than_image_num_deviates(
     asked: int, count: int

@@ -196,6 +196,20 @@ def test_a_pattern_rewritten_to_mean_the_same_is_compatible() -> None:
     assert f"no value in {EXAMPLES} tries" in finding.note
 
 
+def test_a_pattern_is_read_as_ecma_262_so_backslash_d_is_ascii_s_digits_alone() -> None:
+    # Under Python's re, `\\d` takes any Unicode digit: spec-diff "proved" old clients broken
+    # with a TTL of "\u0660" (ARABIC-INDIC DIGIT ZERO). Under JSON Schema's reading the two
+    # patterns accept the same strings.
+    def rewrite(spec: dict[str, Any]) -> None:
+        ttl = schemas(spec)["Image"]["properties"]["image_url_ttl"]
+        ttl["oneOf"][1]["pattern"] = "^\\d+$"
+
+    report, _ = compared(rewrite)
+    finding = only(report, Kind.COMPATIBLE)
+    assert finding.change.what == "pattern '^[0-9]+$' -> '^\\\\d+$'"
+    assert f"no value in {EXAMPLES} tries" in finding.note
+
+
 def test_a_required_response_field_dropped_breaks_old_clients() -> None:
     report, new = compared(
         lambda spec: schemas(spec)["Flux1SchnellResponse"]["required"].remove("task")
