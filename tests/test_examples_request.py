@@ -645,8 +645,8 @@ def test_compile_schema_keeps_additional_properties_false_and_true_as_they_are()
         ({"type": "integer", "exclusiveMinimum": 0}, "exclusiveMinimum"),
         ({"type": "integer", "exclusiveMaximum": 9}, "exclusiveMaximum"),
         ({"type": "number", "multipleOf": 2}, "multipleOf"),
-        ({"type": "array", "minItems": 1}, "minItems"),
-        ({"type": "array", "maxItems": 1}, "maxItems"),
+        ({"type": "array", "contains": {"type": "string"}}, "contains"),
+        ({"type": "array", "additionalItems": False}, "additionalItems"),
         (
             {"type": "object", "properties": {"a": {"type": "array", "uniqueItems": True}}},
             "uniqueItems",

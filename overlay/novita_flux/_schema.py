@@ -35,6 +35,7 @@ Location = tuple[str | int, ...]
 _CHECKED: Final = frozenset(
     {"type", "properties", "required", "additionalProperties", "items", "oneOf", "anyOf"}
     | {"minimum", "maximum", "minLength", "maxLength", "enum", "format", "pattern"}
+    | {"minItems", "maxItems"}
 )
 _ANNOTATIONS: Final = frozenset({"description", "default", "example", "title", "allOf", "$ref"})
 
@@ -114,9 +115,14 @@ def describe(schema: Schema) -> str:
         if low is not None:
             return f"{noun} of at least {low} characters"
         return f"{noun} of at most {high} characters" if high is not None else noun
-    return {"object": "an object", "array": "an array", "boolean": "true or false"}.get(
-        str(kind), "any value"
-    )
+    if kind == "array":
+        low, high = schema.get("minItems"), schema.get("maxItems")
+        if low is not None and high is not None:
+            return f"an array of {low} to {high} items"
+        if low is not None:
+            return f"an array of at least {low} items"
+        return f"an array of at most {high} items" if high is not None else "an array"
+    return {"object": "an object", "boolean": "true or false"}.get(str(kind), "any value")
 
 
 def show(value: Any, limit: int = 60) -> str:
@@ -260,9 +266,12 @@ def _boolean(schema: Schema) -> Checker:
 
 def _array(schema: Schema) -> Checker:
     items = _checker(schema["items"]) if "items" in schema else None
+    low, high = schema.get("minItems", 0), schema.get("maxItems")
 
     def check(value: Any, location: Location) -> Any:
-        if not isinstance(value, list):
+        if not isinstance(value, list) or len(value) < low:
+            _fail(schema, value, location)
+        if high is not None and len(value) > high:
             _fail(schema, value, location)
         if items is None:
             return value
