@@ -180,9 +180,11 @@ def test_parse_generation_keeps_task_seed_request_cost_raw_and_every_unknown_fie
     assert [im.index for im in generation.images] == [0, 1]
 
 
-def test_parse_generation_accepts_an_empty_image_list() -> None:
-    generation = parsed(answer())
-    assert (generation.task_id, generation.images, generation.raw) == ("t-1", [], answer())
+def test_parse_generation_refuses_an_empty_image_list_keeping_the_task() -> None:
+    # The spec's minItems: an answer with no image is no answer to a paid call (issue 20).
+    error = refused(answer())
+    assert error.problem == "images: [] is not an array of 1 to 8 items"
+    assert (error.task_id, error.images, error.body) == ("t-1", [], answer())
 
 
 # --- parse_generation: what a broken 200 becomes ----------------------------------------------
@@ -199,7 +201,7 @@ UNTIMED = GeneratedImage(URL, 0, "png", None, 0, {})
     [
         pytest.param(
             {"images": image(), "task": {"task_id": "t-1"}},
-            f"images: {show(image())} is not an array",
+            f"images: {show(image())} is not an array of 1 to 8 items",
             "t-1",
             [],
             id="images-an-object",
@@ -234,7 +236,7 @@ UNTIMED = GeneratedImage(URL, 0, "png", None, 0, {})
         ),
         pytest.param(
             {"task": {"task_id": "t-1"}},
-            "images: missing; required: an array",
+            "images: missing; required: an array of 1 to 8 items",
             "t-1",
             [],
             id="no-images",

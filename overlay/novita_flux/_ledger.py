@@ -23,6 +23,11 @@ A request moves `planned -> sending -> paid -> saved`:
   left, a 5xx after the task may have run, a 200 with no link to read): never sent again unless
   the user asks (`--resend-unknown`).
 
+A request answered with another number of images than its `image_num` (a short answer, or a long
+one) is paid and saved like any other, and says so: its `error` holds a `ShortAnswer` note, kept
+once its images are saved (and so in the journal and the manifest), and `short_answers` counts
+them.
+
 Every step is also appended to the journal (_journal) before the batch goes on, so that no one
 damaged file forgets a request that may have been billed. When the records disagree, the one
 furthest along wins: more sends first, then planned < sending < failed < unknown < paid < saved,
@@ -58,6 +63,7 @@ SCHEMA_VERSION: Final = "1"
 
 PLANNED, SENDING, PAID, SAVED = "planned", "sending", "paid", "saved"
 FAILED, UNKNOWN, INVALID = "failed", "unknown", "invalid"
+SHORT_ANSWER: Final = "ShortAnswer"  # the `error` type of an answer short of (or past) image_num
 STATES: Final = (PLANNED, SENDING, PAID, SAVED, FAILED, UNKNOWN)
 # How far along a request is, within one send: the records that disagree are settled by it.
 _RANK: Final = {PLANNED: 0, SENDING: 1, FAILED: 2, UNKNOWN: 3, PAID: 4, SAVED: 5}
@@ -354,6 +360,18 @@ class Ledger:
             cost += row.cost if row.state in (PLANNED, FAILED, UNKNOWN) else 0
         return requests, images, cost
 
+    def short_answers(self) -> int:
+        """How many of the current run's requests were answered with another number of images
+        than they paid for."""
+        with self._lock:
+            (found,) = self._db.execute(
+                "SELECT COUNT(*) FROM lines JOIN requests ON lines.key = requests.key "
+                "WHERE state IN (?, ?) AND json_valid(requests.error) "
+                "AND json_extract(requests.error, '$.type') = ?",
+                (PAID, SAVED, SHORT_ANSWER),
+            ).fetchone()
+        return int(found)
+
     def counts(self) -> Counter[str]:
         """How many lines of the current run are in each state (`invalid` included)."""
         with self._lock:
@@ -400,8 +418,9 @@ class Ledger:
     def unknown(self, key: str, error: dict[str, Any]) -> None:
         self._set(key, state=UNKNOWN, error=error)
 
-    def saved(self, key: str, files: Sequence[str]) -> None:
-        self._set(key, state=SAVED, files=list(files), error=None)
+    def saved(self, key: str, files: Sequence[str], note: dict[str, Any] | None = None) -> None:
+        """Every image saved; `note` is what stays said of the answer (a short answer)."""
+        self._set(key, state=SAVED, files=list(files), error=note)
 
     def partly_saved(self, key: str, files: Sequence[str], error: dict[str, Any]) -> None:
         self._set(key, files=list(files), error=error)  # still paid: the rest is downloaded next
@@ -540,6 +559,22 @@ class Ledger:
 
     def _transaction(self) -> Ledger._Transaction:
         return Ledger._Transaction(self)
+
+
+def short_answer(body: dict[str, Any], images: Sequence[object]) -> dict[str, Any] | None:
+    """The note a request keeps when its answer held another number of images than it paid
+    for (`image_num`); None when it held them all."""
+    paid_for = int(body["image_num"])
+    if len(images) == paid_for:
+        return None
+    return {
+        "type": SHORT_ANSWER,
+        "message": f"the API answered {len(images)} image(s) for the {paid_for} paid for: a "
+        "contract deviation; every image it held is kept",
+        "images_paid_for": paid_for,
+        "images_answered": len(images),
+        "possibly_billed": True,
+    }
 
 
 def describe_error(error: BaseException) -> dict[str, Any]:

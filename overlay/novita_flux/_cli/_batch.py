@@ -56,14 +56,16 @@ from novita_flux._ledger import (
     PAID,
     PLANNED,
     SAVED,
+    SHORT_ANSWER,
     UNKNOWN,
     Ledger,
     Planned,
     Row,
     describe_error,
+    short_answer,
 )
 from novita_flux._lock import DirectoryBusy, DirectoryLock
-from novita_flux._models import Generation
+from novita_flux._models import Generation, entry_of
 from novita_flux._progress import Progress
 from novita_flux._request import as_budget, check_budget, prepare_request
 from novita_flux._spec import default_images_per_minute, known_reasons
@@ -245,11 +247,19 @@ class BatchRun:
         except OSError as error:
             self._disk_said(error, "the gallery could not be written")
         counts = self.ledger.counts()
+        short = self.ledger.short_answers()
         self.console.info(
             f"{counts[SAVED]} saved, {counts[PAID]} paid but not saved, {counts[FAILED]} failed, "
             f"{counts[UNKNOWN]} possibly billed, {counts[PLANNED]} not sent, {invalid} invalid "
-            f"line(s); spent ${self.spent}; manifest {self.out / MANIFEST_NAME}"
+            f"line(s), {short} answered with another number of images than paid for; spent "
+            f"${self.spent}; manifest {self.out / MANIFEST_NAME}"
         )
+        if short:
+            self.console.error(
+                f"novita-flux: {short} request(s) were answered with another number of images "
+                f"than they paid for (a contract deviation): every image they hold is kept, and "
+                f"they are marked {SHORT_ANSWER} in {self.out / MANIFEST_NAME}"
+            )
         if self.fatal is not None:
             self.console.error(
                 f"novita-flux: stopped the batch: {type(self.fatal).__name__}: {self.fatal}"
@@ -272,7 +282,7 @@ class BatchRun:
                 "interrupted: the ledger is up to date; run the same command again to resume"
             )
             return EXIT_INTERRUPTED
-        if counts[FAILED] or counts[UNKNOWN] or counts[PAID]:
+        if counts[FAILED] or counts[UNKNOWN] or counts[PAID] or short:
             return EXIT_API_ERROR
         return EXIT_BAD_INPUT if invalid else EXIT_OK
 
@@ -314,7 +324,7 @@ class BatchRun:
                 self.ledger.paid(row.key, error.task_id, error.images, describe_error(error))
                 reach("batch.paid")
             self.console.info(f"{row.where}: {error}; saving the image(s) it could read")
-            self._save(flux, attrs.evolve(row, task_id=error.task_id), readable)
+            self._save(flux, _answered(row, readable), readable)
             return
         except NovitaError as error:
             reach("batch.answered")
@@ -334,11 +344,16 @@ class BatchRun:
             self._failed(row, state, error)
             return
         reach("batch.answered")
+        short = short_answer(row.body, generation.images)
         with _recording(generation):
-            self.ledger.paid(row.key, generation.task_id, generation.images)
+            self.ledger.paid(row.key, generation.task_id, generation.images, short)
         reach("batch.paid")
         self._count(spent=generation.cost)
-        self._save(flux, attrs.evolve(row, task_id=generation.task_id), generation)
+        if short is not None:
+            missing = max(0, generation.images_paid_for - len(generation.images))
+            self.progress.advance(0, failed=missing)
+            self.console.info(f"{row.where}: task {generation.task_id}: {short['message']}")
+        self._save(flux, _answered(row, generation), generation)
 
     def _save(self, flux: FluxSchnell, row: Row, generation: Generation) -> None:
         done = list(row.files)
@@ -365,8 +380,10 @@ class BatchRun:
                 self._result(row, PAID, done, error)
                 return
             reach("batch.saved")
-            self.ledger.saved(row.key, done)
-        self._result(row, SAVED, done, None)
+            # Said again on every run until its line leaves the input: paid, and not in full.
+            short = short_answer(row.body, row.images)
+            self.ledger.saved(row.key, done, short)
+        self._result(row, SAVED, done, None, short)
 
     def _cannot_record(
         self, row: Row, error: OSError | sqlite3.Error, generation: Generation | None
@@ -394,9 +411,18 @@ class BatchRun:
             self.console.info(f"{row.where}: {type(error).__name__}: {error}")
         self._result(row, state, [], error)
 
-    def _result(self, row: Row, state: str, files: list[str], error: NovitaError | None) -> None:
-        """One line's outcome in this run, on stdout."""
+    def _result(
+        self,
+        row: Row,
+        state: str,
+        files: list[str],
+        error: NovitaError | None,
+        note: dict[str, Any] | None = None,
+    ) -> None:
+        """One line's outcome in this run, on stdout; `note` is said in place of an error."""
         said = f"{type(error).__name__}: {error}" if error is not None else ""
+        if note is not None and error is None:
+            said = f"{note['type']}: {note['message']}"
         self.console.result(
             {
                 "line": row.line,
@@ -406,7 +432,7 @@ class BatchRun:
                 "seed": row.seed,
                 "cost": row.cost,
                 "files": files,
-                "error": describe_error(error) if error is not None else None,
+                "error": describe_error(error) if error is not None else note,
             },
             f"{row.where}: {state}"
             + (f" {', '.join(files)}" if files else "")
@@ -445,6 +471,12 @@ class _Unrecorded(Exception):
         super().__init__(str(error))
         self.error = error
         self.generation = generation
+
+
+def _answered(row: Row, generation: Generation) -> Row:
+    """The row as the ledger now holds it: the answer's task and images recorded."""
+    images = [entry_of(image) for image in generation.images]
+    return attrs.evolve(row, task_id=generation.task_id, images=images)
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ from novita_flux._cli._options import (
 )
 from novita_flux._cli._signals import deferred
 from novita_flux._client import FluxSchnell
-from novita_flux._errors import NovitaError, SaveIncompleteError
+from novita_flux._errors import NovitaError, ResponseValidationError, SaveIncompleteError
 from novita_flux._faultpoints import reach
 from novita_flux._gallery import write_gallery
 from novita_flux._identity import canonical
@@ -130,6 +130,7 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
         earlier = _earlier_calls(flux, out, body, console, resend=args.resend_unknown)
         console.info(plan)
         call = _Call(body, console)
+        broken: ResponseValidationError | None = None
         with call.interruptible():
             if earlier is not None:  # this very request was paid for by an earlier run
                 generation = call.generation = earlier.generation()
@@ -140,7 +141,13 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
                 )
             else:
                 record = _begin(out, body, cost)
-                generation = call.generation = flux.generate(**body)
+                try:
+                    generation = flux.generate(**body)
+                except ResponseValidationError as error:
+                    if error.generation is None:  # no link to save: its line says the task
+                        raise
+                    generation, broken = error.generation, error  # paid: save what it holds
+                call.generation = generation
                 reach("generate.answered")
                 try:
                     calls.answered(record, generation)
@@ -155,7 +162,7 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
             reach("generate.saved")
     for path, image in zip(paths, generation.images, strict=True):
         size = path.stat().st_size
-        each = generation.cost / len(generation.images)
+        each = generation.cost / generation.images_paid_for
         console.result(
             {
                 "path": str(path),
@@ -174,6 +181,12 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
             f"task {generation.task_id}  ${each}",
         )
     console.info(f"task {generation.task_id}: {len(paths)} image(s), cost ${generation.cost}")
+    # A paid answer that is not what was paid for: all of it is saved, and it is said.
+    problem = None
+    if broken is not None:
+        problem = f"{type(broken).__name__}: {broken}"
+    elif len(generation.images) != generation.images_paid_for:
+        problem = short_answer(generation)
     if args.gallery:
         try:
             console.info(f"gallery: {write_gallery(out)}")
@@ -191,8 +204,19 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
         return EXIT_API_ERROR
     if call.interrupted:
         console.info("interrupted: what was paid for is saved")
+    if problem is not None:
+        console.error(f"novita-flux: {problem}; what it holds is saved in {out}")
+    if call.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_OK
+    return EXIT_OK if problem is None else EXIT_API_ERROR
+
+
+def short_answer(generation: Generation) -> str:
+    """One line for an answer that holds another number of images than were paid for."""
+    return (
+        f"the API answered {len(generation.images)} image(s) for the "
+        f"{generation.images_paid_for} paid for (task {generation.task_id}): a contract deviation"
+    )
 
 
 class _Call:
