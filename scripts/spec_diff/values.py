@@ -71,8 +71,9 @@ def from_compiled(schema: Schema, drawing: Drawing = THOROUGH) -> st.SearchStrat
             cap = high
         cap = None if cap is None else max(low, cap)
         lists = st.lists(items, min_size=low, max_size=cap)
-        if high is not None and (cap is None or high > cap):  # the longest, however long
-            lists |= st.lists(items, min_size=high, max_size=high)
+        if high is not None and (cap is None or high > cap):
+            # The longest, however long: one item drawn and repeated, as cheap as a short list.
+            lists |= items.map(lambda item: [item] * high)
         return lists
     branches = schema.get("oneOf", schema.get("anyOf"))
     if branches is not None:
