@@ -263,5 +263,8 @@ URI_JUDGE = jsonschema_rs.Draft7Validator({"format": "uri"}, validate_formats=Tr
 @example(text="http://[v1.x]/")
 @example(text="http://[V1.x]/")
 @example(text="a:")
+@example(text="http://a@b@c/")
+@example(text="http://u:p@h:8/x@y?z@w#@")
+@example(text="http://h/x?y#z@")
 def test_is_uri_agrees_with_jsonschema_rs_on_any_text(text: str) -> None:
     assert is_uri(text) is URI_JUDGE.is_valid(text)
