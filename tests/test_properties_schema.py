@@ -249,7 +249,7 @@ _BEYOND_THE_JUDGE = frozenset({"^a.b$", "^[^]$", "^[]", "^[\\d-]+$", "^[\\b]$"})
 @pytest.mark.parametrize(
     "pattern",
     ["a{,3}", "a*+", "\\Z", "\\A", "(?i)a", "(?P<n>a)", "\\1", "\\p{L}", "\\u{41}", "[\\S]",
-     "a{", "}", "[a", "\\", "*a", "[--a]", "[a-\\d]"],
+     "a{", "}", "[a", "\\", "*a", "[--a]", "[a-\\d]", "(?<=a+)b", "[z-a]"],
 )  # fmt: skip
 def test_a_pattern_it_cannot_read_as_ecma_262_makes_compiling_fail(pattern: str) -> None:
     with pytest.raises(UntranslatablePattern, match="cannot read as ECMA-262"):

@@ -66,7 +66,13 @@ class UntranslatablePattern(NotImplementedError):
 def ecma_pattern(pattern: str) -> re.Pattern[str]:
     """The spec's ECMA-262 `pattern`, compiled to match what it matches in JSON Schema (use
     `.search`: a JSON Schema pattern is not anchored)."""
-    return re.compile(_Translator(pattern).translate(), re.ASCII)
+    translated = _Translator(pattern).translate()
+    try:
+        return re.compile(translated, re.ASCII)
+    except re.error as error:  # e.g. a lookbehind of varying width, which ECMA-262 allows
+        raise UntranslatablePattern(
+            pattern, error.pos or 0, f"what Python cannot match ({error.msg})"
+        )
 
 
 class _Translator:
