@@ -689,7 +689,6 @@ def test_compile_schema_refuses_a_keyword_it_cannot_check_wherever_it_is(
         ({"type": "array", "minItems": 1, "maxItems": 8}, "an array of 1 to 8 items"),
         ({"type": "array", "minItems": 2}, "an array of at least 2 items"),
         ({"type": "array", "maxItems": 3}, "an array of at most 3 items"),
-        ({"type": "array"}, "an array"),
         ({"type": "string", "pattern": "^[0-9]+$"}, "a string matching '^[0-9]+$'"),
         (
             {"type": "string", "pattern": "^a", "minLength": 1, "maxLength": 2},

@@ -72,7 +72,7 @@ def ecma_pattern(pattern: str) -> re.Pattern[str]:
     except re.error as error:  # e.g. a lookbehind of varying width, which ECMA-262 allows
         raise UntranslatablePattern(
             pattern, error.pos or 0, f"what Python cannot match ({error.msg})"
-        )
+        ) from None
 
 
 class _Translator:
