@@ -69,7 +69,6 @@ def _async_calls(
     }
 
 
-@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")  # cancelled before it ran
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("name", ["generate", "generate_many", "save"])
 def test_a_call_cancelled_at_any_await_loses_nothing_it_paid_for_and_sends_nothing_new(
