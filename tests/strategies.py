@@ -12,7 +12,6 @@ import copy
 import inspect
 import json
 import math
-import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,10 +22,11 @@ from hypothesis import example
 from hypothesis import strategies as st
 
 from novita_flux import _spec
+from novita_flux._jsonstrings import ecma_pattern
 from novita_flux._request import compiled_request_schema, estimate_cost
 from novita_flux._schema import compile_schema
 from novita_flux._spec import Schema
-from scripts.spec_diff.values import from_compiled
+from scripts.spec_diff.values import QUICK, from_compiled
 
 TestFunction = TypeVar("TestFunction", bound=Callable[..., Any])
 
@@ -151,11 +151,20 @@ def out_of_range(schema: Schema) -> st.SearchStrategy[Any]:
         known = schema["enum"]
         options.append(st.sampled_from(known).map(str.upper).filter(lambda s: s not in known))
         options.append(st.text().filter(lambda s: s not in known))
+    if schema["type"] == "array":  # a conforming item too few or too many
+        items = from_compiled(schema.get("items", {}), QUICK)
+        if schema.get("minItems", 0) > 0:
+            options.append(st.lists(items, max_size=schema["minItems"] - 1))
+        if "maxItems" in schema:
+            high = schema["maxItems"]
+            options.append(st.lists(items, min_size=high + 1, max_size=high + 2))
     if schema.get("format") == "uri":  # no colon, so no scheme: a relative reference
         options.append(st.text(st.characters(exclude_characters=":")))
     if "pattern" in schema:
-        pattern = re.compile(schema["pattern"])
-        near = st.sampled_from(["", " 3600", "3600 ", "-1", "3600.5", "1e3", "jpgg", "gif", "PNG!"])
+        pattern = ecma_pattern(schema["pattern"])  # as JSON Schema reads it, so as we do
+        near = st.sampled_from(
+            ["", " 3600", "3600 ", "-1", "3600.5", "1e3", "jpgg", "gif", "PNG!", "png\n", "3600\n"]
+        )
         options.append((near | st.text()).filter(lambda text: pattern.search(text) is None))
     return st.one_of(options)
 
@@ -243,13 +252,12 @@ RESPONSE_SCHEMA = compile_schema(_spec.response_schema(200))
 MAX_TTL = int((datetime.max.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds()) - 86_400
 
 
-def conforming_bodies(min_images: int = 0) -> st.SearchStrategy[dict[str, Any]]:
+def conforming_bodies() -> st.SearchStrategy[dict[str, Any]]:
     """200 bodies the spec allows: every tolerated variant (a TTL as a number or a string of
     digits, an image type in any case or spelled jpg) and extra properties anywhere (the schema
     does not forbid them)."""
     schema = copy.deepcopy(RESPONSE_SCHEMA)
     images = schema["properties"]["images"]
-    images["minItems"] = min_images
     as_number, as_digits = images["items"]["properties"]["image_url_ttl"]["oneOf"]
     as_number["maximum"] = MAX_TTL
     as_digits["pattern"] = f"^[0-9]{{1,{len(str(MAX_TTL)) - 1}}}$"  # below MAX_TTL too
@@ -291,7 +299,7 @@ def broken_bodies(draw: st.DrawFn) -> bytes:
     """JSON that breaks the response schema at exactly one node."""
     path, breaking = draw(st.sampled_from(BREAKAGES))
     value = breaking if breaking is REMOVED else draw(breaking)
-    body = _replaced(draw(conforming_bodies(min_images=1)), path, value)
+    body = _replaced(draw(conforming_bodies()), path, value)
     return json.dumps(body).encode()
 
 

@@ -645,8 +645,8 @@ def test_compile_schema_keeps_additional_properties_false_and_true_as_they_are()
         ({"type": "integer", "exclusiveMinimum": 0}, "exclusiveMinimum"),
         ({"type": "integer", "exclusiveMaximum": 9}, "exclusiveMaximum"),
         ({"type": "number", "multipleOf": 2}, "multipleOf"),
-        ({"type": "array", "minItems": 1}, "minItems"),
-        ({"type": "array", "maxItems": 1}, "maxItems"),
+        ({"type": "array", "contains": {"type": "string"}}, "contains"),
+        ({"type": "array", "additionalItems": False}, "additionalItems"),
         (
             {"type": "object", "properties": {"a": {"type": "array", "uniqueItems": True}}},
             "uniqueItems",
@@ -686,6 +686,9 @@ def test_compile_schema_refuses_a_keyword_it_cannot_check_wherever_it_is(
         ({"type": "string", "format": "date"}, "a string"),
         ({"type": "string", "format": "uri"}, "a URI"),
         ({"type": "string", "format": "uri", "maxLength": 9}, "a URI of at most 9 characters"),
+        ({"type": "array", "minItems": 1, "maxItems": 8}, "an array of 1 to 8 items"),
+        ({"type": "array", "minItems": 2}, "an array of at least 2 items"),
+        ({"type": "array", "maxItems": 3}, "an array of at most 3 items"),
         ({"type": "string", "pattern": "^[0-9]+$"}, "a string matching '^[0-9]+$'"),
         (
             {"type": "string", "pattern": "^a", "minLength": 1, "maxLength": 2},
@@ -778,6 +781,9 @@ INTEGER_1_3 = {"type": "integer", "minimum": 1, "maximum": 3}
         ({"type": "string", "minLength": 2, "maxLength": 3}, "abc", "abc"),
         ({"type": "string", "minLength": 2}, "x" * 5000, "x" * 5000),
         ({"type": "string", "format": "uri"}, "https://h/x", "https://h/x"),
+        # A URI needs a scheme, not an authority (RFC 3986): downloading it is another matter.
+        ({"type": "string", "format": "uri"}, "mailto:x", "mailto:x"),
+        ({"type": "string", "pattern": "^png$"}, "png", "png"),
         ({"type": "string", "format": "date"}, "not a date", "not a date"),
         ({"type": "string", "pattern": "[0-9]"}, "a1b", "a1b"),  # unanchored, like JSON Schema
         ({"type": "boolean"}, True, True),
@@ -860,7 +866,25 @@ def test_conform_keeps_a_number_as_the_number_it_is() -> None:
             "body: 'abcd' is not a string of at most 3 characters",
         ),
         ({"type": "string", "format": "uri"}, "h/x", "a URI", "body: 'h/x' is not a URI"),
-        ({"type": "string", "format": "uri"}, "mailto:x", "a URI", "body: 'mailto:x' is not a URI"),
+        # RFC 3986 (what `format: uri` means): no space, nothing before the scheme, no IRI.
+        (
+            {"type": "string", "format": "uri"},
+            "http://h/a b",
+            "a URI",
+            "body: 'http://h/a b' is not a URI",
+        ),
+        (
+            {"type": "string", "format": "uri"},
+            "\nhttp://h/",
+            "a URI",
+            "body: '\\nhttp://h/' is not a URI",
+        ),
+        (
+            {"type": "string", "format": "uri"},
+            "http://h/é",
+            "a URI",
+            "body: 'http://h/é' is not a URI",
+        ),
         ({"type": "string", "format": "uri"}, "//h/x", "a URI", "body: '//h/x' is not a URI"),
         (
             {"type": "string", "format": "uri"},
@@ -875,6 +899,19 @@ def test_conform_keeps_a_number_as_the_number_it_is() -> None:
             "a string matching '[0-9]'",
             "body: 'ab' is not a string matching '[0-9]'",
         ),
+        # ECMA-262 (what `pattern` means): `$` is the very end, `\d` ASCII's digits.
+        (
+            {"type": "string", "pattern": "^png$"},
+            "png\n",
+            "a string matching '^png$'",
+            "body: 'png\\n' is not a string matching '^png$'",
+        ),
+        (
+            {"type": "string", "pattern": "^\\d$"},
+            "\u0663",
+            "a string matching '^\\\\d$'",
+            "body: '\u0663' is not a string matching '^\\\\d$'",
+        ),
         ({"type": "boolean"}, 1, "true or false", "body: 1 is not true or false"),
         ({"type": "boolean"}, "true", "true or false", "body: 'true' is not true or false"),
         ({"type": "boolean"}, None, "true or false", "body: None is not true or false"),
@@ -886,6 +923,18 @@ def test_conform_keeps_a_number_as_the_number_it_is() -> None:
             "body: 1 is not one of 'png', 'webp'",
         ),
         ({"type": "array"}, "x", "an array", "body: 'x' is not an array"),
+        (
+            {"type": "array", "minItems": 1, "maxItems": 2},
+            [],
+            "an array of 1 to 2 items",
+            "body: [] is not an array of 1 to 2 items",
+        ),
+        (
+            {"type": "array", "minItems": 1, "maxItems": 2},
+            [1, 2, 3],
+            "an array of 1 to 2 items",
+            "body: [1, 2, 3] is not an array of 1 to 2 items",
+        ),
         ({"type": "array"}, (1,), "an array", "body: (1,) is not an array"),
         ({"type": "object"}, [], "an object", "body: [] is not an object"),
         ({"type": "object"}, None, "an object", "body: None is not an object"),

@@ -180,15 +180,18 @@ def test_parse_generation_keeps_task_seed_request_cost_raw_and_every_unknown_fie
     assert [im.index for im in generation.images] == [0, 1]
 
 
-def test_parse_generation_accepts_an_empty_image_list() -> None:
-    generation = parsed(answer())
-    assert (generation.task_id, generation.images, generation.raw) == ("t-1", [], answer())
+def test_parse_generation_refuses_an_empty_image_list_keeping_the_task() -> None:
+    # The spec's minItems: an answer with no image is no answer to a paid call (issue 20).
+    error = refused(answer())
+    assert error.problem == "images: [] is not an array of 1 to 8 items"
+    assert (error.task_id, error.images, error.body) == ("t-1", [], answer())
 
 
 # --- parse_generation: what a broken 200 becomes ----------------------------------------------
 
 TTL_RULE = "an integer >= 0 or a string matching '^[0-9]+$'"
 TYPE_RULE = "a string matching '^([Pp][Nn][Gg]|[Ww][Ee][Bb][Pp]|[Jj][Pp][Ee]?[Gg])$'"
+SPACED = "https://storage.example.com/a b.png"
 # A link salvaged from a broken answer whose TTL could not be read: no expiry assumed.
 UNTIMED = GeneratedImage(URL, 0, "png", None, 0, {})
 
@@ -198,7 +201,7 @@ UNTIMED = GeneratedImage(URL, 0, "png", None, 0, {})
     [
         pytest.param(
             {"images": image(), "task": {"task_id": "t-1"}},
-            f"images: {show(image())} is not an array",
+            f"images: {show(image())} is not an array of 1 to 8 items",
             "t-1",
             [],
             id="images-an-object",
@@ -233,7 +236,7 @@ UNTIMED = GeneratedImage(URL, 0, "png", None, 0, {})
         ),
         pytest.param(
             {"task": {"task_id": "t-1"}},
-            "images: missing; required: an array",
+            "images: missing; required: an array of 1 to 8 items",
             "t-1",
             [],
             id="no-images",
@@ -297,6 +300,30 @@ UNTIMED = GeneratedImage(URL, 0, "png", None, 0, {})
                 GeneratedImage(URL2, 30, "jpeg", at(30), 1, {}),
             ],
             id="third-image-broken",
+        ),
+        # JSON Schema's `pattern` is ECMA-262's: `$` is the very end, and `\d` ASCII's digits
+        # (issue 20: "png\n" was read as a PNG whose type was 'png\n').
+        pytest.param(
+            answer(image(ttl=60, image_type="png\n")),
+            f"images.0.image_type: 'png\\n' is not {TYPE_RULE}",
+            "t-1",
+            [GeneratedImage(URL, 60, "webp", at(60), 0, {})],
+            id="image-type-with-a-trailing-newline",
+        ),
+        pytest.param(
+            answer(image(ttl="3600\n")),
+            f"images.0.image_url_ttl: '3600\\n' is not {TTL_RULE}",
+            "t-1",
+            [GeneratedImage(URL, 3600, "png", at(3600), 0, {})],
+            id="ttl-with-a-trailing-newline",
+        ),
+        # `format: uri` is RFC 3986's: no space, no character outside ASCII.
+        pytest.param(
+            answer(image(SPACED)),
+            f"images.0.image_url: {show(SPACED)} is not a URI",
+            "t-1",
+            [GeneratedImage(SPACED, 3600, "png", at(3600), 0, {})],  # still kept: paid for
+            id="url-with-a-space",
         ),
         pytest.param([1, 2], "body: [1, 2] is not an object", None, [], id="json-array"),
         pytest.param("text", "body: 'text' is not an object", None, [], id="json-string"),

@@ -249,15 +249,31 @@ def test_a_negative_ttl_and_a_missing_task_deviate() -> None:
     assert kinds == [("deviates", "$.task"), ("deviates", "$.images[0].image_url_ttl")]
 
 
-@pytest.mark.parametrize(("asked", "count"), [(2, 1), (1, 0), (1, 2)])
+TYPE_RULE = "a string matching '^([Pp][Nn][Gg]|[Ww][Ee][Bb][Pp]|[Jj][Pp][Ee]?[Gg])$'"
+
+
+@pytest.mark.parametrize("asked_type", [None, "png"])
+def test_an_image_type_with_a_trailing_newline_deviates_as_json_schema_reads_the_pattern(
+    asked_type: str | None,
+) -> None:
+    # ECMA-262's `$` is the very end: "png\n" is no spelling of png (issue 20), asked for or not.
+    attempt = generation(payload=answer(image(0, "png\n")), fetches=())
+    judged = _judge.judge_generation(attempt, asked_type=asked_type)
+    assert judged.findings[0] == deviates("$.images[0].image_type", TYPE_RULE, "'png\\n'")
+    assert [finding.kind for finding in judged.findings] == ["deviates"] * len(judged.findings)
+
+
+@pytest.mark.parametrize(("asked", "count"), [(2, 1), (1, 0), (1, 2), (8, 9)])
 def test_a_generation_with_another_number_of_images_than_image_num_deviates(
     asked: int, count: int
 ) -> None:
     images = [image(index) for index in range(count)]
     attempt = generation(body=request(image_num=asked), payload=answer(*images), fetches=())
     judged = _judge.judge_generation(attempt, asked_type="png")
-    expected = deviates("$.images", f"{asked} image(s) (image_num)", str(count))
-    assert judged.findings == [expected]
+    expected = [deviates("$.images", f"{asked} image(s) (image_num)", str(count))]
+    if not 1 <= count <= 8:  # past the bounds the spec states, too
+        expected.insert(0, deviates("$.images", "an array of 1 to 8 items", f"{count} item(s)"))
+    assert judged.findings == expected
     assert judged.summary == f"200: {count} image(s)"
 
 

@@ -196,6 +196,46 @@ def test_a_pattern_rewritten_to_mean_the_same_is_compatible() -> None:
     assert f"no value in {EXAMPLES} tries" in finding.note
 
 
+def test_a_pattern_is_read_as_ecma_262_so_backslash_d_is_ascii_s_digits_alone() -> None:
+    # Under Python's re, `\\d` takes any Unicode digit: spec-diff "proved" old clients broken
+    # with a TTL of "\u0660" (ARABIC-INDIC DIGIT ZERO). Under JSON Schema's reading the two
+    # patterns accept the same strings.
+    def rewrite(spec: dict[str, Any]) -> None:
+        ttl = schemas(spec)["Image"]["properties"]["image_url_ttl"]
+        ttl["oneOf"][1]["pattern"] = "^\\d+$"
+
+    report, _ = compared(rewrite)
+    finding = only(report, Kind.COMPATIBLE)
+    assert finding.change.what == "pattern '^[0-9]+$' -> '^\\\\d+$'"
+    assert f"no value in {EXAMPLES} tries" in finding.note
+
+
+def images_bounds(spec: dict[str, Any], **bounds: int) -> None:
+    schemas(spec)["Flux1SchnellResponse"]["properties"]["images"].update(bounds)
+
+
+def test_bounding_the_number_of_images_is_compatible_for_old_clients() -> None:
+    report, _ = compared(lambda spec: images_bounds(spec, minItems=1, maxItems=8))
+    assert [f.change.what for f in report.of(Kind.COMPATIBLE)] == [
+        "minItems 0 -> 1",
+        "maxItems none -> 8",
+    ]
+    assert report.level is Level.COMPATIBLE
+
+
+def test_a_200_allowed_more_images_is_proven_to_break_old_clients() -> None:
+    old = edited(lambda spec: images_bounds(spec, minItems=1, maxItems=8))
+    new = copy.deepcopy(old)
+    images_bounds(new, maxItems=9)
+    report = compare(old, new, "old", "new", EXAMPLES)
+    finding = only(report, Kind.BREAKING_FOR_OLD_CLIENTS)
+    assert (finding.change.where, finding.change.what) == (("images",), "maxItems 8 -> 9")
+    assert finding.proof is not None
+    assert len(finding.proof.value["images"]) == 9
+    assert finding.proof.refusal.startswith("images: [")
+    assert finding.proof.refusal.endswith("is not an array of 1 to 8 items")
+
+
 def test_a_required_response_field_dropped_breaks_old_clients() -> None:
     report, new = compared(
         lambda spec: schemas(spec)["Flux1SchnellResponse"]["required"].remove("task")

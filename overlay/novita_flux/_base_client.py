@@ -178,6 +178,16 @@ def parse_generation(
             request=body,
             cost=cost,
         ) from None
+    paid_for = body.get("image_num")  # always sent by the client; `verify` may omit it
+    if len(images) != paid_for and type(paid_for) is int:
+        # Within the spec's bounds, but not the images paid for: kept, and said aloud.
+        logger.warning(
+            "the API's answer (task %s) holds %d image(s) for the %d paid for: a contract "
+            "deviation; every image it holds is kept",
+            parsed.task.task_id,
+            len(images),
+            paid_for,
+        )
     return Generation(
         task_id=parsed.task.task_id,
         images=images,

@@ -172,41 +172,61 @@ def run_threads(
     first exception (from work, or KeyboardInterrupt here) stops the run and is raised once the
     workers have finished what they had started. Items are taken under `take`: work that holds
     it while it may fail (and sets `stop` before letting go) is sure no item is taken meanwhile."""
-    from concurrent.futures import ThreadPoolExecutor, wait
+    from concurrent.futures import ThreadPoolExecutor
 
     stop = stop if stop is not None else threading.Event()
     take, gate = take if take is not None else threading.Lock(), threading.Lock()
+    # Items taken and not yet finished, counted under `take`: after a stop, the run waits until
+    # it is 0, whatever state the pool's own bookkeeping is in (a Ctrl-C can land while a
+    # worker thread is being started, before the pool would wait for it).
+    busy = threading.Condition(take)
+    taken = 0
 
     def next_item() -> T | None:
+        nonlocal taken
         with take:
-            return None if stop.is_set() else next(items, None)
+            item = None if stop.is_set() else next(items, None)
+            taken += item is not None
+            return item
+
+    def finished() -> None:
+        nonlocal taken
+        with busy:
+            taken -= 1
+            busy.notify_all()
 
     def worker(work: Callable[[T], None]) -> None:
         while (item := next_item()) is not None:
-            count = images(item)
-            if pacer is not None and count:
-                with gate:  # one waiter at a time keeps releases in input order
-                    if not _sync_wait(pacer, count, stop):
-                        return
-            if stop.is_set():
-                return
             try:
-                work(item)
-            except BaseException:
-                stop.set()  # at once, so that no other worker takes another item
-                raise
+                count = images(item)
+                if pacer is not None and count:
+                    with gate:  # one waiter at a time keeps releases in input order
+                        if not _sync_wait(pacer, count, stop):
+                            return
+                if stop.is_set():
+                    return
+                try:
+                    work(item)
+                except BaseException:
+                    stop.set()  # at once, so that no other worker takes another item
+                    raise
+            finally:
+                finished()
 
     workers = check_concurrency(concurrency)
     with ThreadPoolExecutor(workers, thread_name_prefix="novita-flux") as pool:
-        futures = [pool.submit(worker, lanes[number % len(lanes)]) for number in range(workers)]
+        futures = []
         try:
+            for number in range(workers):
+                futures.append(pool.submit(worker, lanes[number % len(lanes)]))
             for future in futures:
                 future.result()
         except BaseException:
             # Start nothing new, but let requests already sent finish and be recorded, since
             # they may be billed. A second Ctrl-C aborts the wait.
             stop.set()
-            wait(futures)
+            with busy:
+                busy.wait_for(lambda: taken == 0)
             raise
 
 

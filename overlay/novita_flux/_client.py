@@ -337,7 +337,12 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         before anything is sent. With `images_per_minute`, requests are released so that no
         rolling minute carries more images. Returns one BatchResult per request, in input order,
         holding its Generation or its exception; `on_result` (sync or async) sees each one as
-        it finishes.
+        it finishes; if it raises, no further request is sent and the exception is raised once
+        those in flight are done. If the call is cancelled (task.cancel(), asyncio.timeout,
+        wait_for, a failing TaskGroup sibling), nothing more is sent; requests already sent are
+        finished (each within its timeout: the API bills them anyway) and reported through
+        `on_result` before the cancellation goes on, and the CancelledError carries every
+        result so far as `.results`.
         """
         plan, pacer, lanes = self._batch(requests, concurrency, images_per_minute, max_total_cost)
         retries = self._retries_for(max_retries)

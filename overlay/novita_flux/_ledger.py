@@ -23,6 +23,11 @@ A request moves `planned -> sending -> paid -> saved`:
   left, a 5xx after the task may have run, a 200 with no link to read): never sent again unless
   the user asks (`--resend-unknown`).
 
+A request answered with another number of images than its `image_num` (a short answer, or a long
+one) is paid and saved like any other, and says so: its `error` holds a `ShortAnswer` note, kept
+once its images are saved (and so in the journal and the manifest), and `short_answers` counts
+them.
+
 Every step is also appended to the journal (_journal) before the batch goes on, so that no one
 damaged file forgets a request that may have been billed. When the records disagree, the one
 furthest along wins: more sends first, then planned < sending < failed < unknown < paid < saved,
@@ -58,6 +63,7 @@ SCHEMA_VERSION: Final = "1"
 
 PLANNED, SENDING, PAID, SAVED = "planned", "sending", "paid", "saved"
 FAILED, UNKNOWN, INVALID = "failed", "unknown", "invalid"
+SHORT_ANSWER: Final = "ShortAnswer"  # the `error` type of an answer short of (or past) image_num
 STATES: Final = (PLANNED, SENDING, PAID, SAVED, FAILED, UNKNOWN)
 # How far along a request is, within one send: the records that disagree are settled by it.
 _RANK: Final = {PLANNED: 0, SENDING: 1, FAILED: 2, UNKNOWN: 3, PAID: 4, SAVED: 5}
@@ -90,9 +96,10 @@ CREATE TABLE IF NOT EXISTS lines (    -- the input as the current run read it
 
 @attrs.frozen
 class Row:
-    """A request of the current run, as the ledger holds it."""
+    """A request of the current run, as the ledger holds it (`line` None: a request paid for
+    by an earlier run whose line is no longer in the input)."""
 
-    line: int
+    line: int | None
     key: str
     request: Any
     body: dict[str, Any]
@@ -118,6 +125,15 @@ class Row:
     def unsaved(self) -> Generation:
         """The generation, with only the images not saved yet."""
         return attrs.evolve(self.generation(), images=self.missing_images())
+
+    @property
+    def where(self) -> str:
+        """How messages name it: its line, or its key when it left the input."""
+        return (
+            f"line {self.line}"
+            if self.line is not None
+            else f"request {self.key} (not in the input)"
+        )
 
     @property
     def expired(self) -> bool:
@@ -147,6 +163,9 @@ class Ledger:
         self._db = connection
         self._lock = threading.Lock()
         self.journal = Journal(path.with_name(JOURNAL_NAME))
+        # Set when a step reached the journal but not the ledger: the journal is then not
+        # emptied at the end of the run, so that the next one brings the step in.
+        self._journal_ahead = False
 
     @classmethod
     def open(cls, directory: Path, report: Report) -> Ledger:
@@ -194,7 +213,7 @@ class Ledger:
         its -wal."""
         with self._lock:
             busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if busy == 0:
+        if busy == 0 and not self._journal_ahead:
             self.journal.clear()
 
     # --- planning ---
@@ -315,6 +334,21 @@ class Ledger:
                 yield row
             after = found[-1][0]
 
+    def paid_outside_input(self) -> Iterator[Row]:
+        """Requests paid for by earlier runs, their images not all saved, whose lines have left
+        the input (edited or deleted): downloading what they paid for still costs nothing, and
+        their links expire."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT NULL, key, request, body, seed, cost, state, task_id, images, files, "
+                "error FROM requests WHERE state = ? AND key NOT IN "
+                "(SELECT key FROM lines WHERE key IS NOT NULL) ORDER BY rowid",
+                (PAID,),
+            ).fetchall()
+        for record in found:
+            with contextlib.suppress(TypeError, ValueError, ArithmeticError):  # garbled: kept
+                yield _row(record)
+
     def totals(self, states: Iterable[str]) -> tuple[int, int, Decimal]:
         """(requests, images, cost) of the current run's requests in these states."""
         requests = images = 0
@@ -325,6 +359,18 @@ class Ledger:
             images += len(row.missing_images()) if row.state == PAID else 0
             cost += row.cost if row.state in (PLANNED, FAILED, UNKNOWN) else 0
         return requests, images, cost
+
+    def short_answers(self) -> int:
+        """How many of the current run's requests were answered with another number of images
+        than they paid for."""
+        with self._lock:
+            (found,) = self._db.execute(
+                "SELECT COUNT(*) FROM lines JOIN requests ON lines.key = requests.key "
+                "WHERE state IN (?, ?) AND json_valid(requests.error) "
+                "AND json_extract(requests.error, '$.type') = ?",
+                (PAID, SAVED, SHORT_ANSWER),
+            ).fetchone()
+        return int(found)
 
     def counts(self) -> Counter[str]:
         """How many lines of the current run are in each state (`invalid` included)."""
@@ -372,8 +418,9 @@ class Ledger:
     def unknown(self, key: str, error: dict[str, Any]) -> None:
         self._set(key, state=UNKNOWN, error=error)
 
-    def saved(self, key: str, files: Sequence[str]) -> None:
-        self._set(key, state=SAVED, files=list(files), error=None)
+    def saved(self, key: str, files: Sequence[str], note: dict[str, Any] | None = None) -> None:
+        """Every image saved; `note` is what stays said of the answer (a short answer)."""
+        self._set(key, state=SAVED, files=list(files), error=note)
 
     def partly_saved(self, key: str, files: Sequence[str], error: dict[str, Any]) -> None:
         self._set(key, files=list(files), error=error)  # still paid: the rest is downloaded next
@@ -466,12 +513,22 @@ class Ledger:
             for name, value in fields.items()
         }
         assignments = ", ".join(f"{name} = ?" for name in columns)
-        with self._transaction() as db:
-            db.execute(
-                f"UPDATE requests SET {assignments}, updated = ? WHERE key = ?",  # noqa: S608 - names from this module
-                (*columns.values(), _now(), key),
-            )
-            snapshot = _snapshot(db, key)
+        snapshot: dict[str, Any] | None = None
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    f"UPDATE requests SET {assignments}, updated = ? WHERE key = ?",  # noqa: S608 - names from this module
+                    (*columns.values(), _now(), key),
+                )
+                snapshot = _snapshot(db, key)
+        except (sqlite3.Error, OSError):
+            # The ledger could not take the step (a full disk, a lost file): the journal is
+            # another file, and may still hold it, so that the next run knows what was paid.
+            if snapshot is not None:
+                with contextlib.suppress(OSError):
+                    self.journal.append(snapshot)
+                    self._journal_ahead = True  # it holds a step the ledger lacks: keep it
+            raise
         # After the commit: what is recorded stays recorded even if the journal cannot take it.
         self.journal.append(snapshot)
 
@@ -502,6 +559,22 @@ class Ledger:
 
     def _transaction(self) -> Ledger._Transaction:
         return Ledger._Transaction(self)
+
+
+def short_answer(body: dict[str, Any], images: Sequence[object]) -> dict[str, Any] | None:
+    """The note a request keeps when its answer held another number of images than it paid
+    for (`image_num`); None when it held them all."""
+    paid_for = int(body["image_num"])
+    if len(images) == paid_for:
+        return None
+    return {
+        "type": SHORT_ANSWER,
+        "message": f"the API answered {len(images)} image(s) for the {paid_for} paid for: a "
+        "contract deviation; every image it held is kept",
+        "images_paid_for": paid_for,
+        "images_answered": len(images),
+        "possibly_billed": True,
+    }
 
 
 def describe_error(error: BaseException) -> dict[str, Any]:

@@ -41,7 +41,12 @@ class GeneratedImage:
 
 @attrs.frozen
 class Generation:
-    """The result of one call: the task, its images, and exactly what was asked and paid."""
+    """The result of one call: the task, its images, and exactly what was asked and paid.
+
+    `images` holds what the answer held; `images_paid_for` is how many the call asked and paid
+    for (the request's `image_num`). The API promises one image per image paid for: an answer
+    with more or fewer is a contract deviation that the client logs as a warning on the
+    `novita_flux` logger when it reads the answer, and keeps and saves all the same."""
 
     task_id: str
     images: list[GeneratedImage]
@@ -56,6 +61,12 @@ class Generation:
     def prompt(self) -> str:
         prompt: str = self.request["prompt"]
         return prompt
+
+    @property
+    def images_paid_for(self) -> int:
+        """How many images the call asked and paid for (`image_num`); `len(images)` is how many
+        its answer held, and the two differ when the API answered short (or long)."""
+        return int(self.request["image_num"])
 
 
 def entry_of(image: GeneratedImage) -> dict[str, Any]:

@@ -12,18 +12,22 @@ wash with fastjsonschema; what decides is what the overlay needs and neither giv
 that names the field, the value and the allowed range in the spec's own words
 (`width: 63 is not an integer in [64, 2048]`, which is what ValidationError and the reference
 server's 400s say), the conformed copy (a whole float read as the integer JSON meant), and a
-refusal to compile a keyword it cannot check. The spec uses a small subset of JSON Schema, and
-tests/test_properties_request.py holds this validator to jsonschema's verdict on every body.
+refusal to compile a keyword it cannot check. Both also read `pattern` with Python's `re`, where
+JSON Schema means ECMA-262 (`^png$` would accept "png\n").
+
+Each keyword means what JSON Schema says: `pattern` is ECMA-262's and `format: uri` is RFC 3986's
+(_jsonstrings); a pattern whose ECMA-262 meaning cannot be given to Python fails compilation like
+an unknown keyword. tests/test_properties_schema.py holds this validator to an independent one's
+verdict (jsonschema-rs) on values drawn for every schema of the spec.
 """
 
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn
-from urllib.parse import urlsplit
 
+from novita_flux._jsonstrings import ecma_pattern, is_uri
 from novita_flux._spec import Schema, resolve
 
 Location = tuple[str | int, ...]
@@ -31,6 +35,7 @@ Location = tuple[str | int, ...]
 _CHECKED: Final = frozenset(
     {"type", "properties", "required", "additionalProperties", "items", "oneOf", "anyOf"}
     | {"minimum", "maximum", "minLength", "maxLength", "enum", "format", "pattern"}
+    | {"minItems", "maxItems"}
 )
 _ANNOTATIONS: Final = frozenset({"description", "default", "example", "title", "allOf", "$ref"})
 
@@ -78,6 +83,8 @@ def compile_schema(schema: Schema, spec: Mapping[str, Any] | None = None) -> Sch
             value = [compile_schema(branch, spec) for branch in value]
         elif key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
             value = compile_schema(value, spec)
+        elif key == "pattern":
+            ecma_pattern(value)  # one it cannot read as ECMA-262 fails here, not on first use
         merged[key] = value
     return merged
 
@@ -108,9 +115,14 @@ def describe(schema: Schema) -> str:
         if low is not None:
             return f"{noun} of at least {low} characters"
         return f"{noun} of at most {high} characters" if high is not None else noun
-    return {"object": "an object", "array": "an array", "boolean": "true or false"}.get(
-        str(kind), "any value"
-    )
+    if kind == "array":
+        low, high = schema.get("minItems"), schema.get("maxItems")
+        if low is not None and high is not None:
+            return f"an array of {low} to {high} items"
+        if low is not None:
+            return f"an array of at least {low} items"
+        return f"an array of at most {high} items" if high is not None else "an array"
+    return {"object": "an object", "boolean": "true or false"}.get(str(kind), "any value")
 
 
 def show(value: Any, limit: int = 60) -> str:
@@ -225,30 +237,22 @@ def _number(schema: Schema) -> Checker:
 def _string(schema: Schema) -> Checker:
     low, high = schema.get("minLength", 0), schema.get("maxLength")
     uri = schema.get("format") == "uri"
-    # JSON Schema patterns are ECMA-262 and unanchored; the spec's are plain enough to mean the
-    # same under Python's re.
-    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
+    # ECMA-262's meaning, not Python's (`$` at the very end only, `\d` ASCII only): translated
+    # once, here; unanchored, as JSON Schema's patterns are.
+    pattern = ecma_pattern(schema["pattern"]) if "pattern" in schema else None
 
     def check(value: Any, location: Location) -> Any:
         if not isinstance(value, str) or len(value) < low:
             _fail(schema, value, location)
         if high is not None and len(value) > high:
             _fail(schema, value, location)
-        if uri and not _is_absolute_uri(value):
+        if uri and not is_uri(value):
             _fail(schema, value, location)
         if pattern is not None and pattern.search(value) is None:
             _fail(schema, value, location)
         return value
 
     return check
-
-
-def _is_absolute_uri(text: str) -> bool:
-    try:
-        parts = urlsplit(text)
-    except ValueError:  # e.g. "http://[x": a malformed IPv6 host
-        return False
-    return bool(parts.scheme and parts.netloc)
 
 
 def _boolean(schema: Schema) -> Checker:
@@ -262,9 +266,12 @@ def _boolean(schema: Schema) -> Checker:
 
 def _array(schema: Schema) -> Checker:
     items = _checker(schema["items"]) if "items" in schema else None
+    low, high = schema.get("minItems", 0), schema.get("maxItems")
 
     def check(value: Any, location: Location) -> Any:
-        if not isinstance(value, list):
+        if not isinstance(value, list) or len(value) < low:
+            _fail(schema, value, location)
+        if high is not None and len(value) > high:
             _fail(schema, value, location)
         if items is None:
             return value

@@ -135,6 +135,7 @@ def _same_slot(old: Schema, new: Schema, where: Where) -> Iterator[Delta]:
         yield Delta(where, f"type {before} -> {after}", effect)
     yield from _bounds(old, new, where, "minimum", "maximum")
     yield from _bounds(old, new, where, "minLength", "maxLength")
+    yield from _bounds(old, new, where, "minItems", "maxItems")
     yield from _choices(old, new, where)
     for key in ("pattern", "format"):
         yield from _undecided(old, new, where, key)
@@ -148,7 +149,7 @@ def _bounds(old: Schema, new: Schema, where: Where, low: str, high: str) -> Iter
     tighter: dict[str, Callable[[Any, Any], bool]] = {low: operator.gt, high: operator.lt}
     for key, is_tighter in tighter.items():
         before, after = old.get(key), new.get(key)
-        if key == "minLength":  # the validator's default: no minimum length is 0
+        if key in ("minLength", "minItems"):  # the validator's default: no minimum is 0
             before, after = before or 0, after or 0
         if before == after:
             continue

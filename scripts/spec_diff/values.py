@@ -65,7 +65,16 @@ def from_compiled(schema: Schema, drawing: Drawing = THOROUGH) -> st.SearchStrat
         return _objects(schema, drawing)
     if schema.get("type") == "array":
         items = from_compiled(schema.get("items", {}), drawing)
-        return st.lists(items, min_size=schema.get("minItems", 0), max_size=drawing.max_items)
+        low, high = schema.get("minItems", 0), schema.get("maxItems")
+        cap = drawing.max_items  # drawn short, but within the bounds
+        if cap is None or (high is not None and high < cap):
+            cap = high
+        cap = None if cap is None else max(low, cap)
+        lists = st.lists(items, min_size=low, max_size=cap)
+        if high is not None and (cap is None or high > cap):
+            # The longest, however long: one item drawn and repeated, as cheap as a short list.
+            lists |= items.map(lambda item: [item] * high)
+        return lists
     branches = schema.get("oneOf", schema.get("anyOf"))
     if branches is not None:
         return st.one_of([from_compiled(branch, drawing) for branch in branches])

@@ -22,7 +22,10 @@ class Flux1SchnellResponse:
     api-evidence, rows 2-4).
 
         Attributes:
-            images (list[Image]): The generated images, one per requested image.
+            images (list[Image]): The generated images, one per requested image: exactly the request's `image_num` of them,
+                which a schema cannot say (the bounds here are image_num's range). A 200 with another number of images breaks
+                the contract even within these bounds: it was paid for all the same, so a client keeps and saves what it holds
+                and reports the difference (novita-flux: a warning and `Generation.images_paid_for`; the CLI exits 1).
             task (Task): The task behind the call. The sibling endpoints add `task_type`, `status`, `reason`, `eta` and
                 `progress_percent`; a client keeps them.
     """

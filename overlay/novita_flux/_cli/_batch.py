@@ -57,14 +57,16 @@ from novita_flux._ledger import (
     PAID,
     PLANNED,
     SAVED,
+    SHORT_ANSWER,
     UNKNOWN,
     Ledger,
     Planned,
     Row,
     describe_error,
+    short_answer,
 )
 from novita_flux._lock import DirectoryBusy, DirectoryLock
-from novita_flux._models import Generation
+from novita_flux._models import Generation, entry_of
 from novita_flux._progress import Progress
 from novita_flux._request import as_budget, check_budget, prepare_request
 from novita_flux._spec import default_images_per_minute, known_reasons
@@ -187,6 +189,9 @@ class BatchRun:
         to_send = [PLANNED, FAILED] + ([UNKNOWN] if self.args.resend_unknown else [])
         sends, send_images, cost = self.ledger.totals(to_send)
         downloads, download_images, _ = self.ledger.totals([PAID])
+        for row in self.ledger.paid_outside_input():
+            downloads += 1
+            download_images += len(row.missing_images())
         if self.args.max_total_cost is not None:
             check_budget(cost, as_budget(self.args.max_total_cost, "max_total_cost"), "batch")
         counts = self.ledger.counts()
@@ -220,6 +225,7 @@ class BatchRun:
 
     def _items(self, to_send: list[str]) -> Iterator[Row]:
         yield from self.ledger.rows([PAID], report=self.console.info)  # paid first: links expire
+        yield from self.ledger.paid_outside_input()
         yield from self.ledger.rows(to_send, report=self.console.info)
 
     def _images_of(self, row: Row) -> int:
@@ -227,6 +233,8 @@ class BatchRun:
 
     def _sends(self, row: Row) -> bool:
         """Whether this row is generated (again), rather than only downloaded."""
+        if row.line is None:  # no longer asked for: only what was paid is fetched
+            return False
         return row.state != PAID or (self.args.regenerate_expired and row.expired)
 
     def _finish(self) -> int:
@@ -241,12 +249,19 @@ class BatchRun:
         except OSError as error:
             self._disk_said(error, "the gallery could not be written")
         counts = self.ledger.counts()
+        short = self.ledger.short_answers()
         self.console.info(
             f"{counts[SAVED]} saved, {counts[PAID]} paid but not saved, {counts[FAILED]} failed, "
             f"{counts[UNKNOWN]} possibly billed, {counts[PLANNED]} not sent, "
-            f"{len(self.invalid)} invalid line(s); spent ${usd(self.spent)}; "
-            f"manifest {self.out / MANIFEST_NAME}"
+            f"{len(self.invalid)} invalid line(s), {short} answered with another number of images "
+            f"than paid for; spent ${usd(self.spent)}; manifest {self.out / MANIFEST_NAME}"
         )
+        if short:
+            self.console.error(
+                f"novita-flux: {short} request(s) were answered with another number of images "
+                f"than they paid for (a contract deviation): every image they hold is kept, and "
+                f"they are marked {SHORT_ANSWER} in {self.out / MANIFEST_NAME}"
+            )
         if self.fatal is not None:
             self.console.error(
                 f"novita-flux: stopped the batch: {type(self.fatal).__name__}: {self.fatal}"
@@ -269,12 +284,12 @@ class BatchRun:
                 "interrupted: the ledger is up to date; run the same command again to resume"
             )
             return EXIT_INTERRUPTED
-        return self._outcome(counts)
+        return self._outcome(counts, short)
 
-    def _outcome(self, counts: Counter[str]) -> int:
+    def _outcome(self, counts: Counter[str], short: int) -> int:
         """The exit status of a run that went to its end, and its one line when it is not 0.
         Status 2 keeps its meaning, nothing was sent: invalid lines beside lines that were sent
-        are something that failed (1)."""
+        are something that failed (1). Short answers were said above."""
         unfinished = [
             f"{count} {what}"
             for count, what in (
@@ -290,8 +305,8 @@ class BatchRun:
                 f"were not sent: {_line_numbers(self.invalid)}"
             )
         if not unfinished:
-            return EXIT_OK
-        refused_only = len(unfinished) == 1 and self.invalid and not self.sent
+            return EXIT_API_ERROR if short else EXIT_OK
+        refused_only = len(unfinished) == 1 and self.invalid and not self.sent and not short
         tail = "; nothing was sent" if refused_only else ""
         self.console.error(f"novita-flux: batch: {'; '.join(unfinished)}{tail}")
         return EXIT_BAD_INPUT if refused_only else EXIT_API_ERROR
@@ -335,8 +350,8 @@ class BatchRun:
                     return
                 self.ledger.paid(row.key, error.task_id, error.images, describe_error(error))
                 reach("batch.paid")
-            self.console.info(f"line {row.line}: {error}; saving the image(s) it could read")
-            self._save(flux, attrs.evolve(row, task_id=error.task_id), readable)
+            self.console.info(f"{row.where}: {error}; saving the image(s) it could read")
+            self._save(flux, _answered(row, readable), readable)
             return
         except NovitaError as error:
             reach("batch.answered")
@@ -356,11 +371,16 @@ class BatchRun:
             self._failed(row, state, error)
             return
         reach("batch.answered")
+        short = short_answer(row.body, generation.images)
         with _recording(generation):
-            self.ledger.paid(row.key, generation.task_id, generation.images)
+            self.ledger.paid(row.key, generation.task_id, generation.images, short)
         reach("batch.paid")
         self._count(spent=generation.cost)
-        self._save(flux, attrs.evolve(row, task_id=generation.task_id), generation)
+        if short is not None:
+            missing = max(0, generation.images_paid_for - len(generation.images))
+            self.progress.advance(0, failed=missing)
+            self.console.info(f"{row.where}: task {generation.task_id}: {short['message']}")
+        self._save(flux, _answered(row, generation), generation)
 
     def _save(self, flux: FluxSchnell, row: Row, generation: Generation) -> None:
         done = list(row.files)
@@ -383,12 +403,14 @@ class BatchRun:
                     if error.expired
                     else "run again to retry the download"
                 )
-                self.console.error(f"line {row.line}: saving failed: {error}; {hint}")
+                self.console.error(f"{row.where}: saving failed: {error}; {hint}")
                 self._result(row, PAID, done, error)
                 return
             reach("batch.saved")
-            self.ledger.saved(row.key, done)
-        self._result(row, SAVED, done, None)
+            # Said again on every run until its line leaves the input: paid, and not in full.
+            short = short_answer(row.body, row.images)
+            self.ledger.saved(row.key, done, short)
+        self._result(row, SAVED, done, None, short)
 
     def _cannot_record(
         self, row: Row, error: OSError | sqlite3.Error, generation: Generation | None
@@ -399,10 +421,10 @@ class BatchRun:
             self.broken = self.broken or error
         self.stop.set()
         if generation is None:
-            self.console.error(f"line {row.line}: not sent: {_disk_error(error)}")
+            self.console.error(f"{row.where}: not sent: {_disk_error(error)}")
             return
         self.console.error(
-            f"line {row.line}: paid for, but {_disk_error(error)} before it was all recorded "
+            f"{row.where}: paid for, but {_disk_error(error)} before it was all recorded "
             f"and saved: {paid_links(generation)}"
         )
 
@@ -413,12 +435,21 @@ class BatchRun:
     def _failed(self, row: Row, state: str, error: NovitaError) -> None:
         self.progress.advance(0, failed=int(row.body["image_num"]))
         if error is not self.fatal:  # that one is said once, at the end
-            self.console.error(f"line {row.line}: {type(error).__name__}: {error}")
+            self.console.error(f"{row.where}: {type(error).__name__}: {error}")
         self._result(row, state, [], error)
 
-    def _result(self, row: Row, state: str, files: list[str], error: NovitaError | None) -> None:
-        """One line's outcome in this run, on stdout."""
+    def _result(
+        self,
+        row: Row,
+        state: str,
+        files: list[str],
+        error: NovitaError | None,
+        note: dict[str, Any] | None = None,
+    ) -> None:
+        """One line's outcome in this run, on stdout; `note` is said in place of an error."""
         said = f"{type(error).__name__}: {error}" if error is not None else ""
+        if note is not None and error is None:
+            said = f"{note['type']}: {note['message']}"
         self.console.result(
             {
                 "line": row.line,
@@ -428,9 +459,9 @@ class BatchRun:
                 "seed": row.seed,
                 "cost": row.cost,
                 "files": files,
-                "error": describe_error(error) if error is not None else None,
+                "error": describe_error(error) if error is not None else note,
             },
-            f"line {row.line}: {state}"
+            f"{row.where}: {state}"
             + (f" {', '.join(files)}" if files else "")
             + (f" ({said})" if said else ""),
         )
@@ -467,6 +498,12 @@ class _Unrecorded(Exception):
         super().__init__(str(error))
         self.error = error
         self.generation = generation
+
+
+def _answered(row: Row, generation: Generation) -> Row:
+    """The row as the ledger now holds it: the answer's task and images recorded."""
+    images = [entry_of(image) for image in generation.images]
+    return attrs.evolve(row, task_id=generation.task_id, images=images)
 
 
 @contextlib.contextmanager

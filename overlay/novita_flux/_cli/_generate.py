@@ -36,7 +36,12 @@ from novita_flux._cli._options import (
 )
 from novita_flux._cli._signals import deferred
 from novita_flux._client import FluxSchnell
-from novita_flux._errors import APIStatusError, NovitaError, SaveIncompleteError
+from novita_flux._errors import (
+    APIStatusError,
+    NovitaError,
+    ResponseValidationError,
+    SaveIncompleteError,
+)
 from novita_flux._faultpoints import reach
 from novita_flux._format import usd
 from novita_flux._gallery import write_gallery
@@ -134,6 +139,7 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
         earlier = _earlier_calls(flux, out, body, console, resend=args.resend_unknown)
         console.info(plan)
         call = _Call(body, console)
+        broken: ResponseValidationError | None = None
         with call.interruptible():
             if earlier is not None:  # this very request was paid for by an earlier run
                 generation = call.generation = earlier.generation()
@@ -143,16 +149,29 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
                     "saving its images instead of paying again"
                 )
             else:
-                record = call.record = calls.begin(out, body, cost)
-                generation = call.generation = flux.generate(**body)
+                record = call.record = _begin(out, body, cost)
+                try:
+                    generation = flux.generate(**body)
+                except ResponseValidationError as error:
+                    if error.generation is None:  # no link to save: its line says the task
+                        raise
+                    generation, broken = error.generation, error  # paid: save what it holds
+                call.generation = generation
                 reach("generate.answered")
-                calls.answered(record, generation)
+                try:
+                    calls.answered(record, generation)
+                except OSError as error:  # saving may still work: the images are what counts
+                    console.error(
+                        f"novita-flux: cannot record the answer in {record.name} "
+                        f"({error.strerror or error}); saving its images: "
+                        f"{paid_links(generation)}"
+                    )
             paths = _save(flux, generation, out, call)
             calls.done(record)
             reach("generate.saved")
     for path, image in zip(paths, generation.images, strict=True):
         size = path.stat().st_size
-        each = generation.cost / len(generation.images)
+        each = generation.cost / generation.images_paid_for
         console.result(
             {
                 "path": str(path),
@@ -171,21 +190,45 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
             f"task {generation.task_id}  ${usd(each)}",
         )
     console.info(f"task {generation.task_id}: {len(paths)} image(s), cost ${usd(generation.cost)}")
+    # A paid answer that is not what was paid for: all of it is saved, and it is said.
+    problem = None
+    if broken is not None:
+        problem = f"{type(broken).__name__}: {broken}"
+    elif len(generation.images) != generation.images_paid_for:
+        problem = short_answer(generation)
     if args.gallery:
-        console.info(f"gallery: {write_gallery(out)}")
+        try:
+            console.info(f"gallery: {write_gallery(out)}")
+        except OSError as error:
+            console.error(
+                f"novita-flux: every image is saved, but the gallery could not be written "
+                f"({error.strerror or error})"
+            )
+            return EXIT_API_ERROR
     if console.stdout_closed:
         console.error(
             f"novita-flux: stdout was closed before every result was printed; all "
             f"{len(paths)} image(s) of task {generation.task_id} are saved in {out}"
         )
         return EXIT_API_ERROR
-    if call.interrupted:  # said even with --quiet: the status alone would not say why
-        console.error(
-            f"novita-flux: interrupted after the call finished: task {generation.task_id} was "
-            f"paid for and its {len(paths)} image(s) are saved in {out}"
-        )
+    if problem is not None:
+        console.error(f"novita-flux: {problem}; what it holds is saved in {out}")
+    if call.interrupted:
+        if problem is None:  # said even with --quiet: the status alone would not say why
+            console.error(
+                f"novita-flux: interrupted after the call finished: task {generation.task_id} "
+                f"was paid for and its {len(paths)} image(s) are saved in {out}"
+            )
         return EXIT_INTERRUPTED
-    return EXIT_OK
+    return EXIT_OK if problem is None else EXIT_API_ERROR
+
+
+def short_answer(generation: Generation) -> str:
+    """One line for an answer that holds another number of images than were paid for."""
+    return (
+        f"the API answered {len(generation.images)} image(s) for the "
+        f"{generation.images_paid_for} paid for (task {generation.task_id}): a contract deviation"
+    )
 
 
 def _dry_run(
@@ -343,6 +386,17 @@ def _earlier_calls(
             f"{len(generation.images)} image(s) are saved now"
         )
     return same
+
+
+def _begin(out: Path, body: dict[str, Any], cost: object) -> Path:
+    """Record the call before its request may leave; if that cannot be done, it does not."""
+    try:
+        return calls.begin(out, body, cost)
+    except OSError as error:
+        raise BadInput(
+            f"--out {out}: cannot record the call before sending it "
+            f"({error.strerror or error}); nothing was sent"
+        ) from None
 
 
 def _save(flux: FluxSchnell, generation: Generation, out: Path, call: _Call) -> list[Path]:

@@ -78,7 +78,8 @@ def api_endpoint(settings: Settings) -> Endpoint:
                 headers=retry_after,
             )
         base_url = request.app.state.image_base_url or str(request.base_url)
-        payload = generated(settings, body, now, base_url)
+        count = fault.images if fault is not None else None
+        payload = generated(settings, body, now, base_url, count)
         task_id = payload["task"]["task_id"]
         faults._bill(task_id, body)  # the task runs now: billed, whatever becomes of the answer
         if fault is not None and fault.malformed is not None:
@@ -146,9 +147,10 @@ def planned_error(fault: Planned) -> Response:
 
 
 def generated(
-    settings: Settings, body: dict[str, Any], now: float, base_url: str
+    settings: Settings, body: dict[str, Any], now: float, base_url: str, count: int | None = None
 ) -> dict[str, Any]:
-    """The 200 body: one signed link per image; nothing is rendered until a link is fetched."""
+    """The 200 body: one signed link per image (`count` of them instead of image_num when a
+    fault asks); nothing is rendered until a link is fetched."""
     task_id = str(uuid.uuid4())
     image_type: str = (
         body.get("response_image_type") or field_schema("response_image_type")["default"]
@@ -168,7 +170,7 @@ def generated(
             caption=caption(body["prompt"]),
             expires=math.ceil(now + ttl) if ttl else NEVER,
         )
-        for index in range(body["image_num"])
+        for index in range(body["image_num"] if count is None else count)
     ]
     images = [
         {

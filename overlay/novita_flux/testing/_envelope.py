@@ -49,7 +49,8 @@ def dripping(content: bytes, interval: float, media_type: str) -> StreamingRespo
 
 class Delivery(Response):
     """An answer that calls `delivered` as the last of it goes to a client still there, and not
-    when the client hung up first: the server's way to tell "paid and heard" from "paid and never heard".
+    when the client hung up first: the server's way to tell "paid and heard" from "paid and
+    never heard".
 
     The server drops what it sends to a client that has gone, without a word, so the client is
     asked whether it is still there just before the last of the answer goes; a streamed answer

@@ -37,6 +37,7 @@ class Planned(NamedTuple):
     malformed: MalformedKind | None = None
     bare: bool = False  # an HTML page from a proxy in front of the API, no envelope
     drip: float | None = None  # seconds between the bytes of a 200
+    images: int | None = None  # a 200 with this many images, whatever image_num asked for
 
 
 ImageFault = Literal["cut", "drip"]
@@ -161,6 +162,16 @@ class Faults:
         if kind not in MALFORMED_KINDS:
             raise ValueError(f"kind must be one of {', '.join(MALFORMED_KINDS)}, not {kind!r}")
         self._plan(n, Planned(200, malformed=kind))
+
+    def short_answer_next(self, n: int = 1, *, images: int = 0) -> None:
+        """Answer the next n requests 200 with `images` images, whatever `image_num` asked for:
+        fewer (a short answer) or, if `images` is larger, more. The task is billed for what was
+        asked, as the API's would be. 0 breaks the spec's `minItems`; a count within
+        image_num's range breaks only the rule the spec states in words (one image for each
+        image paid for)."""
+        if isinstance(images, bool) or not isinstance(images, int) or images < 0:
+            raise ValueError(f"images must be an integer >= 0, not {images!r}")
+        self._plan(n, Planned(200, images=images))
 
     def gateway_error_next(self, n: int = 1, *, status: int = 502) -> None:
         """Answer the next n requests as a gateway in front of the API would: an HTML page with

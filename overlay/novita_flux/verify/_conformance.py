@@ -36,6 +36,9 @@ def _walk(schema: Schema, value: Any, path: str) -> Iterator[Finding]:
     if kind == "object" and isinstance(value, dict):
         yield from _object(node, value, path)
     elif kind == "array" and isinstance(value, list):
+        low, high = node.get("minItems", 0), node.get("maxItems")
+        if len(value) < low or (high is not None and len(value) > high):
+            yield Finding("deviates", path, describe(_compiled(node)), f"{len(value)} item(s)")
         for index, item in enumerate(value):
             if "items" in node:
                 yield from _walk(node["items"], item, f"{path}[{index}]")
