@@ -30,7 +30,7 @@ from novita_flux import (
 from novita_flux._base_client import parse_generation
 from novita_flux._errors import status_error
 from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES, dimensions, incomplete, sniff
-from novita_flux._spec import known_reasons, operation
+from novita_flux._spec import GENERATE, known_reasons, operation
 
 EXCEPTION_FOR_KIND: dict[str, type[APIStatusError]] = {
     "bad_request": BadRequestError,
@@ -86,7 +86,7 @@ def replay(path: Path) -> list[str]:
     for interaction in load(path)["interactions"]:
         request = interaction["request"]
         response = response_of(interaction)
-        if urlsplit(request["uri"]).path == operation().path:
+        if urlsplit(request["uri"]).path == operation(GENERATE).path:
             body = json.loads(request["body"]) if request["body"] else {}
             fields = body if isinstance(body, dict) else {}
             size = (fields.get("width"), fields.get("height"))

@@ -246,7 +246,7 @@ def budgets_around(cost: Decimal) -> st.SearchStrategy[list[Decimal | float]]:
 
 # --- 200 bodies ---------------------------------------------------------------------------------
 
-RESPONSE_SCHEMA = compile_schema(_spec.response_schema(200))
+RESPONSE_SCHEMA = compile_schema(_spec.response_schema(_spec.GENERATE, 200))
 # The spec puts no maximum on a TTL; keep it where the receive time plus the TTL is still a
 # datetime (a day of margin for the test run itself).
 MAX_TTL = int((datetime.max.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds()) - 86_400
@@ -331,7 +331,9 @@ def nonconforming_bodies() -> st.SearchStrategy[bytes]:
 # --- error answers ------------------------------------------------------------------------------
 
 KNOWN_REASONS = _spec.known_reasons()
-DOCUMENTED_ERRORS = tuple(status for status in _spec.documented_statuses() if status >= 400)
+DOCUMENTED_ERRORS = tuple(
+    status for status in _spec.documented_statuses(_spec.GENERATE) if status >= 400
+)
 UNDOCUMENTED_ERRORS = (408, 409, 418, 502, 504)
 
 
@@ -379,7 +381,7 @@ def documented_error_answers() -> list[ErrorAnswer]:
     task id: explicit @examples."""
     answers = []
     for status in DOCUMENTED_ERRORS:
-        response = _spec.resolve(_spec.operation().body["responses"][str(status)])
+        response = _spec.resolve(_spec.operation(_spec.GENERATE).body["responses"][str(status)])
         envelope = response["content"]["application/json"]["example"]
         answers.append(_answer(status, envelope))
         answers.append(_answer(status, envelope | {"metadata": {"task_id": ""}}))

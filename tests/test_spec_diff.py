@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from novita_flux._schema import compile_schema, conform
-from novita_flux._spec import request_schema_in, response_schema_in
+from novita_flux._spec import GENERATE, request_schema_in, response_schema_in
 from scripts.spec_diff import report as report_module
 from scripts.spec_diff.changes import Kind, changes
 from scripts.spec_diff.releases import Project, load
@@ -63,15 +63,19 @@ def assert_refused(schema: dict[str, Any], value: Any, field: str) -> None:
 def assert_breaks_callers(finding: Finding, new: dict[str, Any], field: str) -> None:
     """The proof is a request the old contract accepts and the new one refuses at `field`."""
     assert finding.proof is not None, "a break without a counterexample"
-    conform(compile_schema(request_schema_in(BASE), BASE), finding.proof.value)
-    assert_refused(compile_schema(request_schema_in(new), new), finding.proof.value, field)
+    conform(compile_schema(request_schema_in(BASE, GENERATE), BASE), finding.proof.value)
+    assert_refused(
+        compile_schema(request_schema_in(new, GENERATE), new), finding.proof.value, field
+    )
 
 
 def assert_breaks_old_clients(finding: Finding, new: dict[str, Any], field: str) -> None:
     """The proof is a 200 body the new contract allows and the old client refuses."""
     assert finding.proof is not None, "a break without a counterexample"
-    conform(compile_schema(response_schema_in(new), new), finding.proof.value)
-    assert_refused(compile_schema(response_schema_in(BASE), BASE), finding.proof.value, field)
+    conform(compile_schema(response_schema_in(new, GENERATE), new), finding.proof.value)
+    assert_refused(
+        compile_schema(response_schema_in(BASE, GENERATE), BASE), finding.proof.value, field
+    )
 
 
 def test_narrowing_steps_to_50_breaks_callers() -> None:

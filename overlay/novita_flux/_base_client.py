@@ -74,6 +74,7 @@ from novita_flux._request import prepare_request
 from novita_flux._salvage import salvage
 from novita_flux._schema import SchemaViolation, compile_schema, conform, show
 from novita_flux._spec import (
+    GENERATE,
     Schema,
     canonical_image_type,
     default_base_url,
@@ -145,7 +146,7 @@ class _APIKeyAuth(httpx.Auth):
 
 @cache
 def _compiled_response_schema() -> Schema:
-    return compile_schema(response_schema(200))
+    return compile_schema(response_schema(GENERATE, 200))
 
 
 def parse_generation(
@@ -244,7 +245,7 @@ class _BaseClient(Generic[HttpT]):
         self._http = http_client if http_client is not None else self._new_http()
         # Method, path and body shape come from the generated operation, so a regenerated
         # spec moves the client with it.
-        example = Flux1SchnellRequest.from_dict(request_example())
+        example = Flux1SchnellRequest.from_dict(request_example(GENERATE))
         self._operation = _operation._get_kwargs(body=example)
         self._url = self.base_url + self._operation["url"]
         # The generated Content-Type (application/json) is what httpx sets for json= itself. Our

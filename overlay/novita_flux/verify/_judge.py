@@ -20,6 +20,7 @@ from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES, dimensions, incomple
 from novita_flux._request import field_schema
 from novita_flux._schema import show
 from novita_flux._spec import (
+    GENERATE,
     canonical_image_type,
     error_schema,
     image_media_types,
@@ -74,7 +75,7 @@ def judge_generation(attempt: Attempt, *, asked_type: str | None, download: bool
     if payload is NOT_JSON:
         got = show(exchange.body[:60].decode("utf-8", "replace"))
         return Judged([*findings, Finding("deviates", "$", "a JSON body", got)], "200, not JSON")
-    findings += differences(response_schema(200), payload)
+    findings += differences(response_schema(GENERATE, 200), payload)
     body = attempt.send.body if isinstance(attempt.send.body, dict) else {}
     images = payload.get("images") if isinstance(payload, dict) else None
     images = images if isinstance(images, list) else []
@@ -265,7 +266,7 @@ def _client_maps(exchange: Exchange, reasons: frozenset[str]) -> list[Finding]:
 def _content_type(exchange: Exchange, status: int) -> list[Finding]:
     """The media type the spec documents for this status (an undocumented status: JSON, which
     every answer of the spec is)."""
-    entry = operation().body["responses"].get(str(status))
+    entry = operation(GENERATE).body["responses"].get(str(status))
     documented = list(resolve(entry).get("content", {})) if entry else ["application/json"]
     if exchange.media_type in documented:
         return []

@@ -22,6 +22,7 @@ import attrs
 
 from novita_flux._request import compiled_request_schema, estimate_cost, request_cost
 from novita_flux._spec import (
+    GENERATE,
     Schema,
     also_named,
     default_images_per_minute,
@@ -79,7 +80,7 @@ def cheapest_body(schema: Schema) -> dict[str, Any]:
     """The cheapest valid request: priced fields at their minimum, a short prompt, the default
     type, and the spec's example seed (an edge value would not be fair to the question of
     whether a seed repeats)."""
-    example = request_example()
+    example = request_example(GENERATE)
     body: dict[str, Any] = {}
     for name, field in schema["properties"].items():
         if "enum" in field:
