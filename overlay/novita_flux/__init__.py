@@ -1,5 +1,6 @@
 """novita-flux: a typed client for Novita AI's FLUX.1 [schnell] text-to-image API."""
 
+from novita_flux._balance import Balance
 from novita_flux._batch import BatchResult
 from novita_flux._client import AsyncFluxSchnell, FluxSchnell
 from novita_flux._errors import (
@@ -11,6 +12,7 @@ from novita_flux._errors import (
     BudgetExceededError,
     ImageDownloadError,
     ImageExpiredError,
+    InsufficientBalanceError,
     InternalServerError,
     MissingAPIKeyError,
     NotFoundError,
@@ -32,6 +34,7 @@ __all__ = [
     "AsyncFluxSchnell",
     "AuthenticationError",
     "BadRequestError",
+    "Balance",
     "BatchResult",
     "BudgetExceededError",
     "FluxSchnell",
@@ -39,6 +42,7 @@ __all__ = [
     "Generation",
     "ImageDownloadError",
     "ImageExpiredError",
+    "InsufficientBalanceError",
     "InternalServerError",
     "MissingAPIKeyError",
     "NotFoundError",
