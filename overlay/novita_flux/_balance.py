@@ -4,7 +4,6 @@ pre-flight that refuses to start what the balance cannot pay for."""
 from __future__ import annotations
 
 import json
-import logging
 from decimal import Decimal, localcontext
 from functools import cache
 from typing import Any
@@ -12,14 +11,11 @@ from typing import Any
 import attrs
 import httpx
 
-from novita_flux._constants import LOGGER_NAME
 from novita_flux._errors import BalanceValidationError, InsufficientBalanceError, NovitaError
 from novita_flux._schema import SchemaViolation, compile_schema, conform
 from novita_flux._spec import BALANCE, Schema, amount_fields, response_schema
 from novita_flux_api.models import BalanceDetail
 from novita_flux_api.types import Unset
-
-logger = logging.getLogger(LOGGER_NAME)
 
 
 @attrs.frozen
@@ -99,14 +95,12 @@ def preflight(cost: Decimal, balance: Balance | NovitaError, what: str) -> str |
 
     A balance that could not be read (a key without billing rights, an API without the endpoint,
     any failure) does not stop anything: the check is left undone, and the notice saying so is
-    returned and logged as a warning."""
+    returned, for the caller to say."""
     if isinstance(balance, NovitaError):
-        notice = (
+        return (
             f"the account's balance could not be read, so the {what} starts without checking "
             f"that it can pay for it: {type(balance).__name__}: {balance}"
         )
-        logger.warning("%s", notice)
-        return notice
     if cost > balance.available_balance:
         raise InsufficientBalanceError(cost, balance.available_balance, what)
     return None

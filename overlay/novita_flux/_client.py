@@ -7,6 +7,7 @@ a flow's steps with their own httpx client (`_drive`, `_carry_out`).
 from __future__ import annotations
 
 import io
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -36,12 +37,15 @@ from novita_flux._constants import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_STEPS,
     DEFAULT_WIDTH,
+    LOGGER_NAME,
     MAX_IMAGE_BYTES,
 )
 from novita_flux._errors import NovitaError, status_error
 from novita_flux._faultpoints import reach
 from novita_flux._images import image_index
 from novita_flux._models import GeneratedImage, Generation
+
+logger = logging.getLogger(LOGGER_NAME)
 
 
 class FluxSchnell(_BaseClient[httpx.Client]):
@@ -172,7 +176,9 @@ class FluxSchnell(_BaseClient[httpx.Client]):
             balance: Balance | NovitaError = self.balance()
         except NovitaError as error:
             balance = error
-        preflight(cost, balance, "batch")
+        notice = preflight(cost, balance, "batch")
+        if notice is not None:
+            logger.warning("%s", notice)
 
     def download(
         self,
@@ -408,7 +414,9 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
             balance: Balance | NovitaError = await self.balance()
         except NovitaError as error:
             balance = error
-        preflight(cost, balance, "batch")
+        notice = preflight(cost, balance, "batch")
+        if notice is not None:
+            logger.warning("%s", notice)
 
     async def download(
         self,
