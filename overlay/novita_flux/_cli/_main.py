@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from novita_flux._cli import _balance, _gallery, _generate, _serve, _verify
+from novita_flux._cli import _balance, _gallery, _generate, _mcp, _serve, _verify
 from novita_flux._cli._batch import run_batch
 from novita_flux._cli._common import (
     EXIT_API_ERROR,
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve.add_parser(commands)
     _verify.add_parser(commands)
     _balance.add_parser(commands)
+    _mcp.add_parser(commands)
     return parser
 
 
