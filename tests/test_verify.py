@@ -18,6 +18,7 @@ from novita_flux import (
     BudgetExceededError,
     ResponseValidationError,
     ValidationError,
+    _spec,
 )
 from novita_flux._cli import main
 from novita_flux.testing import ReferenceServer
@@ -69,7 +70,9 @@ def test_the_documented_profile_conforms_and_the_open_questions_get_answers(
         "400 MISSING_API_KEY"
     )
     assert got["auth.wrong_key / a key that is not a key"].startswith("403 INVALID_API_KEY")
-    assert documented.faults.api_requests == report.plan.requests
+    sent = [send.operation for probe in report.plan.probes for send in probe.sends]
+    assert documented.faults.api_requests == sent.count(_spec.GENERATE)
+    assert documented.account.reads == sent.count(_spec.BALANCE) == 2  # before and after
     assert documented.faults.image_requests_with_authorization == 0
     assert report.text().endswith(f"verdict: {report.verdict()}")
     assert report.verdict().startswith("the spec held")
@@ -201,10 +204,29 @@ def test_an_unreachable_api_leaves_everything_unchecked(sleeps: Sleeps) -> None:
 
 def test_a_refused_key_stops_the_run_after_one_request(documented: ReferenceServer) -> None:
     documented.faults.reset()
+    documented.account.reset()
     report = run(api_key="not-the-key", base_url=documented.url, images_per_minute=0)
     assert report.exit_status == 2
-    assert documented.faults.api_requests == 1
+    # The first request is the balance, read with the key: refused, nothing more is sent.
+    assert (documented.account.reads, documented.faults.api_requests) == (1, 0)
     assert "the API refused the key: 403 INVALID_API_KEY" in report.verdict()
+
+
+def test_a_key_refused_the_balance_goes_on_and_the_price_check_cannot_tell(
+    documented: ReferenceServer,
+) -> None:
+    documented.faults.reset()
+    documented.account.reset()
+    documented.account.deny_reads("API_NOT_ALLOWED")  # a key without billing rights
+    report = run(api_key=KEY, base_url=documented.url, images_per_minute=0, groups=["balance"])
+    documented.account.deny_reads(None)
+    verdicts = {result.probe.id: result for result in report.results}
+    assert documented.faults.api_requests == 1  # the whole-units request was still sent
+    assert verdicts["reads.balanceDetail"].verdict == "answered"
+    assert "403 API_NOT_ALLOWED" in verdicts["reads.balanceDetail"].summary
+    price = verdicts["balance.price"]
+    assert price.verdict == "answered"
+    assert price.summary.startswith("could not tell: the balance could not be read before")
 
 
 def test_a_429_nobody_asked_for_is_waited_out_and_the_probe_sent_again(

@@ -43,7 +43,7 @@ class Account:
     """The reference server's account (`app.state.account`, `ReferenceServer.account`).
 
     `balance` is what is left in USD, exact (None: unlimited), settable at any time; `spent` what
-    billed tasks took; `reads` how many times the balance endpoint answered. `deny_reads(reason)`
+    billed tasks took; `reads` how many requests the balance endpoint got, whatever its answer. `deny_reads(reason)`
     answers every balance read with that reason's error (a key without billing rights:
     API_NOT_ALLOWED, 403; an API without the endpoint: API_NOT_FOUND, 404) until called with None.
     Safe to use from the test's thread while a ReferenceServer serves in another.
@@ -96,6 +96,10 @@ class Account:
             self.spent += price
             return True
 
+    def _count_read(self) -> None:
+        with self._lock:
+            self.reads += 1
+
     def _refund(self, price: Decimal) -> None:
         """Give back a charge for a task that did not run after all (it met the rate limit)."""
         with self._lock:
@@ -107,7 +111,6 @@ class Account:
         """The balance endpoint's 200 body, every amount in the unit the spec gives it, as the
         strings of digits Novita's page shows."""
         with self._lock:
-            self.reads += 1
             left = UNLIMITED_REPORTED - self.spent if self._balance is None else self._balance
         units = amount_fields(BALANCE)
         amounts = {

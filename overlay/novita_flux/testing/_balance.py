@@ -15,6 +15,7 @@ def balance_endpoint(settings: Settings) -> Endpoint:
     account = settings.account
 
     async def balance(request: Request) -> Response:
+        account._count_read()
         denied = authenticate(request.headers.get("authorization"), settings)
         if denied is not None:
             return denied

@@ -37,8 +37,8 @@ def judge_probe(probe: Probe, attempts: Sequence[Attempt], history: History = ()
         return ProbeResult(
             probe, unchecked=f"the API failed: {answer_line(failing.exchange)}", spent=spent
         )
-    if probe.check == "price":
-        return judge_price(probe, attempts, history)
+    if probe.check in _WITH_HISTORY:
+        return _WITH_HISTORY[probe.check](probe, attempts, history)
     findings, summary = _CHECKS[probe.check](probe, attempts)
     return ProbeResult(probe, tuple(findings), summary, spent=spent)
 
@@ -181,6 +181,11 @@ def _reads(probe: Probe, attempts: Sequence[Attempt]) -> Outcome:
     return [*judged.findings, Finding("answered", probe.title, "", answer)], answer
 
 
+def _top_up(probe: Probe, attempts: Sequence[Attempt]) -> Outcome:
+    """The request that brings the run's spending to a whole number of units: a generation."""
+    return _generates(probe, attempts)
+
+
 def _either(attempt: Attempt, asked_type: str | None) -> Judged:
     """A question's answer may be a generation or a refusal: each is judged as what it is."""
     assert attempt.exchange is not None
@@ -208,7 +213,11 @@ _CHECKS: dict[str, Callable[[Probe, Sequence[Attempt]], Outcome]] = {
     "same_bytes": _same_bytes,
     "rate_limit": _rate_limit,
     "reads": _reads,
-    "top_up": _generates,
+    "top_up": _top_up,
+}
+# Checks that judge what the probes before them got too.
+_WITH_HISTORY: dict[str, Callable[[Probe, Sequence[Attempt], History], ProbeResult]] = {
+    "price": judge_price,
 }
 
 __all__ = ["NOT_JSON", "judge_probe"]

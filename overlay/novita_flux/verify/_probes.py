@@ -13,7 +13,16 @@ from novita_flux._spec import GENERATE
 
 # USD a verification may cost unless told otherwise: the whole default plan is far below it.
 DEFAULT_MAX_COST: Final = Decimal("0.01")
-GROUPS: Final = ("bounds", "types", "questions", "invalid", "auth", "balance", "rate-limit")
+GROUPS: Final = (
+    "reads",
+    "bounds",
+    "types",
+    "questions",
+    "invalid",
+    "auth",
+    "balance",
+    "rate-limit",
+)
 # Not a key anyone was given: what a wrong key gets. HTTP/1.1 cannot send a header value that
 # ends in a space, so the empty bearer is the scheme with nothing after it.
 WRONG_KEY: Final = "novita-flux-verify-not-a-key"
