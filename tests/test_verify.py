@@ -8,7 +8,7 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
@@ -70,6 +70,12 @@ def test_the_documented_profile_conforms_and_the_open_questions_get_answers(
         "400 MISSING_API_KEY"
     )
     assert got["auth.wrong_key / a key that is not a key"].startswith("403 INVALID_API_KEY")
+    price = got["balance.price / the balance's drop"]
+    assert price.startswith(
+        "the balance dropped by exactly the plan's price: 15 unit(s) ($0.0015), the sum of "
+        "estimate_cost over the 16 billed request(s)"
+    ), price
+    assert report.spent == report.plan.price == Decimal("0.0015")
     sent = [send.operation for probe in report.plan.probes for send in probe.sends]
     assert documented.faults.api_requests == sent.count(_spec.GENERATE)
     assert documented.account.reads == sent.count(_spec.BALANCE) == 2  # before and after
@@ -306,3 +312,66 @@ def test_neither_the_package_nor_the_cli_loads_the_verify_machinery() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert loaded.strip() == "['novita_flux.verify._probes']"
+
+
+# --- the price formula against the account ------------------------------------------------------
+
+
+def with_charges(server: ReferenceServer, change: Callable[[Decimal], Decimal]) -> None:
+    """A stand-in for an API that takes `change(price)` for each task instead of its price."""
+    account = server.account
+    take = type(account)._charge
+    account._charge = lambda price: take(account, change(price))  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def stand_in() -> Iterator[ReferenceServer]:
+    with ReferenceServer(api_key=KEY, balance="1") as server:
+        yield server
+
+
+def test_the_price_check_sees_an_api_that_overcharges_by_one_unit(
+    stand_in: ReferenceServer,
+) -> None:
+    with_charges(stand_in, lambda price: price + Decimal("0.0001"))
+    report = verify(stand_in, groups=["balance"])
+    assert [r.probe.id for r in report.results] == [
+        "reads.balanceDetail",
+        "balance.whole_units",
+        "balance.price",
+    ]
+    price = report.results[-1]
+    assert price.verdict == "deviates"
+    (finding,) = price.findings
+    assert finding.spec.startswith("a drop of the price of the 1 billed request(s), 15 unit(s)")
+    assert finding.got.startswith("a drop of 16 unit(s)")
+    assert report.exit_status == 1
+
+
+def test_the_price_check_says_how_the_api_appears_to_round(stand_in: ReferenceServer) -> None:
+    # Each task rounded up to a whole unit: the run's 16 tasks, most of them 0.03 of a unit.
+    with_charges(
+        stand_in,
+        lambda price: (
+            (price / Decimal("0.0001")).to_integral_value(rounding="ROUND_CEILING")
+            * Decimal("0.0001")
+        ),
+    )
+    report = verify(stand_in)
+    price = report.results[-1]
+    assert price.verdict == "deviates"
+    assert "the drop fits each task rounded up to a whole unit" in price.findings[0].got
+
+
+def test_the_price_check_cannot_tell_when_charges_have_not_shown_yet(
+    stand_in: ReferenceServer,
+) -> None:
+    with_charges(stand_in, lambda price: Decimal(0))  # billed later, if ever
+    report = verify(stand_in, groups=["balance"])
+    price = report.results[-1]
+    assert price.verdict == "answered"
+    assert price.summary.startswith(
+        "could not tell: the balance dropped by 0 unit(s) against the price of the 1 billed "
+        "request(s), 15 unit(s)"
+    )
+    assert "the charges may show up later" in price.summary
