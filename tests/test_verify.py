@@ -42,6 +42,7 @@ def observed() -> Iterator[ReferenceServer]:
 
 def verify(server: ReferenceServer, **options: object) -> Report:
     server.faults.reset()
+    server.account.reset()
     options = {"images_per_minute": 0, **options}
     return run(api_key=KEY, base_url=server.url, **options)  # type: ignore[arg-type]
 

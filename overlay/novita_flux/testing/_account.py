@@ -43,9 +43,10 @@ class Account:
     """The reference server's account (`app.state.account`, `ReferenceServer.account`).
 
     `balance` is what is left in USD, exact (None: unlimited), settable at any time; `spent` what
-    billed tasks took; `reads` how many requests the balance endpoint got, whatever its answer. `deny_reads(reason)`
-    answers every balance read with that reason's error (a key without billing rights:
-    API_NOT_ALLOWED, 403; an API without the endpoint: API_NOT_FOUND, 404) until called with None.
+    billed tasks took; `reads` how many requests the balance endpoint got, whatever its answer.
+    `deny_reads(reason)` answers every balance read with that reason's error (a key without
+    billing rights: API_NOT_ALLOWED, 403; an API without the endpoint: API_NOT_FOUND, 404) until
+    called with None.
     Safe to use from the test's thread while a ReferenceServer serves in another.
     """
 
