@@ -408,9 +408,10 @@ class _BaseClient(Generic[HttpT]):
     def _balance_flow(
         self, timeout: Timeout, max_retries: int | None
     ) -> Generator[_Step, httpx.Response | None, Balance]:
-        """balance()'s flow: a GET that is never billed (`x-billed: never`), so every failure
-        that may pass (a connection error, a timeout, 408, 429, 5xx) is tried again."""
-        assert operation(BALANCE).free  # the spec says so; were it ever not, retry less
+        """balance()'s flow: a GET the spec says is never billed (`x-billed: never`), so every
+        failure that may pass (a connection error, a timeout, 408, 429, 5xx) is tried again.
+        Were the spec ever to say otherwise, it would be retried as carefully as a generation."""
+        free = operation(BALANCE).free
         # Novita's page lists Content-Type as required, although the request has no body.
         headers = {**(self._headers or {}), "Content-Type": "application/json"}
         request = self._http.build_request(
@@ -425,17 +426,24 @@ class _BaseClient(Generic[HttpT]):
         while True:
             error: NovitaError
             try:
-                response = yield _Send(request, seconds, "the balance", billable=False)
+                response = yield _Send(request, seconds, "the balance", billable=not free)
             except httpx.TransportError as exc:
-                error = _connection_error(exc, request, billable=False)
+                error = _connection_error(exc, request, billable=not free)
+                if not (free or isinstance(exc, _retry.UNSENT_ERRORS)):
+                    raise error from exc
                 retry_after = None
             else:
                 assert response is not None
                 if response.is_success:
                     return parse_balance(response)
                 retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
-                error = status_error(response, retry_after, billable=False)
-                if not _retry.retryable_status(response.status_code):
+                error = status_error(response, retry_after, billable=not free)
+                retryable = (
+                    _retry.retryable_status(response.status_code)
+                    if free
+                    else _retry.retryable_answer(response.status_code, error.reason, False)
+                )
+                if not retryable:
                     raise error
             yield from _pause_or_raise(attempt, retries, retry_after, error)
             attempt += 1

@@ -82,7 +82,9 @@ class Pair(NamedTuple):
 
     @property
     def name(self) -> str:
-        return (self.new or self.old).id  # type: ignore[union-attr]
+        either = self.new if self.new is not None else self.old
+        assert either is not None  # a pair has at least one side
+        return either.id
 
 
 def pairs(old: Document, new: Document) -> list[Pair]:
