@@ -32,7 +32,7 @@ import httpx
 
 from novita_flux import AsyncFluxSchnell, FluxSchnell
 from novita_flux._request import prepare_request
-from novita_flux._spec import operation
+from novita_flux._spec import GENERATE, operation
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-key"
@@ -82,7 +82,7 @@ def bench_overhead(repeats: int, calls: int) -> None:
     with server() as url:
         fields = body()  # prepare_request's output: exactly the body generate() sends
         sent = fields
-        endpoint = url + operation().path
+        endpoint = url + operation(GENERATE).path
         headers = {"Authorization": f"Bearer {KEY}"}
         with FluxSchnell(api_key=KEY, base_url=url) as flux, httpx.Client() as http:
             ours = lambda: flux.generate(**fields)  # noqa: E731
@@ -122,7 +122,9 @@ async def raw_batch(url: str, requests: list[dict[str, Any]], concurrency: int) 
 
         async def one(request: dict[str, Any]) -> None:
             async with gate:
-                response = await http.post(url + operation().path, json=request, headers=headers)
+                response = await http.post(
+                    url + operation(GENERATE).path, json=request, headers=headers
+                )
                 response.json()
 
         started = time.perf_counter()
@@ -149,7 +151,7 @@ def round_trip(url: str, calls: int = 30) -> float:
         times = []
         for _ in range(calls):
             started = time.perf_counter()
-            http.post(url + operation().path, json=request, headers=headers).json()
+            http.post(url + operation(GENERATE).path, json=request, headers=headers).json()
             times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -366,7 +368,9 @@ def ceiling(lines: int, folder: str) -> None:
                 async with gate:
                     request = body(f"a lighthouse, take {number}", width=64, height=64)
                     request["seed"] = number
-                    answer = await http.post(url + operation().path, json=request, headers=headers)
+                    answer = await http.post(
+                        url + operation(GENERATE).path, json=request, headers=headers
+                    )
                     image = await http.get(answer.json()["images"][0]["image_url"])
                     Path(folder, f"{number}.png").write_bytes(image.content)
 

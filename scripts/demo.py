@@ -6,11 +6,11 @@ from __future__ import annotations
 import sys
 
 from novita_flux._cli import main
-from novita_flux._spec import request_example
+from novita_flux._spec import GENERATE, request_example
 
 
 def example_argv(out: str = "out") -> list[str]:
-    example = request_example()
+    example = request_example(GENERATE)
     argv = ["generate", example["prompt"], "--mock", "--out", out]
     for field in ("width", "height", "steps", "seed"):
         argv += [f"--{field}", str(example[field])]

@@ -11,7 +11,7 @@ from typing import Any
 
 from PIL import Image
 
-from novita_flux._spec import operation
+from novita_flux._spec import GENERATE, operation
 from novita_flux.testing import ReferenceServer
 
 Scope = MutableMapping[str, Any]
@@ -56,7 +56,7 @@ class Drift:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_api = scope["path"] == operation().path
+        is_api = scope["path"] == operation(GENERATE).path
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         if is_api and (self.request or self.answer_first):
             raw = await _body(receive)

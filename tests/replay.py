@@ -30,7 +30,11 @@ from novita_flux import (
 from novita_flux._base_client import parse_generation
 from novita_flux._errors import status_error
 from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES, dimensions, incomplete, sniff
-from novita_flux._spec import known_reasons, operation
+from novita_flux._spec import GENERATE, known_reasons, operation, operations
+from novita_flux.verify._judge import READERS
+
+# Which operation of the spec a recorded request called, by its method and path.
+OPERATIONS_BY_ROUTE = {(op.method, op.path): key for key, op in operations().items()}
 
 EXCEPTION_FOR_KIND: dict[str, type[APIStatusError]] = {
     "bad_request": BadRequestError,
@@ -86,14 +90,26 @@ def replay(path: Path) -> list[str]:
     for interaction in load(path)["interactions"]:
         request = interaction["request"]
         response = response_of(interaction)
-        if urlsplit(request["uri"]).path == operation().path:
+        called = OPERATIONS_BY_ROUTE.get((request["method"].upper(), urlsplit(request["uri"]).path))
+        if called == GENERATE:
             body = json.loads(request["body"]) if request["body"] else {}
             fields = body if isinstance(body, dict) else {}
             size = (fields.get("width"), fields.get("height"))
             checked.append(_api_answer(response, fields))
+        elif called is not None:
+            checked.append(_read_answer(called, response))
         else:
             checked.append(_image(response, size))
     return checked
+
+
+def _read_answer(operation_id: str, response: httpx.Response) -> str:
+    """An operation that takes no body, read as the client reads it."""
+    if not response.is_success:
+        error = status_error(response, billable=not operation(operation_id).free)
+        return f"{response.status_code} {error.reason} -> {type(error).__name__}"
+    read = READERS[operation_id](response)
+    return f"200 read: {type(read).__name__}"
 
 
 def _api_answer(response: httpx.Response, fields: dict[str, Any]) -> str:

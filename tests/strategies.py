@@ -1,9 +1,9 @@
 """Hypothesis strategies read from the spec: every range, enum and status below comes from it.
 
 Requests are drawn field by field from the compiled request schema, so a spec that moves a bound
-moves what is drawn; 200 bodies are drawn from the response schema; broken values are derived
-from each schema node (every other JSON type, one past each bound, an unknown enum value, a link
-that is not absolute).
+moves what is drawn; 200 bodies are drawn from each operation's response schema (every
+operation of the spec, by operationId); broken values are derived from each schema node (every
+other JSON type, one past each bound, an unknown enum value, a link that is not absolute).
 """
 
 from __future__ import annotations
@@ -246,22 +246,42 @@ def budgets_around(cost: Decimal) -> st.SearchStrategy[list[Decimal | float]]:
 
 # --- 200 bodies ---------------------------------------------------------------------------------
 
-RESPONSE_SCHEMA = compile_schema(_spec.response_schema(200))
+RESPONSE_SCHEMAS: dict[str, Schema] = {
+    operation_id: compile_schema(_spec.response_schema(operation_id, 200))
+    for operation_id in _spec.operations()
+}
+RESPONSE_SCHEMA = RESPONSE_SCHEMAS[_spec.GENERATE]
 # The spec puts no maximum on a TTL; keep it where the receive time plus the TTL is still a
 # datetime (a day of margin for the test run itself).
 MAX_TTL = int((datetime.max.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds()) - 86_400
+UNSIGNED_DIGITS = "^[0-9]+$"
 
 
-def conforming_bodies() -> st.SearchStrategy[dict[str, Any]]:
-    """200 bodies the spec allows: every tolerated variant (a TTL as a number or a string of
-    digits, an image type in any case or spelled jpg) and extra properties anywhere (the schema
-    does not forbid them)."""
-    schema = copy.deepcopy(RESPONSE_SCHEMA)
-    images = schema["properties"]["images"]
-    as_number, as_digits = images["items"]["properties"]["image_url_ttl"]["oneOf"]
-    as_number["maximum"] = MAX_TTL
-    as_digits["pattern"] = f"^[0-9]{{1,{len(str(MAX_TTL)) - 1}}}$"  # below MAX_TTL too
-    return from_compiled(schema)
+def _drawable(schema: Schema) -> Schema:
+    """The schema with every number it leaves unbounded above (a TTL) kept below MAX_TTL, as an
+    integer or as a string of digits, so that a time can still be added to it."""
+    node = copy.deepcopy(schema)
+    if node.get("type") == "integer" and "maximum" not in node:
+        node["maximum"] = MAX_TTL
+    if node.get("pattern") == UNSIGNED_DIGITS:
+        node["pattern"] = f"^[0-9]{{1,{len(str(MAX_TTL)) - 1}}}$"  # below MAX_TTL too
+    for key in ("properties",):
+        if key in node:
+            node[key] = {name: _drawable(sub) for name, sub in node[key].items()}
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            node[key] = _drawable(node[key])
+    for key in ("oneOf", "anyOf", "allOf"):
+        if key in node:
+            node[key] = [_drawable(sub) for sub in node[key]]
+    return node
+
+
+def conforming_bodies(operation_id: str = _spec.GENERATE) -> st.SearchStrategy[dict[str, Any]]:
+    """200 bodies the spec allows for an operation: every tolerated variant (a TTL as a number
+    or a string of digits, an image type in any case or spelled jpg, an amount as a number or a
+    string of digits) and extra properties anywhere (the schema does not forbid them)."""
+    return from_compiled(_drawable(RESPONSE_SCHEMAS[operation_id]))
 
 
 REMOVED = object()
@@ -279,7 +299,7 @@ def _breakages(schema: Schema, path: Where = ()) -> Iterator[tuple[Where, Any]]:
         yield from _breakages(schema["items"], (*path, 0))
 
 
-BREAKAGES = tuple(_breakages(RESPONSE_SCHEMA))
+BREAKAGES = {operation_id: tuple(_breakages(s)) for operation_id, s in RESPONSE_SCHEMAS.items()}
 
 
 def _replaced(body: Any, path: Where, value: Any) -> Any:
@@ -289,17 +309,19 @@ def _replaced(body: Any, path: Where, value: Any) -> Any:
     node = list(body) if isinstance(body, list) else dict(body)
     if not rest and value is REMOVED:
         del node[head]
+    elif not rest:  # an optional field the body left out is added, broken
+        node[head] = value
     else:
         node[head] = _replaced(body[head], tuple(rest), value)
     return node
 
 
 @st.composite
-def broken_bodies(draw: st.DrawFn) -> bytes:
-    """JSON that breaks the response schema at exactly one node."""
-    path, breaking = draw(st.sampled_from(BREAKAGES))
+def broken_bodies(draw: st.DrawFn, operation_id: str = _spec.GENERATE) -> bytes:
+    """JSON that breaks the operation's response schema at exactly one node."""
+    path, breaking = draw(st.sampled_from(BREAKAGES[operation_id]))
     value = breaking if breaking is REMOVED else draw(breaking)
-    body = _replaced(draw(conforming_bodies()), path, value)
+    body = _replaced(draw(conforming_bodies(operation_id)), path, value)
     return json.dumps(body).encode()
 
 
@@ -318,20 +340,23 @@ def not_json() -> st.SearchStrategy[str]:
 
 
 @st.composite
-def truncated_bodies(draw: st.DrawFn) -> bytes:
-    text = json.dumps(draw(conforming_bodies()), ensure_ascii=False)
+def truncated_bodies(draw: st.DrawFn, operation_id: str = _spec.GENERATE) -> bytes:
+    text = json.dumps(draw(conforming_bodies(operation_id)), ensure_ascii=False)
     return text[: draw(st.integers(0, len(text) - 1))].encode()
 
 
-def nonconforming_bodies() -> st.SearchStrategy[bytes]:
-    """200 bodies that break the contract: broken at one node, not JSON, or cut short."""
-    return broken_bodies() | not_json().map(str.encode) | truncated_bodies()
+def nonconforming_bodies(operation_id: str = _spec.GENERATE) -> st.SearchStrategy[bytes]:
+    """200 bodies that break the operation's contract: broken at one node, not JSON, or cut
+    short."""
+    return broken_bodies(operation_id) | not_json().map(str.encode) | truncated_bodies(operation_id)
 
 
 # --- error answers ------------------------------------------------------------------------------
 
 KNOWN_REASONS = _spec.known_reasons()
-DOCUMENTED_ERRORS = tuple(status for status in _spec.documented_statuses() if status >= 400)
+DOCUMENTED_ERRORS = tuple(
+    status for status in _spec.documented_statuses(_spec.GENERATE) if status >= 400
+)
 UNDOCUMENTED_ERRORS = (408, 409, 418, 502, 504)
 
 
@@ -379,7 +404,7 @@ def documented_error_answers() -> list[ErrorAnswer]:
     task id: explicit @examples."""
     answers = []
     for status in DOCUMENTED_ERRORS:
-        response = _spec.resolve(_spec.operation().body["responses"][str(status)])
+        response = _spec.resolve(_spec.operation(_spec.GENERATE).body["responses"][str(status)])
         envelope = response["content"]["application/json"]["example"]
         answers.append(_answer(status, envelope))
         answers.append(_answer(status, envelope | {"metadata": {"task_id": ""}}))

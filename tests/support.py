@@ -10,7 +10,7 @@ from PIL import Image
 
 from novita_flux import GeneratedImage, Generation, _spec
 
-API_URL = _spec.default_base_url() + _spec.operation().path
+API_URL = _spec.default_base_url() + _spec.operation(_spec.GENERATE).path
 IMAGE_URL = "https://storage.example.com/out/task-1/{index}.{ext}?X-Amz-Signature=abc"
 KEY = "sk-live-0123456789abcdef"
 

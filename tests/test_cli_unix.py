@@ -124,6 +124,21 @@ BAD_OPTIONS: dict[str, list[tuple[list[str], str]]] = {
         (["serve-mock", "--profile", "imagined"], "invalid choice: 'imagined'"),
         (["serve-mock", "--api-key", ""], "--api-key: '' is not a non-empty string"),
         (["serve-mock", "--host", "256.1.1.1"], "cannot listen on 256.1.1.1"),
+        (["serve-mock", "--balance", "-2"], "balance: '-2' is not a non-negative amount"),
+    ],
+    "balance": [
+        (["balance", "--base-url", "https://api.novita.ai/v3beta"], "has a path"),
+        (["balance", "--timeout", "0"], "timeout: 0.0 is not a positive number"),
+        (["balance", "--max-retries", "-1"], "--max-retries: -1 is not an integer >= 0"),
+        (["balance", "--json", "extra"], "unrecognized arguments: extra"),
+    ],
+    "mcp": [
+        (["mcp", "--out", "OUT_IS_A_FILE"], "exists and is not a directory"),
+        (["mcp", "--max-total-cost", "lots"], "--max-total-cost: 'lots' is not"),
+        (["mcp", "--base-url", "http://example.com"], "unencrypted"),
+        (["mcp", "--timeout", "-1"], "timeout: -1.0 is not a positive number"),
+        (["mcp", "--max-retries", "many"], "--max-retries: 'many' is not an integer >= 0"),
+        (["mcp", "--json"], "unrecognized arguments: --json"),  # stdout is the protocol's
     ],
 }
 CASES = [(command, argv, said) for command, cases in BAD_OPTIONS.items() for argv, said in cases]

@@ -38,7 +38,7 @@ def test_request_fields_match_novitas_documentation() -> None:
         "height": ("minimum", 64, "maximum", 2048),
         "image_num": ("minimum", 1, "maximum", 8),
     }
-    schema = _spec.request_schema()
+    schema = _spec.request_schema(_spec.GENERATE)
     assert set(schema["required"]) == set(documented)
     assert schema["additionalProperties"] is False
     for name, (low_key, low, high_key, high) in documented.items():
@@ -60,9 +60,9 @@ def test_price_is_the_documented_formula() -> None:
 
 
 def test_every_documented_error_status_has_the_error_envelope() -> None:
-    assert _spec.documented_statuses() == (200, 400, 401, 403, 404, 429, 500, 503)
-    for status in _spec.documented_statuses()[1:]:
-        assert _spec.response_schema(status) is _spec.error_schema()
+    assert _spec.documented_statuses(_spec.GENERATE) == (200, 400, 401, 403, 404, 429, 500, 503)
+    for status in _spec.documented_statuses(_spec.GENERATE)[1:]:
+        assert _spec.response_schema(_spec.GENERATE, status) is _spec.error_schema()
     assert set(_spec.error_schema()["required"]) == {"code", "reason", "message"}
 
 
@@ -74,8 +74,8 @@ def test_known_reasons_sit_under_documented_statuses() -> None:
     assert reasons["BILLING_BALANCE_NOT_ENOUGH"].also_seen_with == (403,)
     for name, reason in reasons.items():
         assert name.isupper(), name
-        assert reason.status in _spec.documented_statuses(), name
-        assert set(reason.also_seen_with) <= set(_spec.documented_statuses()), name
+        assert reason.status in _spec.documented_statuses(_spec.GENERATE), name
+        assert set(reason.also_seen_with) <= set(_spec.documented_statuses(_spec.GENERATE)), name
 
 
 def test_every_known_reason_says_whether_it_can_have_been_billed() -> None:
@@ -91,7 +91,7 @@ def test_every_known_reason_says_whether_it_can_have_been_billed() -> None:
 
 
 def test_operation_is_the_novita_endpoint() -> None:
-    operation = _spec.operation()
+    operation = _spec.operation(_spec.GENERATE)
     assert (operation.method, operation.path) == ("POST", "/v3beta/flux-1-schnell")
     assert _spec.default_base_url() == "https://api.novita.ai"
     assert operation.body["security"] == [{"bearerAuth": []}]
@@ -100,7 +100,7 @@ def test_operation_is_the_novita_endpoint() -> None:
 def test_the_apis_own_version_is_the_one_in_the_path() -> None:
     # info.version is the contract's (the release's) version; the API's is kept beside it.
     api_version = _spec.document()["info"]["x-api-version"]
-    assert _spec.operation().path.split("/")[1] == api_version == "v3beta"
+    assert _spec.operation(_spec.GENERATE).path.split("/")[1] == api_version == "v3beta"
 
 
 def test_a_schema_compiles_against_the_document_it_is_given() -> None:
@@ -108,7 +108,7 @@ def test_a_schema_compiles_against_the_document_it_is_given() -> None:
     # resolve in the document given, never silently in the shipped one.
     other = copy.deepcopy(load_yaml())
     other["components"]["schemas"]["ImageType"]["enum"] = ["png"]
-    field = _spec.request_schema_in(other)["properties"]["response_image_type"]
+    field = _spec.request_schema_in(other, _spec.GENERATE)["properties"]["response_image_type"]
     assert compile_schema(field, other)["enum"] == ["png"]
     assert compile_schema(field)["enum"] == ["png", "webp", "jpeg"]
-    assert _spec.response_schema_in(other, 400) == _spec.error_schema()
+    assert _spec.response_schema_in(other, _spec.GENERATE, 400) == _spec.error_schema()

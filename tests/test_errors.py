@@ -64,6 +64,23 @@ def unsaved(tmp: Path) -> NovitaError:
     return raised(lambda: client(lambda request: httpx.Response(500)).save(gen, tmp))
 
 
+def balance_answered(content: bytes) -> NovitaError:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=content)
+
+    return raised(lambda: client(answer).balance())
+
+
+def balance_short() -> NovitaError:
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.method == "GET", "nothing but the balance may be sent"
+        return httpx.Response(200, json={"availableBalance": "0", "cashBalance": "0",
+                                         "creditLimit": "0", "outstandingInvoices": "0"})  # fmt: skip
+
+    requests = [{"prompt": "x", "seed": 1}]
+    return raised(lambda: client(answer).generate_many(requests, check_balance=True))
+
+
 def _generation(*images: GeneratedImage) -> Any:
     from novita_flux import Generation
 
@@ -93,6 +110,8 @@ def every_error(tmp: Path) -> list[NovitaError]:
         image(404),  # ImageDownloadError
         image(403, content=b"<Error><Message>Request has expired</Message></Error>"),
         unsaved(tmp),  # SaveIncompleteError, of an ImageExpiredError
+        balance_short(),  # InsufficientBalanceError
+        balance_answered(b'{"availableBalance": "lots"}'),  # BalanceValidationError
     ]
 
 

@@ -34,7 +34,7 @@ from tests.strategies import (
 )
 from tests.support import API_URL, KEY, Sleeps
 
-EXAMPLE = _spec.request_example()
+EXAMPLE = _spec.request_example(_spec.GENERATE)
 
 # The promise: a reason the spec knows decides by its kind; otherwise the status does.
 BY_KIND: dict[str, type[APIStatusError]] = {

@@ -38,7 +38,9 @@ NONE_MEANS_DEFAULT = frozenset(
 
 # A second judge, independent of novita_flux._schema: jsonschema reading the spec's own request
 # schema, $refs and all. OpenAPI 3.0 schema objects use draft 4's validation keywords.
-_REQUEST_REF = _spec.operation().body["requestBody"]["content"]["application/json"]["schema"]
+_REQUEST_REF = _spec.operation(_spec.GENERATE).body["requestBody"]["content"]["application/json"][
+    "schema"
+]
 SPEC_VALIDATOR = jsonschema.Draft4Validator(
     {**_REQUEST_REF, "components": _spec.document()["components"]}
 )

@@ -21,8 +21,10 @@ from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse
 from tests.strategies import conforming_bodies, nonconforming_bodies, valid_requests
 from tests.support import API_URL, KEY, encoded
 
-EXAMPLE = _spec.request_example()
-DOCS_EXAMPLE = _spec.operation().body["responses"]["200"]["content"]["application/json"]["example"]
+EXAMPLE = _spec.request_example(_spec.GENERATE)
+DOCS_EXAMPLE = _spec.operation(_spec.GENERATE).body["responses"]["200"]["content"][
+    "application/json"
+]["example"]
 # A body shaped like what Novita's sibling endpoints were logged sending (OBSERVED.md).
 OBSERVED_BODY: dict[str, Any] = {
     "images": [

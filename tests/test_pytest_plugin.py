@@ -44,6 +44,24 @@ def test_the_marker_is_undone_after_its_test(novita_server):
     assert novita_server.faults.latency == 0.0
 
 
+@pytest.mark.novita(balance="0.001")
+def test_the_marker_sets_the_account_s_balance(flux_client, novita_server):
+    from decimal import Decimal
+
+    from novita_flux import BadRequestError
+
+    assert flux_client.balance().available_balance == Decimal("0.0010")
+    flux_client.generate("x", width=512, height=512)  # $0.00075
+    with pytest.raises(BadRequestError, match="BILLING_BALANCE_NOT_ENOUGH"):
+        flux_client.generate("x", width=512, height=512)
+    assert novita_server.account.balance == Decimal("0.00025")
+
+
+def test_the_account_is_unlimited_again_after_it(novita_server):
+    assert novita_server.account.balance is None
+    assert novita_server.account.spent == 0
+
+
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
@@ -62,7 +80,7 @@ def test_a_users_tests_pass_with_only_the_fixtures_and_the_marker(
 ) -> None:
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=7)
 
 
 def test_a_misspelt_marker_option_fails_the_test_saying_so(pytester: pytest.Pytester) -> None:

@@ -34,7 +34,7 @@ class Seen(NamedTuple):
 def recorded_bodies(folder: Path) -> list[Seen]:
     """The 200 bodies of the endpoint in every cassette (VCR.py format 1) in `folder`; other
     exchanges (image downloads, errors, other endpoints) are skipped."""
-    operation = _spec.operation()
+    operation = _spec.operation(_spec.GENERATE)
     seen = []
     for cassette in sorted(folder.glob("*.yaml")):
         recorded = yaml.safe_load(cassette.read_text(encoding="utf-8"))
@@ -69,7 +69,9 @@ def documented_examples() -> list[Seen]:
     documents |= {project.name(path): load(path) for path in releases(project).values()}
     seen = []
     for name, document in documents.items():
-        response = _spec.resolve(_spec.operation_in(document).body["responses"]["200"], document)
+        response = _spec.resolve(
+            _spec.operation_in(document, _spec.GENERATE).body["responses"]["200"], document
+        )
         seen.append(
             Seen(f"{name}'s 200 example", response["content"]["application/json"]["example"])
         )
@@ -79,14 +81,14 @@ def documented_examples() -> list[Seen]:
 def still_parses(body: Any) -> None:
     """The working spec's validator accepts the body and the client reads it, as it would an
     answer from the API: every image, and the task id."""
-    conform(compile_schema(_spec.response_schema(200)), body)
+    conform(compile_schema(_spec.response_schema(_spec.GENERATE, 200)), body)
 
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=body)
 
     http = httpx.Client(transport=httpx.MockTransport(answer))
     with FluxSchnell(api_key="recorded", http_client=http, max_retries=0) as flux:
-        generation = flux.generate(**_spec.request_example())
+        generation = flux.generate(**_spec.request_example(_spec.GENERATE))
     http.close()
     assert generation.task_id == body["task"]["task_id"]
     assert [image.url for image in generation.images] == [i["image_url"] for i in body["images"]]
@@ -126,7 +128,7 @@ def api_body(task_id: str, ttl: Any = 604800) -> dict[str, Any]:
 
 
 def test_the_loader_reads_only_the_endpoints_200s_from_vcr_cassettes(tmp_path: Path) -> None:
-    endpoint = f"https://api.novita.ai{_spec.operation().path}"
+    endpoint = f"https://api.novita.ai{_spec.operation(_spec.GENERATE).path}"
     write_cassette(
         tmp_path,
         "a.yaml",
@@ -147,7 +149,7 @@ def test_the_loader_reads_only_the_endpoints_200s_from_vcr_cassettes(tmp_path: P
 
 
 def test_a_recorded_body_the_working_spec_refuses_fails_the_check(tmp_path: Path) -> None:
-    endpoint = f"https://api.novita.ai{_spec.operation().path}"
+    endpoint = f"https://api.novita.ai{_spec.operation(_spec.GENERATE).path}"
     write_cassette(
         tmp_path, "c.yaml", interaction(endpoint, 200, json.dumps(api_body("x", "soon")))
     )

@@ -24,7 +24,7 @@ from novita_flux.testing import Faults, ReferenceServer, _images, create_app
 from novita_flux.testing._faults import MALFORMED_KINDS
 from novita_flux.testing._server import AppOptions
 
-API = _spec.operation()
+API = _spec.operation(_spec.GENERATE)
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 IMAGE_TYPES: list[str] = _spec.resolve(_spec.document()["components"]["schemas"]["ImageType"])[
@@ -34,7 +34,7 @@ SMALLEST = field_schema("width")["minimum"]
 LARGEST = field_schema("width")["maximum"]
 INTEGER_FIELDS = [
     name
-    for name, schema in _spec.request_schema()["properties"].items()
+    for name, schema in _spec.request_schema(_spec.GENERATE)["properties"].items()
     if schema.get("type") == "integer"
 ]
 
@@ -50,7 +50,12 @@ class Clock:
 
 
 def request_body(**changes: Any) -> dict[str, Any]:
-    return {**_spec.request_example(), "width": SMALLEST, "height": SMALLEST, **changes}
+    return {
+        **_spec.request_example(_spec.GENERATE),
+        "width": SMALLEST,
+        "height": SMALLEST,
+        **changes,
+    }
 
 
 @pytest.fixture
@@ -107,7 +112,7 @@ def assert_error(response: httpx.Response, reason: str) -> dict[str, Any]:
 
 def conforms_to_response_schema(body: object) -> bool:
     try:
-        conform(compile_schema(_spec.response_schema(200)), body)
+        conform(compile_schema(_spec.response_schema(_spec.GENERATE, 200)), body)
     except SchemaViolation:
         return False
     return True
@@ -190,7 +195,7 @@ async def test_an_unknown_field_is_rejected(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("field", _spec.request_schema()["required"])
+@pytest.mark.parametrize("field", _spec.request_schema(_spec.GENERATE)["required"])
 async def test_a_missing_required_field_is_rejected(client: httpx.AsyncClient, field: str) -> None:
     body = request_body()
     del body[field]

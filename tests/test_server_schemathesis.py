@@ -1,5 +1,6 @@
 """Schemathesis, with every default check, in positive and negative modes, finds nothing wrong
-with the reference server: in-process over ASGI, over real HTTP, and from its command line."""
+with the reference server: in-process over ASGI, over real HTTP, and from its command line. It
+parametrizes one test per operation of the spec, every operation included."""
 
 from __future__ import annotations
 
@@ -14,15 +15,31 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 
+from novita_flux import _spec
 from novita_flux.testing import PROFILE_NAMES, ReferenceServer, create_app
 
 SPEC = Path(__file__).resolve().parent.parent / "openapi" / "flux-1-schnell.yaml"
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
-# What every run must have seen, or it did not exercise what it claims to: valid bodies
-# accepted, invalid ones rejected, a missing key refused and another method turned away.
-EXPECTED = {("positive", 200), ("negative", 400), ("negative", 401), ("negative", 405)}
+# What every run must have seen, or it did not exercise what it claims to: valid requests
+# accepted, a missing key refused and another method turned away; and where the operation takes
+# a body, invalid ones rejected.
+EXPECTED = {("positive", 200), ("negative", 401), ("negative", 405)}
+WITH_A_BODY = {("negative", 400)}
+
+
+def expected(method: str, path: str) -> set[tuple[str, int]]:
+    (operation,) = [
+        op for op in _spec.operations().values() if (op.method, op.path) == (method, path)
+    ]
+    return EXPECTED | (WITH_A_BODY if "requestBody" in operation.body else set())
+
+
+class Seen(Counter[tuple[str, int]]):
+    """(mode, status) of every response of one run, and the operation it was of."""
+
+    operation: tuple[str, str] | None = None
 
 
 def load_schema() -> schemathesis.BaseSchema:
@@ -40,14 +57,15 @@ over_http = load_schema()
 
 
 @pytest.fixture
-def seen(request: pytest.FixtureRequest) -> Iterator[Counter[tuple[str, int]]]:
+def seen(request: pytest.FixtureRequest) -> Iterator[Seen]:
     """(mode, status) of every response of one run, checked once the run is over."""
     failed_before = request.session.testsfailed
-    counts: Counter[tuple[str, int]] = Counter()
+    counts = Seen()
     yield counts
     if request.session.testsfailed > failed_before:
         return  # the run failed, and said why; what it did not get to see is no news
-    missing = EXPECTED - set(counts)
+    assert counts.operation is not None, "the run called nothing"
+    missing = expected(*counts.operation) - set(counts)
     assert not missing, f"the run never saw {sorted(missing)}; it saw {dict(counts)}"
 
 
@@ -57,9 +75,10 @@ def server(request: pytest.FixtureRequest) -> Iterator[ReferenceServer]:
         yield running
 
 
-def record(seen: Counter[tuple[str, int]], case: schemathesis.Case, status: int) -> None:
+def record(seen: Seen, case: schemathesis.Case, status: int) -> None:
     mode = case.meta.generation.mode.value if case.meta is not None else "explicit"
     seen[(mode, status)] += 1
+    seen.operation = (case.method.upper(), case.path)
 
 
 # `seen` is meant to last the whole run: one tally across all the examples of a test.
@@ -70,7 +89,7 @@ ONE_TALLY_PER_RUN = settings(suppress_health_check=TALLY_HEALTH)
 @in_process["documented"].parametrize()
 @ONE_TALLY_PER_RUN
 def test_in_process_documented_app_passes_every_default_check(
-    case: schemathesis.Case, seen: Counter[tuple[str, int]]
+    case: schemathesis.Case, seen: Seen
 ) -> None:
     record(seen, case, case.call_and_validate().status_code)
 
@@ -78,7 +97,7 @@ def test_in_process_documented_app_passes_every_default_check(
 @in_process["observed"].parametrize()
 @ONE_TALLY_PER_RUN
 def test_in_process_observed_app_passes_every_default_check(
-    case: schemathesis.Case, seen: Counter[tuple[str, int]]
+    case: schemathesis.Case, seen: Seen
 ) -> None:
     record(seen, case, case.call_and_validate().status_code)
 
@@ -86,7 +105,7 @@ def test_in_process_observed_app_passes_every_default_check(
 @over_http.parametrize()
 @ONE_TALLY_PER_RUN
 def test_server_over_http_passes_every_default_check(
-    case: schemathesis.Case, server: ReferenceServer, seen: Counter[tuple[str, int]]
+    case: schemathesis.Case, server: ReferenceServer, seen: Seen
 ) -> None:
     record(seen, case, case.call_and_validate(base_url=server.url).status_code)
 

@@ -16,7 +16,7 @@ from novita_flux import AsyncFluxSchnell, FluxSchnell, ResponseValidationError
 from novita_flux._cli import main
 from novita_flux._request import field_schema
 from novita_flux._schema import compile_schema
-from novita_flux._spec import response_schema
+from novita_flux._spec import GENERATE, response_schema
 from novita_flux.testing import ReferenceServer
 from novita_flux.verify import run as verify
 from tests.support import API_URL, KEY, success_body
@@ -39,7 +39,7 @@ def said(err: str) -> list[str]:
 
 
 def test_the_spec_bounds_images_by_image_num_s_range_and_says_the_rest_in_words() -> None:
-    images = compile_schema(response_schema(200))["properties"]["images"]
+    images = compile_schema(response_schema(GENERATE, 200))["properties"]["images"]
     image_num = field_schema("image_num")
     assert (images["minItems"], images["maxItems"]) == (image_num["minimum"], image_num["maximum"])
     assert "exactly the request's `image_num`" in images["description"]

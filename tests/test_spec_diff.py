@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from novita_flux._schema import compile_schema, conform
-from novita_flux._spec import request_schema_in, response_schema_in
+from novita_flux._spec import GENERATE, request_schema_in, response_schema_in
 from scripts.spec_diff import report as report_module
 from scripts.spec_diff.changes import Kind, changes
 from scripts.spec_diff.releases import Project, load
@@ -63,15 +63,19 @@ def assert_refused(schema: dict[str, Any], value: Any, field: str) -> None:
 def assert_breaks_callers(finding: Finding, new: dict[str, Any], field: str) -> None:
     """The proof is a request the old contract accepts and the new one refuses at `field`."""
     assert finding.proof is not None, "a break without a counterexample"
-    conform(compile_schema(request_schema_in(BASE), BASE), finding.proof.value)
-    assert_refused(compile_schema(request_schema_in(new), new), finding.proof.value, field)
+    conform(compile_schema(request_schema_in(BASE, GENERATE), BASE), finding.proof.value)
+    assert_refused(
+        compile_schema(request_schema_in(new, GENERATE), new), finding.proof.value, field
+    )
 
 
 def assert_breaks_old_clients(finding: Finding, new: dict[str, Any], field: str) -> None:
     """The proof is a 200 body the new contract allows and the old client refuses."""
     assert finding.proof is not None, "a break without a counterexample"
-    conform(compile_schema(response_schema_in(new), new), finding.proof.value)
-    assert_refused(compile_schema(response_schema_in(BASE), BASE), finding.proof.value, field)
+    conform(compile_schema(response_schema_in(new, GENERATE), new), finding.proof.value)
+    assert_refused(
+        compile_schema(response_schema_in(BASE, GENERATE), BASE), finding.proof.value, field
+    )
 
 
 def test_narrowing_steps_to_50_breaks_callers() -> None:
@@ -343,3 +347,53 @@ def test_a_bound_moved_by_one_is_proven_at_the_bound() -> None:
     assert_breaks_callers(finding, new, "width")
     assert finding.proof is not None
     assert finding.proof.value["width"] == 2048
+
+
+# --- a contract with more than one operation ----------------------------------------------------
+
+WORKING = load(Project().spec)
+
+
+def test_the_balance_operation_is_a_compatible_addition_to_the_first_release() -> None:
+    report = compare(BASE, WORKING, "released 0.1.0", "working", EXAMPLES)
+    (added,) = [f for f in report.findings if f.change.what.startswith("new operation")]
+    assert added.change.kind is Kind.COMPATIBLE
+    assert added.change.what.startswith(
+        "new operation balanceDetail: GET /openapi/v1/billing/balance/detail"
+    )
+    assert report.level is Level.COMPATIBLE
+    assert not report.of(Kind.NOT_UNDERSTOOD)
+
+
+def test_an_operation_removed_breaks_callers() -> None:
+    report = compare(WORKING, BASE, "working", "released 0.1.0", EXAMPLES)
+    (removed,) = [f for f in report.findings if "removed: the released client" in f.change.what]
+    assert removed.change.kind is Kind.BREAKING_FOR_CALLERS
+    assert removed.change.what.startswith("operation balanceDetail (GET /openapi/v1/")
+    assert report.level is Level.BREAKING
+
+
+def test_an_operation_renamed_but_at_the_same_path_is_one_breaking_rename() -> None:
+    new = copy.deepcopy(WORKING)
+    new["paths"]["/openapi/v1/billing/balance/detail"]["get"]["operationId"] = "getBalance"
+    found = changes(WORKING, new)
+    assert [(c.kind, c.what.split(":")[0]) for c in found] == [
+        (Kind.BREAKING_FOR_CALLERS, "operations.getBalance.operationId")
+    ]
+
+
+def test_a_second_operation_s_answer_is_compared_and_proven_under_its_own_name() -> None:
+    new = copy.deepcopy(WORKING)
+    amount = new["components"]["schemas"]["BalanceAmount"]
+    amount["oneOf"][0]["pattern"] = "^-?[0-9]+(\\.[0-9]+)?$"  # fractions of a unit too
+    report = compare(WORKING, new, "old", "new", EXAMPLES)
+    broken = report.of(Kind.BREAKING_FOR_OLD_CLIENTS)
+    assert {f.change.part for f in broken} == {"balanceDetail 200 response"}
+    assert ("availableBalance",) in {f.change.where for f in broken}
+    for finding in broken:
+        assert finding.proof is not None
+        body = finding.proof.value
+        conform(compile_schema(response_schema_in(new, "balanceDetail"), new), body)
+        old = compile_schema(response_schema_in(WORKING, "balanceDetail"), WORKING)
+        assert_refused(old, body, finding.change.where[0])
+    assert "balanceDetail 200 response bodies" in " ".join(report.searches)

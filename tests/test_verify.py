@@ -9,7 +9,7 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
@@ -19,6 +19,7 @@ from novita_flux import (
     BudgetExceededError,
     ResponseValidationError,
     ValidationError,
+    _spec,
 )
 from novita_flux._cli import main
 from novita_flux._cli._main import build_parser
@@ -43,6 +44,7 @@ def observed() -> Iterator[ReferenceServer]:
 
 def verify(server: ReferenceServer, **options: object) -> Report:
     server.faults.reset()
+    server.account.reset()
     options = {"images_per_minute": 0, **options}
     return run(api_key=KEY, base_url=server.url, **options)  # type: ignore[arg-type]
 
@@ -71,7 +73,15 @@ def test_the_documented_profile_conforms_and_the_open_questions_get_answers(
         "400 MISSING_API_KEY"
     )
     assert got["auth.wrong_key / a key that is not a key"].startswith("403 INVALID_API_KEY")
-    assert documented.faults.api_requests == report.plan.requests
+    price = got["balance.price / the balance's drop"]
+    assert price.startswith(
+        "the balance dropped by exactly the plan's price: 15 unit(s) ($0.0015), the sum of "
+        "estimate_cost over the 16 billed request(s)"
+    ), price
+    assert report.spent == report.plan.price == Decimal("0.0015")
+    sent = [send.operation for probe in report.plan.probes for send in probe.sends]
+    assert documented.faults.api_requests == sent.count(_spec.GENERATE)
+    assert documented.account.reads == sent.count(_spec.BALANCE) == 2  # before and after
     assert documented.faults.image_requests_with_authorization == 0
     assert report.text().endswith(f"verdict: {report.verdict()}")
     assert report.verdict().startswith("the spec held")
@@ -203,10 +213,29 @@ def test_an_unreachable_api_leaves_everything_unchecked(sleeps: Sleeps) -> None:
 
 def test_a_refused_key_stops_the_run_after_one_request(documented: ReferenceServer) -> None:
     documented.faults.reset()
+    documented.account.reset()
     report = run(api_key="not-the-key", base_url=documented.url, images_per_minute=0)
     assert report.exit_status == 2
-    assert documented.faults.api_requests == 1
+    # The first request is the balance, read with the key: refused, nothing more is sent.
+    assert (documented.account.reads, documented.faults.api_requests) == (1, 0)
     assert "the API refused the key: 403 INVALID_API_KEY" in report.verdict()
+
+
+def test_a_key_refused_the_balance_goes_on_and_the_price_check_cannot_tell(
+    documented: ReferenceServer,
+) -> None:
+    documented.faults.reset()
+    documented.account.reset()
+    documented.account.deny_reads("API_NOT_ALLOWED")  # a key without billing rights
+    report = run(api_key=KEY, base_url=documented.url, images_per_minute=0, groups=["balance"])
+    documented.account.deny_reads(None)
+    verdicts = {result.probe.id: result for result in report.results}
+    assert documented.faults.api_requests == 1  # the whole-units request was still sent
+    assert verdicts["reads.balanceDetail"].verdict == "answered"
+    assert "403 API_NOT_ALLOWED" in verdicts["reads.balanceDetail"].summary
+    price = verdicts["balance.price"]
+    assert price.verdict == "answered"
+    assert price.summary.startswith("could not tell: the balance could not be read before")
 
 
 def test_a_429_nobody_asked_for_is_waited_out_and_the_probe_sent_again(
@@ -371,3 +400,66 @@ def test_neither_the_package_nor_the_cli_loads_the_verify_machinery() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert loaded.strip() == "['novita_flux.verify._probes']"
+
+
+# --- the price formula against the account ------------------------------------------------------
+
+
+def with_charges(server: ReferenceServer, change: Callable[[Decimal], Decimal]) -> None:
+    """A stand-in for an API that takes `change(price)` for each task instead of its price."""
+    account = server.account
+    take = type(account)._charge
+    account._charge = lambda price: take(account, change(price))  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def stand_in() -> Iterator[ReferenceServer]:
+    with ReferenceServer(api_key=KEY, balance="1") as server:
+        yield server
+
+
+def test_the_price_check_sees_an_api_that_overcharges_by_one_unit(
+    stand_in: ReferenceServer,
+) -> None:
+    with_charges(stand_in, lambda price: price + Decimal("0.0001"))
+    report = verify(stand_in, groups=["balance"])
+    assert [r.probe.id for r in report.results] == [
+        "reads.balanceDetail",
+        "balance.whole_units",
+        "balance.price",
+    ]
+    price = report.results[-1]
+    assert price.verdict == "deviates"
+    (finding,) = price.findings
+    assert finding.spec.startswith("a drop of the price of the 1 billed request(s), 15 unit(s)")
+    assert finding.got.startswith("a drop of 16 unit(s)")
+    assert report.exit_status == 1
+
+
+def test_the_price_check_says_how_the_api_appears_to_round(stand_in: ReferenceServer) -> None:
+    # Each task rounded up to a whole unit: the run's 16 tasks, most of them 0.03 of a unit.
+    with_charges(
+        stand_in,
+        lambda price: (
+            (price / Decimal("0.0001")).to_integral_value(rounding="ROUND_CEILING")
+            * Decimal("0.0001")
+        ),
+    )
+    report = verify(stand_in)
+    price = report.results[-1]
+    assert price.verdict == "deviates"
+    assert "the drop fits each task rounded up to a whole unit" in price.findings[0].got
+
+
+def test_the_price_check_cannot_tell_when_charges_have_not_shown_yet(
+    stand_in: ReferenceServer,
+) -> None:
+    with_charges(stand_in, lambda price: Decimal(0))  # billed later, if ever
+    report = verify(stand_in, groups=["balance"])
+    price = report.results[-1]
+    assert price.verdict == "answered"
+    assert price.summary.startswith(
+        "could not tell: the balance dropped by 0 unit(s) against the price of the 1 billed "
+        "request(s), 15 unit(s)"
+    )
+    assert "the charges may show up later" in price.summary

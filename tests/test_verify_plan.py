@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from novita_flux import estimate_cost
+from novita_flux import _spec, estimate_cost
 from novita_flux._request import compiled_request_schema
 from novita_flux._spec import default_images_per_minute, known_reasons
-from novita_flux.verify import GROUPS, build_plan
+from novita_flux.verify import GROUPS, Plan, Probe, build_plan
+from novita_flux.verify._price import MIN_UNITS, in_units
 from novita_flux.verify._report import plan_text
 
 SCHEMA = compiled_request_schema()
@@ -43,10 +44,17 @@ def test_every_bound_of_every_field_is_sent_in_a_request_expected_to_succeed() -
             assert any(len(text.encode()) > len(text) for text in longest)
 
 
+def generating(plan: Plan) -> list[Probe]:
+    """The probes that send a generation (not a read of the balance)."""
+    return [p for p in plan.probes if all(s.operation == _spec.GENERATE for s in p.sends)]
+
+
 def test_requests_stay_at_the_cheapest_size_except_in_the_field_under_test() -> None:
     for probe in build_plan().probes:
-        if probe.cost == 0:
-            continue  # refused probes: their out-of-range values are the point
+        if probe.cost == 0 or probe.group == "balance":
+            # Refused probes: their out-of-range values are the point. The whole-units request
+            # is sized to the plan's price.
+            continue
         # bounds.<field>.max is about that field; every other probe is about none of them.
         under_test = {probe.id.split(".")[1]} if probe.group == "bounds" else set()
         for send in probe.sends:
@@ -83,7 +91,7 @@ def test_the_plan_follows_the_spec_when_a_range_changes() -> None:
     narrower = copy.deepcopy(SCHEMA)
     narrower["properties"]["width"]["maximum"] = 1024
     plan = build_plan(schema=narrower)
-    widths = {send.body["width"] for probe in plan.probes for send in probe.sends}
+    widths = {send.body["width"] for probe in generating(plan) for send in probe.sends}
     assert 1024 in widths
     assert 1025 in widths  # just past the new maximum
     assert 2048 not in widths
@@ -108,7 +116,7 @@ def test_the_three_authentication_cases_and_the_open_questions_are_probes() -> N
 def test_the_price_is_the_sum_of_estimate_cost_over_what_the_spec_says_is_billed() -> None:
     plan = build_plan(probe_rate_limit=True)
     expected = Decimal(0)
-    for probe in plan.probes:
+    for probe in generating(plan):
         billed = probe.group not in ("invalid", "auth")
         for send in probe.sends:
             body = send.body
@@ -138,3 +146,38 @@ def test_groups_select_probes_and_unknown_groups_are_refused() -> None:
     with pytest.raises(ValueError, match="bogus"):
         build_plan(groups=["bogus"])
     assert set(GROUPS) >= {probe.group for probe in build_plan(probe_rate_limit=True).probes}
+
+
+# --- the balance and the price check ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate_limit", [False, True])
+def test_the_plan_costs_a_whole_number_of_the_balance_s_units_and_enough_of_them(
+    rate_limit: bool,
+) -> None:
+    plan = build_plan(probe_rate_limit=rate_limit)
+    units = in_units(plan.price)
+    assert units == units.to_integral_value()
+    assert units >= MIN_UNITS
+    # Without the whole-units request the plan is a few units and a fraction: too coarse.
+    without = build_plan(groups=[g for g in GROUPS if g != "balance"])
+    assert in_units(without.price) != in_units(without.price).to_integral_value()
+
+
+def test_the_balance_is_read_first_and_last_around_the_whole_units_request() -> None:
+    for groups in (None, ["balance"]):
+        probes = build_plan(groups=groups).probes
+        assert probes[0].id == f"reads.{_spec.BALANCE}"
+        assert [probe.id for probe in probes[-2:]] == ["balance.whole_units", "balance.price"]
+        assert probes[-1].sends[0].operation == _spec.BALANCE
+    # The whole-units request is sized when it is reached: at worst it costs the whole target.
+    (top_up,) = [probe for probe in build_plan().probes if probe.check == "top_up"]
+    assert top_up.target is not None
+    assert top_up.sends[0].cost < top_up.worst_cost == top_up.target
+
+
+def test_every_operation_that_takes_no_body_is_read_once_and_costs_nothing() -> None:
+    reads = [probe for probe in build_plan().probes if probe.group == "reads"]
+    bodiless = [key for key, op in _spec.operations().items() if "requestBody" not in op.body]
+    assert [probe.sends[0].operation for probe in reads] == bodiless
+    assert all(probe.cost == probe.worst_cost == 0 for probe in reads)

@@ -2,6 +2,7 @@
 
 import logging as _logging
 
+from novita_flux._balance import Balance
 from novita_flux._batch import BatchResult
 from novita_flux._client import AsyncFluxSchnell, FluxSchnell
 from novita_flux._constants import LOGGER_NAME as _LOGGER_NAME
@@ -14,6 +15,7 @@ from novita_flux._errors import (
     BudgetExceededError,
     ImageDownloadError,
     ImageExpiredError,
+    InsufficientBalanceError,
     InternalServerError,
     MissingAPIKeyError,
     NotFoundError,
@@ -39,6 +41,7 @@ __all__ = [
     "AsyncFluxSchnell",
     "AuthenticationError",
     "BadRequestError",
+    "Balance",
     "BatchResult",
     "BudgetExceededError",
     "FluxSchnell",
@@ -46,6 +49,7 @@ __all__ = [
     "Generation",
     "ImageDownloadError",
     "ImageExpiredError",
+    "InsufficientBalanceError",
     "InternalServerError",
     "MissingAPIKeyError",
     "NotFoundError",

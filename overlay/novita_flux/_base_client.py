@@ -22,6 +22,7 @@ import attrs
 import httpx
 
 from novita_flux import _deadline, _retry
+from novita_flux._balance import Balance, parse_balance
 from novita_flux._batch import ImagePacer, PlannedRequest, check_concurrency, plan_batch
 from novita_flux._config import (
     DEFAULT_PORTS,
@@ -74,12 +75,16 @@ from novita_flux._request import prepare_request
 from novita_flux._salvage import salvage
 from novita_flux._schema import SchemaViolation, compile_schema, conform, show
 from novita_flux._spec import (
+    BALANCE,
+    GENERATE,
     Schema,
     canonical_image_type,
     default_base_url,
+    operation,
     request_example,
     response_schema,
 )
+from novita_flux_api.api.default import balance_detail as _balance_operation
 from novita_flux_api.api.default import flux_1_schnell as _operation
 from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse, Image
 
@@ -99,13 +104,16 @@ class _Send:
 
     Should the call be stopped from outside while this step is under way, a driver says what
     was paid for on the exception that stops it: `what` names the request for a person, and
-    `read` reads a 2xx answer exactly as the flow would."""
+    `read` reads a 2xx answer exactly as the flow would. A request that is never billed
+    (`billable=False`: reading the balance) is an ordinary exchange: nothing to wait for when the
+    call is stopped, nothing to say."""
 
     request: httpx.Request
     seconds: float | None
     what: str = ""
     # Not part of the step's identity: it is bound to the moment of each attempt.
     read: Callable[[httpx.Response], Generation] | None = attrs.field(default=None, eq=False)
+    billable: bool = True
 
 
 @attrs.frozen
@@ -145,7 +153,7 @@ class _APIKeyAuth(httpx.Auth):
 
 @cache
 def _compiled_response_schema() -> Schema:
-    return compile_schema(response_schema(200))
+    return compile_schema(response_schema(GENERATE, 200))
 
 
 def parse_generation(
@@ -244,9 +252,10 @@ class _BaseClient(Generic[HttpT]):
         self._http = http_client if http_client is not None else self._new_http()
         # Method, path and body shape come from the generated operation, so a regenerated
         # spec moves the client with it.
-        example = Flux1SchnellRequest.from_dict(request_example())
+        example = Flux1SchnellRequest.from_dict(request_example(GENERATE))
         self._operation = _operation._get_kwargs(body=example)
         self._url = self.base_url + self._operation["url"]
+        self._balance_operation = _balance_operation._get_kwargs()
         # The generated Content-Type (application/json) is what httpx sets for json= itself. Our
         # own pools carry the User-Agent as a default; an injected client gets it per request.
         self._headers = {"User-Agent": USER_AGENT} if self._injected else None
@@ -396,6 +405,49 @@ class _BaseClient(Generic[HttpT]):
             yield from _pause_or_raise(attempt, max_retries, retry_after, error)
             attempt += 1
 
+    def _balance_flow(
+        self, timeout: Timeout, max_retries: int | None
+    ) -> Generator[_Step, httpx.Response | None, Balance]:
+        """balance()'s flow: a GET the spec says is never billed (`x-billed: never`), so every
+        failure that may pass (a connection error, a timeout, 408, 429, 5xx) is tried again.
+        Were the spec ever to say otherwise, it would be retried as carefully as a generation."""
+        free = operation(BALANCE).free
+        # Novita's page lists Content-Type as required, although the request has no body.
+        headers = {**(self._headers or {}), "Content-Type": "application/json"}
+        request = self._http.build_request(
+            self._balance_operation["method"].upper(),
+            self.base_url + self._balance_operation["url"],
+            headers=headers,
+            timeout=self._timeout_for(timeout),
+        )
+        seconds = _deadline.exchange_seconds(self._timeout_for(timeout))
+        retries = self._retries_for(max_retries)
+        attempt = 0
+        while True:
+            error: NovitaError
+            try:
+                response = yield _Send(request, seconds, "the balance", billable=not free)
+            except httpx.TransportError as exc:
+                error = _connection_error(exc, request, billable=not free)
+                if not (free or isinstance(exc, _retry.UNSENT_ERRORS)):
+                    raise error from exc
+                retry_after = None
+            else:
+                assert response is not None
+                if response.is_success:
+                    return parse_balance(response)
+                retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
+                error = status_error(response, retry_after, billable=not free)
+                retryable = (
+                    _retry.retryable_status(response.status_code)
+                    if free
+                    else _retry.retryable_answer(response.status_code, error.reason, False)
+                )
+                if not retryable:
+                    raise error
+            yield from _pause_or_raise(attempt, retries, retry_after, error)
+            attempt += 1
+
     def _image_request(self, url: str | httpx.URL, timeout: Timeout) -> httpx.Request:
         request = self._http.build_request("GET", url, timeout=self._timeout_for(timeout))
         # An injected client may carry default headers (a key, cookies, tracing ids): none of
@@ -514,10 +566,12 @@ def _pause_or_raise(
     yield _Sleep(delay)
 
 
-def _connection_error(exc: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
+def _connection_error(
+    exc: httpx.TransportError, request: httpx.Request, *, billable: bool = True
+) -> APIConnectionError:
     where = f"{request.method} {request.url.copy_with(query=None)}"
     # Only a request that never left cannot have run: anything later may follow a billed task.
-    sent = not isinstance(exc, _retry.UNSENT_ERRORS)
+    sent = billable and not isinstance(exc, _retry.UNSENT_ERRORS)
     note = "; the call may have been billed, so it was not retried" if sent else ""
     error: APIConnectionError
     if isinstance(exc, httpx.TimeoutException):

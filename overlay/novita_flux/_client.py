@@ -7,6 +7,7 @@ a flow's steps with their own httpx client (`_drive`, `_carry_out`).
 from __future__ import annotations
 
 import io
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -17,6 +18,7 @@ from typing import Any, Self, cast
 import httpx
 
 from novita_flux import _deadline, _interrupts, _retry
+from novita_flux._balance import Balance, preflight
 from novita_flux._base_client import Budget, _BaseClient, _Fetch, _Flow, _Send, _Sleep
 from novita_flux._batch import (
     AsyncSend,
@@ -25,6 +27,7 @@ from novita_flux._batch import (
     Withdrawn,
     run_async,
     run_sync,
+    total_cost,
 )
 from novita_flux._config import NOT_GIVEN, POOL_LIMITS, USER_AGENT, Timeout, ssl_context
 from novita_flux._constants import (
@@ -34,12 +37,15 @@ from novita_flux._constants import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_STEPS,
     DEFAULT_WIDTH,
+    LOGGER_NAME,
     MAX_IMAGE_BYTES,
 )
 from novita_flux._errors import NovitaError, status_error
 from novita_flux._faultpoints import reach
 from novita_flux._images import image_index
 from novita_flux._models import GeneratedImage, Generation
+
+logger = logging.getLogger(LOGGER_NAME)
 
 
 class FluxSchnell(_BaseClient[httpx.Client]):
@@ -119,12 +125,16 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         timeout: Timeout = NOT_GIVEN,
         max_retries: int | None = None,
         retry_server_errors: bool | None = None,
+        check_balance: bool = False,
     ) -> list[BatchResult]:
         """Run many requests (dicts of `generate`'s fields) on `concurrency` threads.
 
         Every request is checked and priced first; `max_total_cost` refuses the whole batch
-        before anything is sent. With `images_per_minute`, requests are released so that no
-        rolling minute carries more images. Returns one BatchResult per request, in input order,
+        before anything is sent, and so does `check_balance` (InsufficientBalanceError) when the
+        account's available balance is below the batch's price (a balance that cannot be read
+        is a warning on the `novita_flux` logger, and the batch goes on). With
+        `images_per_minute`, requests are released so that no rolling minute carries more
+        images. Returns one BatchResult per request, in input order,
         holding its Generation or its exception; `on_result` sees each one as it finishes, one
         call at a time (it need not be thread-safe); if it raises, no further request is sent
         and the exception is raised once those in flight are done. On Ctrl-C, requests already
@@ -142,6 +152,8 @@ class FluxSchnell(_BaseClient[httpx.Client]):
             return send
 
         try:
+            if check_balance:
+                self._preflight(total_cost(plan))
             return run_sync(
                 plan,
                 [sender(lane) for lane in lanes],
@@ -152,6 +164,21 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         finally:
             for lane in lanes[1:]:
                 lane.close()
+
+    def balance(self, *, timeout: Timeout = NOT_GIVEN, max_retries: int | None = None) -> Balance:
+        """The account's balance, in exact USD. Reading it is free, so every failure that may
+        pass is tried again (up to `max_retries`, default the client's); errors are the same
+        typed errors as a generation's."""
+        return cast(Balance, self._drive(self._balance_flow(timeout, max_retries)))
+
+    def _preflight(self, cost: Decimal) -> None:
+        try:
+            balance: Balance | NovitaError = self.balance()
+        except NovitaError as error:
+            balance = error
+        notice = preflight(cost, balance, "batch")
+        if notice is not None:
+            logger.warning("%s", notice)
 
     def download(
         self,
@@ -222,14 +249,14 @@ class FluxSchnell(_BaseClient[httpx.Client]):
                 except httpx.TransportError as exc:
                     step = flow.throw(exc)
                 except KeyboardInterrupt as stop:
-                    if isinstance(step, _Send):  # a thread cannot be made to wait for it
+                    if isinstance(step, _Send) and step.billable:  # it cannot be waited for
                         _interrupts.in_flight(stop, step.what)
                     raise
                 else:
                     try:
                         step = flow.send(response)
                     except KeyboardInterrupt as stop:
-                        if isinstance(step, _Send):  # stopped with the answer in hand
+                        if isinstance(step, _Send) and step.billable:  # the answer in hand
                             _read_answer(stop, step, response)
                         raise
         except StopIteration as done:
@@ -240,7 +267,8 @@ class FluxSchnell(_BaseClient[httpx.Client]):
     def _carry_out(self, step: _Send | _Fetch) -> httpx.Response:
         with _deadline.deadline_in(step.seconds) as deadline:
             if isinstance(step, _Send):
-                reach("api.sending")
+                if step.billable:
+                    reach("api.sending")
                 return self._http.send(step.request, auth=self._auth, follow_redirects=False)
             response = self._http.send(step.request, stream=True, auth=None, follow_redirects=False)
             try:
@@ -330,12 +358,16 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         timeout: Timeout = NOT_GIVEN,
         max_retries: int | None = None,
         retry_server_errors: bool | None = None,
+        check_balance: bool = False,
     ) -> list[BatchResult]:
         """Run many requests (dicts of `generate`'s fields) with at most `concurrency` in flight.
 
         Every request is checked and priced first; `max_total_cost` refuses the whole batch
-        before anything is sent. With `images_per_minute`, requests are released so that no
-        rolling minute carries more images. Returns one BatchResult per request, in input order,
+        before anything is sent, and so does `check_balance` (InsufficientBalanceError) when the
+        account's available balance is below the batch's price (a balance that cannot be read
+        is a warning on the `novita_flux` logger, and the batch goes on). With
+        `images_per_minute`, requests are released so that no rolling minute carries more
+        images. Returns one BatchResult per request, in input order,
         holding its Generation or its exception; `on_result` (sync or async) sees each one as
         it finishes; if it raises, no further request is sent and the exception is raised once
         those in flight are done. If the call is cancelled (task.cancel(), asyncio.timeout,
@@ -358,6 +390,8 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
             return send
 
         try:
+            if check_balance:
+                await self._preflight(total_cost(plan))
             return await run_async(
                 plan,
                 [sender(lane) for lane in lanes],
@@ -368,6 +402,21 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         finally:
             for lane in lanes[1:]:
                 await lane.close()
+
+    async def balance(
+        self, *, timeout: Timeout = NOT_GIVEN, max_retries: int | None = None
+    ) -> Balance:
+        """The account's balance, in exact USD (see FluxSchnell.balance)."""
+        return cast(Balance, await self._drive(self._balance_flow(timeout, max_retries)))
+
+    async def _preflight(self, cost: Decimal) -> None:
+        try:
+            balance: Balance | NovitaError = await self.balance()
+        except NovitaError as error:
+            balance = error
+        notice = preflight(cost, balance, "batch")
+        if notice is not None:
+            logger.warning("%s", notice)
 
     async def download(
         self,
@@ -425,7 +474,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
                     step = flow.send(None)
                     continue
                 try:
-                    if isinstance(step, _Send):
+                    if isinstance(step, _Send) and step.billable:
                         response = await self._send_heard(step, flow, proceed)
                     else:
                         response = await self._carry_out(step)

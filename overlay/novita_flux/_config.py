@@ -15,7 +15,7 @@ import httpx
 from novita_flux._constants import DEFAULT_TIMEOUT, MAX_CONNECTIONS
 from novita_flux._errors import ValidationError
 from novita_flux._schema import show
-from novita_flux._spec import default_base_url, operation
+from novita_flux._spec import GENERATE, default_base_url, operation
 from novita_flux._version import __version__
 
 Timeout = float | httpx.Timeout | None
@@ -78,7 +78,7 @@ def check_base_url(url: str, allow_insecure: bool = False) -> str:
             url,
             "an origin without a path",
             f"base_url: {show(url)} has a path; give only the scheme and host, like "
-            f"{example!r} (the client adds {operation().path} itself)",
+            f"{example!r} (the client adds {operation(GENERATE).path} itself)",
         )
     if parts.scheme == "http" and not allow_insecure and not _is_loopback(parts.hostname):
         raise ValidationError(

@@ -68,6 +68,24 @@ class BudgetExceededError(NovitaError):
         self.budget = budget
 
 
+class InsufficientBalanceError(BudgetExceededError):
+    """The account's available balance is below the estimated cost; nothing was sent. `budget`
+    (and `available`) is the balance, in USD."""
+
+    def __init__(self, cost: Decimal, budget: Decimal, what: str = "request") -> None:
+        NovitaError.__init__(
+            self,
+            f"estimated cost ${usd(cost)} of this {what} exceeds the account's available "
+            f"balance ${usd(budget)}; nothing was sent",
+        )
+        self.cost = cost
+        self.budget = budget
+
+    @property
+    def available(self) -> Decimal:
+        return self.budget
+
+
 class MissingAPIKeyError(NovitaError):
     """No API key was given and NOVITA_API_KEY is not set."""
 
@@ -78,7 +96,14 @@ class MissingAPIKeyError(NovitaError):
 class APIStatusError(NovitaError):
     """The API answered with a non-2xx status; carries its error envelope."""
 
-    def __init__(self, response: httpx.Response, body: object, retry_after: float | None) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        body: object,
+        retry_after: float | None,
+        *,
+        billable: bool = True,
+    ) -> None:
         envelope = body if isinstance(body, dict) else {}
         self.response = _without_key(response)
         self.status_code = response.status_code
@@ -93,8 +118,9 @@ class APIStatusError(NovitaError):
         self.task_id: str | None = task_id
         self.retry_after = retry_after
         known = known_reasons().get(self.reason) if self.reason is not None else None
-        # A reason the spec knows says; otherwise a 5xx may follow a task that ran.
-        self.possibly_billed = (
+        # A reason the spec knows says; otherwise a 5xx may follow a task that ran. An operation
+        # that is never billed (`billable=False`: reading the balance) cannot have been.
+        self.possibly_billed = billable and (
             not known.never_billed if known is not None else self.status_code >= 500
         )
         text = f"{self.status_code} {self.reason or response.reason_phrase}"
@@ -192,6 +218,21 @@ class ResponseValidationError(NovitaError):
         )
 
 
+class BalanceValidationError(ResponseValidationError):
+    """A 2xx answer to the balance request that does not match the spec. Reading the balance is
+    not billed: nothing was paid for."""
+
+    possibly_billed = False
+
+    def __init__(self, response: httpx.Response, problem: str, *, payload: Any = _NOT_JSON) -> None:
+        super().__init__(response, problem, payload=payload)
+        Exception.__init__(
+            self,
+            f"the API's {response.status_code} answer to the balance request breaks the "
+            f"contract: {problem}",
+        )
+
+
 # --- No answer --------------------------------------------------------------------------------
 
 
@@ -267,8 +308,11 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 }
 
 
-def status_error(response: httpx.Response, retry_after: float | None = None) -> APIStatusError:
-    """The exception for an error response: by the spec's known reason first, status second."""
+def status_error(
+    response: httpx.Response, retry_after: float | None = None, *, billable: bool = True
+) -> APIStatusError:
+    """The exception for an error response: by the spec's known reason first, status second.
+    `billable=False` for an operation that is never billed."""
     try:
         body: object = json.loads(response.content)
     except ValueError:
@@ -281,7 +325,7 @@ def status_error(response: httpx.Response, retry_after: float | None = None) -> 
         cls = InternalServerError
     else:
         cls = _BY_STATUS.get(response.status_code, APIStatusError)
-    return cls(response, body, retry_after)
+    return cls(response, body, retry_after, billable=billable)
 
 
 # Request headers that carry a credential: an error keeps the response it describes, and the

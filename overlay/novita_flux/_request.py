@@ -11,13 +11,13 @@ from typing import Any
 from novita_flux._constants import DEFAULT_HEIGHT, DEFAULT_IMAGE_NUM, DEFAULT_STEPS, DEFAULT_WIDTH
 from novita_flux._errors import BudgetExceededError, ValidationError
 from novita_flux._schema import SchemaViolation, compile_schema, conform, show
-from novita_flux._spec import Schema, pricing, request_schema
+from novita_flux._spec import GENERATE, Schema, pricing, request_schema
 from novita_flux_api.models import Flux1SchnellRequest
 
 
 @cache
 def compiled_request_schema() -> Schema:
-    return compile_schema(request_schema())
+    return compile_schema(request_schema(GENERATE))
 
 
 def field_schema(name: str) -> Schema:

@@ -20,10 +20,22 @@ SPEC_PATH: Final = Path(novita_flux_api.__file__).with_name("openapi.json")
 Schema = dict[str, Any]
 
 
+# The operations the overlay calls, by their `operationId` (the spec's own names; never by path).
+GENERATE: Final = "flux1Schnell"
+BALANCE: Final = "balanceDetail"
+
+
 class Operation(NamedTuple):
     method: str
     path: str
     body: dict[str, Any]
+    id: str = ""  # its operationId
+
+    @property
+    def free(self) -> bool:
+        """Whether the spec says the operation is never billed (`x-billed: never`), so that any
+        failure of it may be sent again."""
+        return self.body.get("x-billed") == "never"
 
 
 class KnownReason(NamedTuple):
@@ -65,49 +77,78 @@ def resolve(schema: Schema, spec: Mapping[str, Any] | None = None) -> Schema:
 # shipped document, which the client and the reference server call on every request.
 
 
-def operation_in(spec: Mapping[str, Any]) -> Operation:
-    """The endpoint: the spec describes exactly one operation."""
-    ((path, methods),) = spec["paths"].items()
-    ((method, body),) = ((m, b) for m, b in methods.items() if not m.startswith("x-"))
-    return Operation(method.upper(), path, body)
+def operations_in(spec: Mapping[str, Any]) -> dict[str, Operation]:
+    """Every operation of the spec, by operationId, in the document's order."""
+    found: dict[str, Operation] = {}
+    for path, methods in spec["paths"].items():
+        for method, body in methods.items():
+            if method.startswith("x-") or not isinstance(body, dict):
+                continue
+            operation_id = body.get("operationId")
+            if not isinstance(operation_id, str) or operation_id in found:
+                raise ValueError(
+                    f"{method.upper()} {path} needs an operationId no other operation has"
+                )
+            found[operation_id] = Operation(method.upper(), path, body, operation_id)
+    return found
 
 
 @cache
-def operation() -> Operation:
-    return operation_in(document())
+def operations() -> dict[str, Operation]:
+    return operations_in(document())
 
 
-def request_schema_in(spec: Mapping[str, Any]) -> Schema:
-    content = operation_in(spec).body["requestBody"]["content"]["application/json"]
+def operation_in(spec: Mapping[str, Any], operation_id: str) -> Operation:
+    """The operation named `operation_id`; KeyError naming it when the spec has none."""
+    found = operations_in(spec)
+    if operation_id not in found:
+        raise KeyError(f"the spec has no operation {operation_id!r}; it has {', '.join(found)}")
+    return found[operation_id]
+
+
+@cache
+def operation(operation_id: str) -> Operation:
+    return operation_in(document(), operation_id)
+
+
+def request_schema_in(spec: Mapping[str, Any], operation_id: str) -> Schema:
+    content = operation_in(spec, operation_id).body["requestBody"]["content"]["application/json"]
     return resolve(content["schema"], spec)
 
 
 @cache
-def request_schema() -> Schema:
-    return request_schema_in(document())
+def request_schema(operation_id: str) -> Schema:
+    return request_schema_in(document(), operation_id)
 
 
 @cache
-def request_example() -> dict[str, Any]:
-    example: dict[str, Any] = operation().body["requestBody"]["content"]["application/json"][
-        "example"
-    ]
+def request_example(operation_id: str) -> dict[str, Any]:
+    example: dict[str, Any] = operation(operation_id).body["requestBody"]["content"][
+        "application/json"
+    ]["example"]
     return example
 
 
-def response_schema_in(spec: Mapping[str, Any], status: int = 200) -> Schema:
-    response = resolve(operation_in(spec).body["responses"][str(status)], spec)
+def response_schema_in(spec: Mapping[str, Any], operation_id: str, status: int = 200) -> Schema:
+    response = resolve(operation_in(spec, operation_id).body["responses"][str(status)], spec)
     return resolve(response["content"]["application/json"]["schema"], spec)
 
 
 @cache
-def response_schema(status: int = 200) -> Schema:
-    return response_schema_in(document(), status)
+def response_schema(operation_id: str, status: int = 200) -> Schema:
+    return response_schema_in(document(), operation_id, status)
 
 
 @cache
-def documented_statuses() -> tuple[int, ...]:
-    return tuple(sorted(int(code) for code in operation().body["responses"]))
+def response_example(operation_id: str, status: int = 200) -> Any:
+    """The example the spec gives of an operation's answer."""
+    response = resolve(operation(operation_id).body["responses"][str(status)])
+    return response["content"]["application/json"]["example"]
+
+
+@cache
+def documented_statuses(operation_id: str) -> tuple[int, ...]:
+    return tuple(sorted(int(code) for code in operation(operation_id).body["responses"]))
 
 
 @cache
@@ -149,7 +190,7 @@ def canonical_image_type(name: str) -> str:
 def also_named(field: str) -> tuple[str, ...]:
     """Other names Novita's pages give a request field (`x-also-named`); never sent by the
     client, only asked about by `novita-flux verify`."""
-    properties = request_schema()["properties"]
+    properties = request_schema(GENERATE)["properties"]
     return tuple(properties[field].get("x-also-named", ()))
 
 
@@ -172,6 +213,24 @@ def default_images_per_minute() -> int:
     """The API's documented default rate limit per key."""
     limit: int = document()["info"]["x-rate-limit"]["images_per_minute"]
     return limit
+
+
+class Unit(NamedTuple):
+    value: Decimal  # what one unit is worth, in `currency`
+    currency: str
+
+
+@cache
+def amount_fields(operation_id: str) -> dict[str, Unit]:
+    """The fields of an operation's 200 body that are amounts of money (their schema, or one it
+    names through `allOf`, has an `x-unit`), with the unit each counts in."""
+    found: dict[str, Unit] = {}
+    for name, field in response_schema(operation_id)["properties"].items():
+        for part in (field, *field.get("allOf", ())):
+            unit = resolve(part).get("x-unit")
+            if unit is not None:
+                found[name] = Unit(Decimal(unit["value"]), str(unit["currency"]))
+    return found
 
 
 @cache

@@ -13,6 +13,7 @@ Fixtures:
 
 Marker, to configure the server for one test:
     @pytest.mark.novita(profile="observed", images_per_minute=10, latency=0.2, image_url_ttl=60)
+    @pytest.mark.novita(balance="0.01")  # the account holds $0.01 (default: unlimited)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 MARKER = "novita"
 HINT = "pip install 'novita-flux[testing]'"
-_OPTIONS = ("profile", "images_per_minute", "latency", "image_url_ttl")
+_OPTIONS = ("profile", "images_per_minute", "latency", "image_url_ttl", "balance")
 _AT_START = ("profile", "image_url_ttl")  # fixed when a server starts: one server each
 
 
@@ -37,7 +38,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(profile='documented', images_per_minute=None, latency=0.0, "
-        "image_url_ttl=3600): configure the novita-flux reference server for this test",
+        "image_url_ttl=3600, balance=None): configure the novita-flux reference server for "
+        "this test (balance: what its account may spend, in USD; None: unlimited)",
     )
 
 
@@ -89,11 +91,18 @@ def novita_server(
         options.get("profile", "documented"), options.get("image_url_ttl", 3600)
     )
     server.faults.reset()  # what one test did never leaks into the next
+    server.account.reset()
     for name in ("images_per_minute", "latency"):
         if name in options:
             setattr(server.faults, name, options[name])
+    if "balance" in options:
+        try:
+            server.account.balance = options["balance"]
+        except ValueError as error:
+            pytest.fail(f"@pytest.mark.{MARKER}: {error}", False)
     yield server
     server.faults.reset()
+    server.account.reset()
 
 
 @pytest.fixture

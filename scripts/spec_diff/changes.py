@@ -1,11 +1,14 @@
 """What changed between two contracts, classified from the client's side.
 
-The request and each response are compared as the validator compiles them (`schemas`): a
-request that accepts less breaks callers, a response that allows more breaks old clients. The
-rest of the document is compared leaf by leaf, so that nothing is left out: words
-(documentation only), `x-` extensions (the client follows them: compatible), the endpoint, the
-server, authentication and the names the generator turns into Python (breaking for callers),
-and anything else, which this differ does not claim to understand and counts as breaking.
+Operations are matched by their operationId (one whose id changed but whose method and path did
+not is the same operation, renamed). Each operation both contracts have is compared body by body,
+as the validator compiles them (`schemas`): a request that accepts less breaks callers, a response
+that allows more breaks old clients. A new operation is a compatible addition (the released client
+never calls it); one that is gone breaks callers. The rest of the document is compared leaf by
+leaf, so that nothing is left out: words (documentation only), `x-` extensions (the client follows
+them: compatible), the endpoint, the server, authentication and the names the generator turns into
+Python (breaking for callers), and anything else, which this differ does not claim to understand
+and counts as breaking.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from enum import Enum
 from typing import Any, Final, NamedTuple
 
 from novita_flux._schema import compile_schema
-from novita_flux._spec import Schema, operation_in, request_schema_in, resolve, response_schema_in
+from novita_flux._spec import Operation, Schema, operations_in, resolve
 from scripts.spec_diff.schemas import Delta, Effect, Where, schema_changes
 
 Document = Mapping[str, Any]
@@ -59,6 +62,8 @@ class Side(NamedTuple):
     is_request: bool
     old: Schema
     new: Schema
+    status: int | None = None  # of a response
+    operation: str = ""  # its operationId (in the new contract)
 
     @property
     def breaking_effect(self) -> Effect:
@@ -69,26 +74,84 @@ class Side(NamedTuple):
         return Kind.BREAKING_FOR_CALLERS if self.is_request else Kind.BREAKING_FOR_OLD_CLIENTS
 
 
+class Pair(NamedTuple):
+    """One operation as each contract has it (None where it has not)."""
+
+    old: Operation | None
+    new: Operation | None
+
+    @property
+    def name(self) -> str:
+        either = self.new if self.new is not None else self.old
+        assert either is not None  # a pair has at least one side
+        return either.id
+
+
+def pairs(old: Document, new: Document) -> list[Pair]:
+    """The operations of both contracts, matched by operationId, then a renamed one by its method
+    and path; in the new contract's order, those it lost last."""
+    before, after = operations_in(old), operations_in(new)
+    unmatched = {(o.method, o.path): o for key, o in before.items() if key not in after}
+    found = []
+    for key, operation in after.items():
+        match = before.get(key) or unmatched.pop((operation.method, operation.path), None)
+        found.append(Pair(match, operation))
+    matched = {pair.old.id for pair in found if pair.old is not None}
+    found += [Pair(operation, None) for key, operation in before.items() if key not in matched]
+    return found
+
+
+def _both(old: Document, new: Document) -> list[tuple[Operation, Operation]]:
+    return [(p.old, p.new) for p in pairs(old, new) if p.old is not None and p.new is not None]
+
+
+def _part(body: str, operation: Operation, named: bool) -> str:
+    """`request`, `200 response`; with the operation's id when there is more than one to tell
+    apart (`balanceDetail 200 response`)."""
+    return f"{operation.id} {body}" if named else body
+
+
 def sides(old: Document, new: Document) -> list[Side]:
-    """The request and every response status both contracts document with a JSON body."""
-    found = [
-        Side(
-            "request",
-            True,
-            compile_schema(request_schema_in(old), old),
-            compile_schema(request_schema_in(new), new),
-        )
-    ]
-    for status in sorted(_statuses(old).keys() & _statuses(new).keys(), key=int):
-        before, after = _json_schema(old, status), _json_schema(new, status)
-        if before is not None and after is not None:
-            part = f"{status} response"
-            found.append(Side(part, False, compile_schema(before, old), compile_schema(after, new)))
+    """The request and every response status both contracts document with a JSON body, for
+    every operation both have."""
+    both = _both(old, new)
+    named = len(both) > 1
+    found = []
+    for before, after in both:
+        if "requestBody" in before.body and "requestBody" in after.body:
+            found.append(
+                Side(
+                    _part("request", after, named),
+                    True,
+                    compile_schema(_request_schema(old, before), old),
+                    compile_schema(_request_schema(new, after), new),
+                    None,
+                    after.id,
+                )
+            )
+        statuses = _statuses(before).keys() & _statuses(after).keys()
+        for status in sorted(statuses, key=int):
+            old_schema, new_schema = (
+                _json_schema(old, before, status),
+                _json_schema(new, after, status),
+            )
+            if old_schema is not None and new_schema is not None:
+                part = _part(f"{status} response", after, named)
+                found.append(
+                    Side(
+                        part,
+                        False,
+                        compile_schema(old_schema, old),
+                        compile_schema(new_schema, new),
+                        int(status),
+                        after.id,
+                    )
+                )
     return found
 
 
 def changes(old: Document, new: Document) -> list[Change]:
-    found = list(_endpoint(old, new))
+    found = list(_endpoints(old, new))
     all_sides = sides(old, new)
     for side in all_sides:
         found += [_classify(side, delta) for delta in schema_changes(side.old, side.new)]
@@ -109,49 +172,79 @@ def _classify(side: Side, delta: Delta) -> Change:
     return Change(kind, side.part, delta.where, delta.what, side.part, delta.effect, delta.certain)
 
 
-def _statuses(spec: Document) -> dict[str, Any]:
-    responses: dict[str, Any] = operation_in(spec).body["responses"]
+def _statuses(operation: Operation) -> dict[str, Any]:
+    responses: dict[str, Any] = operation.body["responses"]
     return responses
 
 
-def _json_schema(spec: Document, status: str) -> Schema | None:
-    response = resolve(_statuses(spec)[status], spec)
+def _request_schema(spec: Document, operation: Operation) -> Schema:
+    return resolve(operation.body["requestBody"]["content"]["application/json"]["schema"], spec)
+
+
+def _json_schema(spec: Document, operation: Operation, status: str) -> Schema | None:
+    response = resolve(_statuses(operation)[status], spec)
     if "application/json" not in response.get("content", {}):
         return None
-    return response_schema_in(spec, int(status))
+    return resolve(response["content"]["application/json"]["schema"], spec)
 
 
-def _endpoint(old: Document, new: Document) -> Iterator[Change]:
-    before, after = operation_in(old), operation_in(new)
-    if (before.method, before.path) != (after.method, after.path):
-        what = (
-            f"{before.method} {before.path} -> {after.method} {after.path}: the released client"
-            " calls an endpoint this contract does not have"
-        )
-        yield Change(Kind.BREAKING_FOR_CALLERS, "endpoint", (), what)
+def _endpoints(old: Document, new: Document) -> Iterator[Change]:
+    for pair in pairs(old, new):
+        before, after = pair
+        if after is None:
+            assert before is not None
+            what = (
+                f"operation {before.id} ({before.method} {before.path}) removed: the released "
+                "client calls an endpoint this contract does not have"
+            )
+            yield Change(Kind.BREAKING_FOR_CALLERS, "endpoint", (), what)
+        elif before is None:
+            what = (
+                f"new operation {after.id}: {after.method} {after.path} (the released client does "
+                "not call it, and nothing it sends or reads changes)"
+            )
+            yield Change(Kind.COMPATIBLE, "endpoint", (), what)
+        elif (before.method, before.path) != (after.method, after.path):
+            what = (
+                f"{before.method} {before.path} -> {after.method} {after.path}: the released client"
+                " calls an endpoint this contract does not have"
+            )
+            yield Change(Kind.BREAKING_FOR_CALLERS, "endpoint", (), what)
 
 
 def _statuses_changes(old: Document, new: Document) -> Iterator[Change]:
-    before, after = _statuses(old), _statuses(new)
-    for status in sorted(after.keys() - before.keys()):
-        if int(status) < 400:
-            what = f"new status {status}: the released client reads only the statuses it knows"
-            yield Change(Kind.BREAKING_FOR_OLD_CLIENTS, f"{status} response", (), what)
-        else:
-            what = f"newly documented status {status} (the released client raises it as an error)"
-            yield Change(Kind.COMPATIBLE, f"{status} response", (), what)
-    for status in sorted(before.keys() - after.keys()):
-        yield Change(Kind.COMPATIBLE, f"{status} response", (), "no longer documented")
+    both = _both(old, new)
+    for old_operation, new_operation in both:
+        before, after = _statuses(old_operation), _statuses(new_operation)
+        for status in sorted(after.keys() - before.keys()):
+            part = _part(f"{status} response", new_operation, len(both) > 1)
+            if int(status) < 400:
+                what = f"new status {status}: the released client reads only the statuses it knows"
+                yield Change(Kind.BREAKING_FOR_OLD_CLIENTS, part, (), what)
+            else:
+                what = (
+                    f"newly documented status {status} (the released client raises it as an error)"
+                )
+                yield Change(Kind.COMPATIBLE, part, (), what)
+        for status in sorted(before.keys() - after.keys()):
+            part = _part(f"{status} response", new_operation, len(both) > 1)
+            yield Change(Kind.COMPATIBLE, part, (), "no longer documented")
 
 
 def _merge_error_responses(found: list[Change], all_sides: list[Side]) -> list[Change]:
-    """The error statuses share one envelope: a change to it is listed once, with its statuses."""
-    errors = {side.part for side in all_sides if not side.is_request and int(side.part[:3]) >= 400}
-    merged: dict[tuple[Kind, Where, str], list[Change]] = {}
+    """The error statuses share one envelope: a change to it is listed once for each operation,
+    with its statuses."""
+    errors = {
+        side.part: side.operation
+        for side in all_sides
+        if side.status is not None and side.status >= 400
+    }
+    statuses = {side.part: side.status for side in all_sides}
+    merged: dict[tuple[str, Kind, Where, str], list[Change]] = {}
     kept: list[Change] = []
     for change in found:
         if change.side in errors:
-            key = (change.kind, change.where, change.what)
+            key = (errors[change.side], change.kind, change.where, change.what)
             if key not in merged:
                 merged[key] = []
                 kept.append(change)
@@ -160,7 +253,9 @@ def _merge_error_responses(found: list[Change], all_sides: list[Side]) -> list[C
             kept.append(change)
     for group in merged.values():
         if len(group) > 1:
-            part = "responses " + ", ".join(change.part[:3] for change in group)
+            codes = ", ".join(str(statuses[change.side or ""]) for change in group)
+            first = group[0].part
+            part = first[: first.index(str(statuses[group[0].side or ""]))] + f"responses {codes}"
             kept[kept.index(group[0])] = replace(group[0], part=part)
     return kept
 
@@ -172,24 +267,30 @@ _WORDS: Final = frozenset(
     | {"license", "termsOfService"}
 )
 # Keys under which the next key is a name chosen by the author, not an OpenAPI keyword.
-_NAMED: Final = frozenset({"properties", "schemas", "responses", "content", "headers"})
+_NAMED: Final = frozenset(
+    {"properties", "schemas", "responses", "content", "headers", "operations"}
+)
 _MISSING: Final = object()
 Path = tuple[str, ...]
 
 
 def _document_changes(old: Document, new: Document) -> Iterator[Change]:
     used = _used_schemas(old) | _used_schemas(new)
-    for path, before, after in _leaves(_view(old), _view(new), ()):
+    matched = pairs(old, new)
+    old_view = _view(old, {p.old.id: p.name for p in matched if p.old is not None})
+    new_view = _view(new, {p.new.id: p.name for p in matched if p.new is not None})
+    for path, before, after in _leaves(old_view, new_view, ()):
         change = _explain(path, before, after, used)
         if change is not None:
             yield change
 
 
-def _view(spec: Document) -> dict[str, Any]:
-    """The document with its one operation lifted out of `paths` (its method and path are
-    compared by `_endpoint`), so that a new path does not read as every leaf changing."""
+def _view(spec: Document, names: dict[str, str]) -> dict[str, Any]:
+    """The document with its operations lifted out of `paths` into `operations`, each under its
+    name in the comparison (a renamed one under one name in both), so that a moved path does
+    not read as every leaf changing: methods and paths are compared by `_endpoints`."""
     view = {key: value for key, value in spec.items() if key != "paths"}
-    view["operation"] = operation_in(spec).body
+    view["operations"] = {names[key]: op.body for key, op in operations_in(spec).items()}
     return view
 
 
@@ -229,17 +330,26 @@ def _explain(path: Path, before: Any, after: Any, used: set[str]) -> Change | No
         return Change(Kind.COMPATIBLE, "spec", (), f"{shown} (headers are not validated)")
     if "content" in path and "schema" in path:
         return None  # a request or response body: compared above, as the validator reads it
-    if path[:2] == ("operation", "responses") and (len(path) == 3 or path[-1] == "$ref"):
+    # Under `operations`: (operations, name, keyword, ...).
+    in_operation = path[2:] if path[0] == "operations" else None
+    if in_operation == ():
+        return None  # an operation added or removed: said by _endpoints
+    if (
+        in_operation
+        and in_operation[0] == "responses"
+        and (len(in_operation) == 2 or path[-1] == "$ref")
+    ):
         return None  # statuses, and the response each names: compared above
-    if path[:2] == ("operation", "requestBody") and path[-1] == "required":
+    if in_operation and in_operation[0] == "requestBody" and path[-1] == "required":
         return Change(Kind.COMPATIBLE, "spec", (), f"{shown} (the client always sends one)")
-    if path[0] in ("servers", "security") or path[:2] in (
-        ("operation", "security"),
-        ("components", "securitySchemes"),
+    if (
+        path[0] in ("servers", "security")
+        or (in_operation and in_operation[0] == "security")
+        or path[:2] == ("components", "securitySchemes")
     ):
         what = f"{shown}: the released client calls the old server or authenticates the old way"
         return Change(Kind.BREAKING_FOR_CALLERS, "spec", (), what)
-    if path[:2] in (("operation", "operationId"), ("operation", "tags")):
+    if in_operation and in_operation[0] in ("operationId", "tags"):
         what = f"{shown}: the generated function moves, code that imports it breaks"
         return Change(Kind.BREAKING_FOR_CALLERS, "spec", (), what)
     return Change(Kind.NOT_UNDERSTOOD, "spec", (), shown)
@@ -256,14 +366,14 @@ def _component(path: Path, before: Any, after: Any, used: set[str]) -> Change | 
         return Change(Kind.COMPATIBLE, "spec", (), f"new schema {name}")
     if name in used:
         return None  # compared above, as the request and the responses that use it
-    what = f"{'.'.join(path)} changed; {name} is not used by the endpoint, only its model changes"
+    what = f"{'.'.join(path)} changed; {name} is not used by any operation, only its model changes"
     return Change(Kind.COMPATIBLE, "spec", (), what)
 
 
 def _used_schemas(spec: Document) -> set[str]:
-    """Names of the component schemas the operation reaches, through any number of $refs."""
+    """Names of the component schemas the operations reach, through any number of $refs."""
     used: set[str] = set()
-    pending: list[Any] = [operation_in(spec).body]
+    pending: list[Any] = [operation.body for operation in operations_in(spec).values()]
     while pending:
         node = pending.pop()
         if isinstance(node, dict):

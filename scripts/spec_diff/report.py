@@ -16,8 +16,9 @@ from scripts.spec_diff.changes import UNSAFE, Change, Document, Kind, Side, chan
 from scripts.spec_diff.evidence import EXAMPLES, located, search
 from scripts.spec_diff.schemas import ITEM, Where
 
-# The bodies the issue names: always searched, so a break the reading missed is still found.
-ALWAYS_SEARCHED: Final = ("request", "200 response")
+# The bodies always searched, so that a break the reading missed is still found: every request,
+# and every operation's answer (its 200).
+ALWAYS_SEARCHED_STATUS: Final = 200
 
 
 class Level(IntEnum):
@@ -103,9 +104,9 @@ def compare(
         _prove(change, by_part.get(change.side or ""), examples) for change in changes(old, new)
     ]
     searches = []
-    for part in ALWAYS_SEARCHED:
-        if part in by_part:
-            found, line = _unexplained(by_part[part], findings, old_name, new_name, examples)
+    for side in by_part.values():
+        if side.is_request or side.status == ALWAYS_SEARCHED_STATUS:
+            found, line = _unexplained(side, findings, old_name, new_name, examples)
             findings += found
             searches.append(line)
     return Report(old_name, new_name, tuple(findings), tuple(searches))

@@ -1,5 +1,6 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .balance_detail import BalanceDetail
 from .error_response import ErrorResponse
 from .error_response_metadata import ErrorResponseMetadata
 from .flux_1_schnell_request import Flux1SchnellRequest
@@ -9,6 +10,7 @@ from .image_type import ImageType
 from .task import Task
 
 __all__ = (
+    "BalanceDetail",
     "ErrorResponse",
     "ErrorResponseMetadata",
     "Flux1SchnellRequest",

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from novita_flux._batch import ImagePacer, check_pace, run_threads
+from novita_flux._cli._balance import check_balance
 from novita_flux._cli._common import (
     EXIT_API_ERROR,
     EXIT_BAD_INPUT,
@@ -194,6 +195,14 @@ class BatchRun:
             download_images += len(row.missing_images())
         if self.args.max_total_cost is not None:
             check_budget(cost, as_budget(self.args.max_total_cost, "max_total_cost"), "batch")
+        if sends and not self.args.no_balance_check:  # nothing to pay for: nothing to read
+            check_balance(
+                flux,
+                cost,
+                self.console,
+                f"batch ({sends} request(s) still to send)",
+                "; --no-balance-check starts it anyway",
+            )
         counts = self.ledger.counts()
         self.console.info(
             f"{sends} request(s) to send, {downloads} to finish saving, {counts[SAVED]} already "

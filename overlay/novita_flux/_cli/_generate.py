@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from novita_flux._cli import _calls as calls
+from novita_flux._cli._balance import check_balance
 from novita_flux._cli._common import (
     EXIT_API_ERROR,
     EXIT_INTERRUPTED,
@@ -88,6 +89,11 @@ def add_parsers(commands: Any) -> None:
         help="refuse a request estimated dearer",
     )
     generate.add_argument(
+        "--check-balance",
+        action="store_true",
+        help="read the account's balance first, and refuse a request it cannot pay for",
+    )
+    generate.add_argument(
         "--dry-run",
         action="store_true",
         help="print the exact request and its cost; send nothing. Without --seed, the seed shown "
@@ -149,6 +155,8 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
                     "saving its images instead of paying again"
                 )
             else:
+                if args.check_balance:
+                    check_balance(flux, cost, console, "request")
                 record = call.record = _begin(out, body, cost)
                 try:
                     generation = flux.generate(**body)

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from novita_flux._cli import _gallery, _generate, _serve, _verify
+from novita_flux._cli import _balance, _gallery, _generate, _mcp, _serve, _verify
 from novita_flux._cli._batch import run_batch
 from novita_flux._cli._common import (
     EXIT_API_ERROR,
@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     _gallery.add_parser(commands)
     _serve.add_parser(commands)
     _verify.add_parser(commands)
+    _balance.add_parser(commands)
+    _mcp.add_parser(commands)
     return parser
 
 
@@ -100,6 +102,12 @@ def _add_batch(commands: argparse._SubParsersAction[Parser]) -> None:
         type=budget,
         metavar="USD",
         help="refuse the batch, before sending anything, if what it would send costs more",
+    )
+    batch.add_argument(
+        "--no-balance-check",
+        action="store_true",
+        help="start without reading the account's balance (by default a batch that costs more "
+        "than the balance available is refused before anything is sent)",
     )
     batch.add_argument(
         "--resend-unknown",

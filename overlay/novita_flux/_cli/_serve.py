@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from novita_flux._cli._common import EXIT_OK, BadInput, Console
-from novita_flux._cli._options import checked, integer, number, whole
+from novita_flux._cli._options import budget, checked, integer, number, whole
 from novita_flux._errors import ValidationError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
@@ -54,6 +54,13 @@ def add_parser(commands: Any) -> None:
         metavar="N",
         help="the per-key limit, an integer >= 1; default none",
     )
+    serve.add_argument(
+        "--balance",
+        type=budget,
+        metavar="USD",
+        help="what the account may spend: each task takes its exact price from it, and one it "
+        "cannot pay for is refused BILLING_BALANCE_NOT_ENOUGH; default unlimited",
+    )
     serve.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="default info")
     serve.add_argument(
         "--profile",
@@ -75,6 +82,7 @@ def cmd_serve_mock(args: argparse.Namespace, console: Console) -> int:
         images_per_minute=args.images_per_minute,
         latency=args.latency,
         profile=args.profile,
+        balance=args.balance,
     )
     try:
         serve(

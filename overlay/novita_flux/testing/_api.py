@@ -1,11 +1,14 @@
-"""The API's one operation: the key, the body, queued faults, the rate limit, then the task runs
-(and is billed), the latency passes, and the links are answered.
+"""The generation: the key, the body, queued faults, the account's balance, the rate limit, then
+the task runs (and is billed), the latency passes, and the links are answered.
 
 Billing follows the API's rule (the spec's operation description): a call is billed once its
-task runs, whether or not the client is still there to hear the answer. So a task is billed the
-moment it starts, before the latency that stands for its run, and `Faults.delivered` says which
-answers reached a client still connected: a client that hung up (a timeout, a cancellation, a
-killed process) has paid for a task it never heard of, as it would have with the real API.
+task runs, whether or not the client is still there to hear the answer. The task's exact price
+(the spec's formula) is taken from the account (_account) then; a task the balance cannot pay for
+in full is refused BILLING_BALANCE_NOT_ENOUGH, with the profile's status, and costs nothing.
+So a task is billed the moment it starts, before the latency that stands for its run, and
+`Faults.delivered` says which answers reached a client still connected: a client that hung up (a
+timeout, a cancellation, a killed process) has paid for a task it never heard of, as it would
+have with the real API.
 
 Authentication comes before the body. Novita documents three reasons for a bad key (MISSING_API_KEY
 400, FAILED_TO_AUTH 401, INVALID_API_KEY 403) but not which request earns which; this server gives
@@ -30,7 +33,12 @@ from typing import Any, NoReturn
 from starlette.requests import Request
 from starlette.responses import Response
 
-from novita_flux._request import as_validation_error, compiled_request_schema, field_schema
+from novita_flux._request import (
+    as_validation_error,
+    compiled_request_schema,
+    field_schema,
+    request_cost,
+)
 from novita_flux._schema import SchemaViolation, conform
 from novita_flux.testing._envelope import (
     Delivery,
@@ -67,8 +75,15 @@ def api_endpoint(settings: Settings) -> Endpoint:
         fault = faults._next_fault()  # a queued fault comes before the per-minute limit
         if fault is not None and fault.status != 200:
             return planned_error(fault)
+        price = request_cost(body)  # taken now; given back if the task does not run after all
+        if not settings.account._charge(price):
+            return settings.error(
+                "BILLING_BALANCE_NOT_ENOUGH",
+                f"billing balance not enough: the task costs ${price}",
+            )
         wait = faults._admit(body["image_num"], now) if fault is None else None
         if wait is not None:
+            settings.account._refund(price)  # the task never runs
             retry_after = (
                 {"Retry-After": str(wait)} if settings.profile.retry_after_on_429 else None
             )

@@ -1,4 +1,8 @@
-"""create_app: the reference server as an ASGI app, its operation read from the spec."""
+"""create_app: the reference server as an ASGI app, serving every operation of the spec.
+
+Each operation is routed at the method and path the spec gives it, to the handler named by its
+operationId in HANDLERS; a spec with an operation no handler serves fails here, when the app is
+made, not when a client first calls it."""
 
 from __future__ import annotations
 
@@ -16,16 +20,24 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from novita_flux._schema import SchemaViolation, compile_schema, conform
-from novita_flux._spec import document, operation
+from novita_flux._spec import BALANCE, GENERATE, document, operations
+from novita_flux.testing._account import Account, Amount
 from novita_flux.testing._api import api_endpoint
+from novita_flux.testing._balance import balance_endpoint
 from novita_flux.testing._envelope import error_response
 from novita_flux.testing._faults import Faults
 from novita_flux.testing._images import image_endpoint
 from novita_flux.testing._links import IMAGE_ROUTE
 from novita_flux.testing._profiles import ProfileName, profile_named
-from novita_flux.testing._settings import Settings
+from novita_flux.testing._settings import Endpoint, Settings
 
 logger = logging.getLogger("novita_flux.testing")
+
+# What serves each operation of the spec, by operationId.
+HANDLERS: dict[str, Callable[[Settings], Endpoint]] = {
+    GENERATE: api_endpoint,
+    BALANCE: balance_endpoint,
+}
 
 
 def create_app(
@@ -37,6 +49,7 @@ def create_app(
     image_base_url: str | None = None,
     clock: Callable[[], float] = time.time,
     profile: ProfileName = "documented",
+    balance: Amount | None = None,
 ) -> Starlette:
     """An offline stand-in for the API, serving the spec's operation and the images it links.
 
@@ -47,7 +60,9 @@ def create_app(
     images_per_minute, latency: the initial `app.state.faults` settings. image_base_url: the
     origin image links point at (`app.state.image_base_url`, settable later); by default the
     origin each API request was sent to. clock: unix seconds, for link expiry and the rate
-    window; a test may pass a fake one to move time.
+    window; a test may pass a fake one to move time. balance: what the account may spend, in
+    USD (None: unlimited); each billed task takes its exact price from it, and a task it cannot
+    pay for is refused BILLING_BALANCE_NOT_ENOUGH (`app.state.account`; see _account).
     """
     if not isinstance(api_key, str) or not api_key:
         raise ValueError("api_key must be a non-empty string")
@@ -55,13 +70,22 @@ def create_app(
         ttl = conform(_ttl_schema(), image_url_ttl, ("image_url_ttl",))
     except SchemaViolation as violation:
         raise ValueError(str(violation)) from None
+    try:
+        account = Account(balance)
+    except ValueError as error:
+        raise ValueError(str(error)) from None
     chosen = profile_named(profile)
     faults = Faults(latency=latency, images_per_minute=images_per_minute, profile=chosen)
-    settings = Settings(api_key, ttl, clock, faults, secrets.token_bytes(32), chosen)
-    api = operation()
+    settings = Settings(api_key, ttl, clock, faults, secrets.token_bytes(32), chosen, account)
+    unserved = operations().keys() - HANDLERS.keys()
+    if unserved:
+        raise RuntimeError(f"the reference server serves no handler for {', '.join(unserved)}")
     app = Starlette(
         routes=[
-            Route(api.path, api_endpoint(settings), methods=[api.method]),
+            *(
+                Route(op.path, HANDLERS[op.id](settings), methods=[op.method])
+                for op in operations().values()
+            ),
             Route(IMAGE_ROUTE, image_endpoint(settings), methods=["GET"]),
         ],
         middleware=[Middleware(_QuietDisconnects)],
@@ -69,6 +93,7 @@ def create_app(
     )
     app.router.redirect_slashes = False  # the real API answers 404, not a redirect
     app.state.faults = faults
+    app.state.account = account
     app.state.image_base_url = image_base_url
     return app
 

@@ -12,6 +12,7 @@ from typing import Final, TypedDict, Unpack
 import uvicorn
 from starlette.applications import Starlette
 
+from novita_flux.testing._account import Account, Amount
 from novita_flux.testing._app import create_app
 from novita_flux.testing._faults import Faults
 from novita_flux.testing._profiles import ProfileName
@@ -30,6 +31,7 @@ class AppOptions(TypedDict, total=False):
     image_base_url: str | None
     clock: Callable[[], float]
     profile: ProfileName
+    balance: Amount | None
 
 
 class ReferenceServer:
@@ -53,6 +55,12 @@ class ReferenceServer:
     def faults(self) -> Faults:
         faults: Faults = self.app.state.faults
         return faults
+
+    @property
+    def account(self) -> Account:
+        """The account behind the key: its balance, what it spent, what it reports."""
+        account: Account = self.app.state.account
+        return account
 
     @property
     def url(self) -> str:

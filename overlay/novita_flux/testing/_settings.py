@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from novita_flux.testing._account import Account
 from novita_flux.testing._envelope import error_response
 from novita_flux.testing._faults import Faults
 from novita_flux.testing._profiles import Profile
@@ -24,6 +25,7 @@ class Settings:
     faults: Faults
     secret: bytes = field(repr=False)  # signs image links; fresh for every app
     profile: Profile
+    account: Account
 
     def error(
         self,

@@ -10,13 +10,21 @@ from decimal import Decimal
 from novita_flux._retry import parse_retry_after
 from novita_flux._spec import default_images_per_minute
 from novita_flux.verify._exchange import NOT_JSON, Attempt, as_json
-from novita_flux.verify._judge import Judged, answer_line, judge_generation, judge_refusal
+from novita_flux.verify._judge import (
+    Judged,
+    answer_line,
+    judge_generation,
+    judge_read,
+    judge_refusal,
+)
+from novita_flux.verify._price import History, judge_price
 from novita_flux.verify._probes import Probe, total
 from novita_flux.verify._report import Finding, ProbeResult
 
 
-def judge_probe(probe: Probe, attempts: Sequence[Attempt]) -> ProbeResult:
-    """The result of a probe from what its requests got back."""
+def judge_probe(probe: Probe, attempts: Sequence[Attempt], history: History = ()) -> ProbeResult:
+    """The result of a probe from what its requests got back (and, for the price check, from
+    what the probes before it got: `history`, their results and attempts in order)."""
     spent = total(_spent(attempt) for attempt in attempts)
     failed = next((attempt for attempt in attempts if attempt.exchange is None), None)
     if not attempts or (failed is not None and probe.check != "rate_limit"):
@@ -29,6 +37,8 @@ def judge_probe(probe: Probe, attempts: Sequence[Attempt]) -> ProbeResult:
         return ProbeResult(
             probe, unchecked=f"the API failed: {answer_line(failing.exchange)}", spent=spent
         )
+    if probe.check in _WITH_HISTORY:
+        return _WITH_HISTORY[probe.check](probe, attempts, history)
     findings, summary = _CHECKS[probe.check](probe, attempts)
     return ProbeResult(probe, tuple(findings), summary, spent=spent)
 
@@ -159,6 +169,23 @@ def _rate_limit(probe: Probe, attempts: Sequence[Attempt]) -> Outcome:
     return [*findings, Finding("answered", "the limit", "", answer)], answer
 
 
+def _reads(probe: Probe, attempts: Sequence[Attempt]) -> Outcome:
+    """An operation that takes no body, read with the key: a 200 judged by the spec, or a
+    refusal (a key without billing rights) said as the answer it is."""
+    (attempt,) = attempts
+    assert attempt.exchange is not None
+    judged = judge_read(attempt)
+    if attempt.exchange.status == 200:
+        return judged.findings, judged.summary
+    answer = f"could not be read with this key: {answer_line(attempt.exchange)}"
+    return [*judged.findings, Finding("answered", probe.title, "", answer)], answer
+
+
+def _top_up(probe: Probe, attempts: Sequence[Attempt]) -> Outcome:
+    """The request that brings the run's spending to a whole number of units: a generation."""
+    return _generates(probe, attempts)
+
+
 def _either(attempt: Attempt, asked_type: str | None) -> Judged:
     """A question's answer may be a generation or a refusal: each is judged as what it is."""
     assert attempt.exchange is not None
@@ -185,6 +212,12 @@ _CHECKS: dict[str, Callable[[Probe, Sequence[Attempt]], Outcome]] = {
     "seed_omitted": _seed_omitted,
     "same_bytes": _same_bytes,
     "rate_limit": _rate_limit,
+    "reads": _reads,
+    "top_up": _top_up,
+}
+# Checks that judge what the probes before them got too.
+_WITH_HISTORY: dict[str, Callable[[Probe, Sequence[Attempt], History], ProbeResult]] = {
+    "price": judge_price,
 }
 
 __all__ = ["NOT_JSON", "judge_probe"]

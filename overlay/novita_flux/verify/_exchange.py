@@ -22,6 +22,7 @@ from novita_flux import _deadline, _retry
 from novita_flux._client import FluxSchnell
 from novita_flux._config import NOT_GIVEN
 from novita_flux._constants import MAX_IMAGE_BYTES, MAX_REDIRECTS
+from novita_flux._spec import operation
 from novita_flux.verify._probes import WRONG_KEY, Auth, Send
 
 # What the Authorization header of each kind of request carried, as stored.
@@ -122,11 +123,20 @@ class Transport:
         return self._flux.base_url
 
     def post(self, send: Send) -> Exchange:
-        """Send one planned request to the API; raise Unanswered when no answer came."""
+        """Send one planned request to its operation; raise Unanswered when no answer came."""
         flux = self._flux
-        request = flux._http.build_request(
-            flux._operation["method"], flux._url, json=send.body, timeout=flux.timeout
-        )
+        called = operation(send.operation)
+        if "requestBody" in called.body:
+            request = flux._http.build_request(
+                called.method, flux.base_url + called.path, json=send.body, timeout=flux.timeout
+            )
+        else:  # Novita's pages list Content-Type as required even where there is no body
+            request = flux._http.build_request(
+                called.method,
+                flux.base_url + called.path,
+                headers={"Content-Type": "application/json"},
+                timeout=flux.timeout,
+            )
         if send.auth == "empty":
             request.headers["Authorization"] = "Bearer"
         elif send.auth == "wrong":

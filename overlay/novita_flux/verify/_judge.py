@@ -8,19 +8,24 @@ short account of the answer for the report line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import attrs
+import httpx
 
+from novita_flux._balance import parse_balance
 from novita_flux._base_client import parse_generation
-from novita_flux._errors import _BY_KIND, ResponseValidationError, status_error
+from novita_flux._errors import _BY_KIND, NovitaError, ResponseValidationError, status_error
 from novita_flux._format import shortened
 from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES, dimensions, incomplete, sniff
 from novita_flux._request import field_schema
 from novita_flux._schema import show
 from novita_flux._spec import (
+    BALANCE,
+    GENERATE,
     canonical_image_type,
     error_schema,
     image_media_types,
@@ -66,12 +71,12 @@ def judge_generation(attempt: Attempt, *, asked_type: str | None, download: bool
     if exchange.status != 200:
         finding = Finding("deviates", "status", "200 with the images", answer_line(exchange))
         return Judged([finding], answer_line(exchange))
-    findings = _content_type(exchange, 200)
+    findings = _content_type(exchange, 200, attempt.send.operation)
     payload = as_json(exchange.body)
     if payload is NOT_JSON:
         got = show(exchange.body[:60].decode("utf-8", "replace"))
         return Judged([*findings, Finding("deviates", "$", "a JSON body", got)], "200, not JSON")
-    findings += differences(response_schema(200), payload)
+    findings += differences(response_schema(attempt.send.operation, 200), payload)
     body = attempt.send.body if isinstance(attempt.send.body, dict) else {}
     images = payload.get("images") if isinstance(payload, dict) else None
     images = images if isinstance(images, list) else []
@@ -178,6 +183,37 @@ def _image_media_type(where: str, media_type: str | None, image_type: str | None
     return [Finding("deviates", place, " or ".join(allowed), str(media_type))]
 
 
+# --- an answer to an operation that takes no body -----------------------------------------------
+
+# How the client reads each such operation's 200: what a judge and the client must agree on.
+READERS: dict[str, Callable[[httpx.Response], object]] = {BALANCE: parse_balance}
+
+
+def judge_read(attempt: Attempt) -> Judged:
+    """A 200 of an operation that takes no body, as the spec says: its content type, its body
+    against the operation's schema with its tolerances, and whether the client reads it."""
+    exchange = attempt.exchange
+    assert exchange is not None
+    operation = attempt.send.operation
+    if exchange.status != 200:
+        judged = judge_refusal(attempt, None)
+        return Judged(judged.findings, answer_line(exchange))
+    findings = _content_type(exchange, 200, operation)
+    payload = as_json(exchange.body)
+    if payload is NOT_JSON:
+        got = show(exchange.body[:60].decode("utf-8", "replace"))
+        return Judged([*findings, Finding("deviates", "$", "a JSON body", got)], "200, not JSON")
+    findings += differences(response_schema(operation, 200), payload)
+    reader = READERS.get(operation)
+    if reader is not None and not any(finding.kind == "deviates" for finding in findings):
+        try:
+            reader(exchange.response())
+        except NovitaError as error:
+            findings.append(Finding("deviates", "client", "a body the client reads", str(error)))
+    fields = ", ".join(payload) if isinstance(payload, dict) else type(payload).__name__
+    return Judged(findings, f"200: {fields}")
+
+
 # --- a refusal ----------------------------------------------------------------------------------
 
 
@@ -191,7 +227,7 @@ def judge_refusal(attempt: Attempt, reasons: frozenset[str] | None) -> Judged:
     if 200 <= exchange.status < 300:
         got = f"{exchange.status}: the request was accepted"
         return Judged([Finding("deviates", "status", expected, got)], got)
-    findings = _content_type(exchange, exchange.status)
+    findings = _content_type(exchange, exchange.status, attempt.send.operation)
     payload = as_json(exchange.body)
     if payload is NOT_JSON or not isinstance(payload, dict):
         got = show(exchange.body[:60].decode("utf-8", "replace"))
@@ -259,10 +295,10 @@ def _client_maps(exchange: Exchange, reasons: frozenset[str]) -> list[Finding]:
     return [Finding("deviates", "client", f"the client to raise {names}", raised.__name__)]
 
 
-def _content_type(exchange: Exchange, status: int) -> list[Finding]:
-    """The media type the spec documents for this status (an undocumented status: JSON, which
-    every answer of the spec is)."""
-    entry = operation().body["responses"].get(str(status))
+def _content_type(exchange: Exchange, status: int, operation_id: str = GENERATE) -> list[Finding]:
+    """The media type the spec documents for this status of the operation (an undocumented
+    status: JSON, which every answer of the spec is)."""
+    entry = operation(operation_id).body["responses"].get(str(status))
     documented = list(resolve(entry).get("content", {})) if entry else ["application/json"]
     if exchange.media_type in documented:
         return []

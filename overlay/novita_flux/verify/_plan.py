@@ -7,7 +7,10 @@ the spec cannot say: a short prompt to send, which type to ask for when the ques
 a field is honoured, and the three open questions of the project's evidence (OBSERVED.md).
 
 Every request is the cheapest the spec allows (width, height, steps and image_num at their
-minimum) except in the one field a probe is about.
+minimum) except in the one field a probe is about. Every operation of the spec that takes no
+request body is read once with the key (`reads`), first; the balance among them is read again
+at the end, after one request that brings the plan's price to a whole number of the balance's
+units, to check the price formula against the account (`balance`, see _price).
 """
 
 from __future__ import annotations
@@ -22,13 +25,17 @@ import attrs
 
 from novita_flux._request import compiled_request_schema, estimate_cost, request_cost
 from novita_flux._spec import (
+    BALANCE,
+    GENERATE,
     Schema,
     also_named,
     default_images_per_minute,
     known_reasons,
+    operations,
     request_example,
 )
-from novita_flux.verify._probes import GROUPS, Auth, Plan, Probe, Send
+from novita_flux.verify._price import MIN_UNITS, in_units, reading_send, top_up
+from novita_flux.verify._probes import GROUPS, Auth, Plan, Probe, Send, total
 
 # The fields estimate_cost prices a request by: held at their minimum unless under test.
 PRICED: Final = ("width", "height", "steps", "image_num")
@@ -63,7 +70,9 @@ def build_plan(
         )
     base = cheapest_body(schema)
     generating = _merged([*_bounds(schema, base), *_types(schema, base)])
+    reads = list(_reads())
     probes = [
+        *reads,
         *generating[:1],  # the cheapest request first: it tells whether the key works
         *_invalid(schema, base),
         *_authentication(base),
@@ -72,14 +81,17 @@ def build_plan(
     ]
     if probe_rate_limit or (groups is not None and "rate-limit" in chosen):
         probes.append(_rate_limit(schema, base))
-    return Plan(tuple(probe for probe in probes if probe.group in chosen))
+    kept = [probe for probe in probes if probe.group in chosen]
+    if "balance" in chosen:
+        kept = _price_check(kept, reads, schema, base)
+    return Plan(tuple(kept))
 
 
 def cheapest_body(schema: Schema) -> dict[str, Any]:
     """The cheapest valid request: priced fields at their minimum, a short prompt, the default
     type, and the spec's example seed (an edge value would not be fair to the question of
     whether a seed repeats)."""
-    example = request_example()
+    example = request_example(GENERATE)
     body: dict[str, Any] = {}
     for name, field in schema["properties"].items():
         if "enum" in field:
@@ -91,6 +103,55 @@ def cheapest_body(schema: Schema) -> dict[str, Any]:
                 PROMPT, max(field.get("minLength", 0), min(len(PROMPT), field["maxLength"]))
             )
     return body
+
+
+# --- operations that take no body, and the price check ------------------------------------------
+
+
+def _reads() -> Iterator[Probe]:
+    """Each operation that takes no request body, sent once with the key: its answer judged by
+    the spec (the balance's shape, among them)."""
+    for operation_id, operation in operations().items():
+        if "requestBody" in operation.body:
+            continue
+        send = Send(None, operation=operation_id)
+        title = f"{operation.method} {operation.path} ({operation_id}) with the key"
+        yield Probe(f"reads.{operation_id}", "reads", title, "reads", (send,))
+
+
+def _price_check(
+    probes: list[Probe], reads: list[Probe], schema: Schema, base: dict[str, Any]
+) -> list[Probe]:
+    """The balance read before every probe and after them all, and between, one request that
+    makes the plan cost a whole number of the balance's units (see _price)."""
+    before = next(probe for probe in reads if probe.sends[0].operation == BALANCE)
+    kept = [probe for probe in probes if probe is not before]
+    price = total(probe.cost for probe in kept)
+    aimed = top_up(price, schema, base)
+    if aimed is not None:
+        target, extra = aimed
+        send = attrs.evolve(_paid(extra), worst_cost=target)  # sized when reached: at most that
+        kept.append(
+            Probe(
+                "balance.whole_units",
+                "balance",
+                f"a request that brings what the run spent to a whole number of the balance's "
+                f"units ({in_units(target)}, at least {MIN_UNITS}); as planned: "
+                f"{extra['width']}x{extra['height']}, {extra['steps']} step(s), "
+                f"{extra['image_num']} image(s)",
+                "top_up",
+                (send,),
+                target=target,
+            )
+        )
+    after = Probe(
+        "balance.price",
+        "balance",
+        "the balance read again: did it drop by exactly the plan's price?",
+        "price",
+        (reading_send(),),
+    )
+    return [before, *kept, after]
 
 
 # --- requests expected to generate images -------------------------------------------------------

@@ -9,9 +9,20 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from novita_flux._spec import GENERATE
+
 # USD a verification may cost unless told otherwise: the whole default plan is far below it.
 DEFAULT_MAX_COST: Final = Decimal("0.01")
-GROUPS: Final = ("bounds", "types", "questions", "invalid", "auth", "rate-limit")
+GROUPS: Final = (
+    "reads",
+    "bounds",
+    "types",
+    "questions",
+    "invalid",
+    "auth",
+    "balance",
+    "rate-limit",
+)
 # Not a key anyone was given: what a wrong key gets. HTTP/1.1 cannot send a header value that
 # ends in a space, so the empty bearer is the scheme with nothing after it.
 WRONG_KEY: Final = "novita-flux-verify-not-a-key"
@@ -25,6 +36,9 @@ Check = Literal[
     "seed_omitted",
     "same_bytes",
     "rate_limit",
+    "reads",
+    "top_up",
+    "price",
 ]
 
 
@@ -35,13 +49,15 @@ def total(amounts: Iterable[Decimal]) -> Decimal:
 
 @attrs.frozen
 class Send:
-    """One request of a probe: the exact JSON body, which Authorization it carries, what the spec
-    says it costs, and what it would cost should the server bill it whatever the spec says."""
+    """One request of a probe: the operation it calls (by operationId), the exact JSON body (None
+    for an operation that takes none), which Authorization it carries, what the spec says it
+    costs, and what it would cost should the server bill it whatever the spec says."""
 
     body: Any
     auth: Auth = "key"
     cost: Decimal = Decimal(0)
     worst_cost: Decimal = Decimal(0)
+    operation: str = GENERATE
 
     @property
     def images(self) -> int:
@@ -63,6 +79,9 @@ class Probe:
     reasons: frozenset[str] = frozenset()
     # What else the same request checks (bounds at their minimum are the cheapest request).
     covers: tuple[str, ...] = ()
+    # A top-up's aim: what the run is to have spent, in USD, once it is answered (its request
+    # is sized when it is reached, from what the run has spent by then).
+    target: Decimal | None = None
 
     @property
     def cost(self) -> Decimal:

@@ -14,8 +14,8 @@ from novita_flux import _retry
 from novita_flux._batch import WINDOW_SECONDS, ImagePacer
 from novita_flux._config import check_api_key, check_count, check_flag, check_max_retries
 from novita_flux._constants import API_KEY_ENV, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from novita_flux._request import as_budget, check_budget
-from novita_flux._spec import default_images_per_minute, document, known_reasons
+from novita_flux._request import as_budget, check_budget, compiled_request_schema
+from novita_flux._spec import default_images_per_minute, document, known_reasons, operation
 from novita_flux.verify._checks import judge_probe
 from novita_flux.verify._exchange import (
     Attempt,
@@ -27,16 +27,20 @@ from novita_flux.verify._exchange import (
 )
 from novita_flux.verify._judge import answer_line
 from novita_flux.verify._plan import build_plan
-from novita_flux.verify._probes import DEFAULT_MAX_COST, Plan, Probe, Send
+from novita_flux.verify._price import sized
+from novita_flux.verify._probes import DEFAULT_MAX_COST, Plan, Probe, Send, total
 from novita_flux.verify._record import Recorder
 from novita_flux.verify._redact import Redactor
 from novita_flux.verify._report import Finding, ProbeResult, Report
 
 # Probes that expect images: paced to the rate, so that a 429 means what the rate-limit probe
 # makes it mean.
-PACED: Final = frozenset({"generates", "format_field", "seed_omitted", "same_bytes"})
-# Answers to the key itself: nothing more can be checked with it.
+PACED: Final = frozenset({"generates", "format_field", "seed_omitted", "same_bytes", "top_up"})
+# Answers to the key itself: nothing more can be checked with it. An operation that is never
+# billed (reading the balance) stops the run only when the key itself is refused: a key without
+# the right to read the balance may still generate.
 STOPPING_KINDS: Final = frozenset({"authentication", "permission"})
+STOPPING_KINDS_OF_FREE: Final = frozenset({"authentication"})
 STOPPING_REASONS: Final = frozenset({"BILLING_BALANCE_NOT_ENOUGH"})
 
 Budget = Decimal | float | int | str
@@ -138,14 +142,17 @@ class _Runner:
         # How long a 429 nobody asked for is waited out when it names no wait of its own.
         self.limit = limit or default_images_per_minute()
         self.on_result = on_result
+        self.schema = compiled_request_schema()
 
     def run(self, probes: Sequence[Probe]) -> tuple[list[ProbeResult], str | None]:
         results: list[ProbeResult] = []
+        history: list[tuple[ProbeResult, list[Attempt]]] = []
         stopped: str | None = None
         for probe in probes:
             if stopped is not None:
                 results.append(self._finish(probe, [], ProbeResult(probe, unchecked=stopped)))
                 continue
+            probe = sized(probe, total(result.spent for result in results), self.schema)
             try:
                 attempts = self._attempts(probe)
             except Unreachable as error:
@@ -157,8 +164,9 @@ class _Runner:
                 stopped = f"{refused}; nothing more was sent"
                 result = ProbeResult(probe, unchecked=refused)
             else:
-                result = judge_probe(probe, attempts)
+                result = judge_probe(probe, attempts, history)
             results.append(self._finish(probe, attempts, result))
+            history.append((results[-1], attempts))
         return results, stopped
 
     def _finish(self, probe: Probe, attempts: list[Attempt], result: ProbeResult) -> ProbeResult:
@@ -247,10 +255,12 @@ def _refused_key(attempts: Sequence[Attempt]) -> str | None:
         payload = as_json(exchange.body)
         reason = payload.get("reason") if isinstance(payload, dict) else None
         known = known_reasons().get(reason) if isinstance(reason, str) else None
+        free = operation(attempt.send.operation).free
         if known is not None:
-            stops = known.kind in STOPPING_KINDS or reason in STOPPING_REASONS
+            kinds = STOPPING_KINDS_OF_FREE if free else STOPPING_KINDS
+            stops = known.kind in kinds or (reason in STOPPING_REASONS and not free)
         else:
-            stops = exchange.status in (401, 403)
+            stops = exchange.status in ((401,) if free else (401, 403))
         if stops:
             return f"the API refused the key: {answer_line(exchange)}"
     return None
