@@ -74,8 +74,8 @@ def balance_answered(content: bytes) -> NovitaError:
 def balance_short() -> NovitaError:
     def answer(request: httpx.Request) -> httpx.Response:
         assert request.method == "GET", "nothing but the balance may be sent"
-        return httpx.Response(200, json={"availableBalance": "0", "cashBalance": "0",
-                                         "creditLimit": "0", "outstandingInvoices": "0"})  # fmt: skip
+        amounts = ("availableBalance", "cashBalance", "creditLimit", "outstandingInvoices")
+        return httpx.Response(200, json=dict.fromkeys(amounts, "0"))
 
     requests = [{"prompt": "x", "seed": 1}]
     return raised(lambda: client(answer).generate_many(requests, check_balance=True))
