@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from novita_flux._constants import DEFAULT_TIMEOUT, MAX_CONNECTIONS
+from novita_flux._constants import DEFAULT_TIMEOUT, LONGEST_TIMEOUT, MAX_CONNECTIONS
 from novita_flux._errors import ValidationError
 from novita_flux._schema import show
 from novita_flux._spec import default_base_url, operation
@@ -134,11 +134,25 @@ def resolve_timeout(timeout: Any, http_client: httpx.Client | httpx.AsyncClient 
 
 
 def check_timeout(timeout: Timeout) -> httpx.Timeout:
+    """The timeout as httpx takes it. A number of seconds (or each phase of an httpx.Timeout) is
+    positive; one longer than LONGEST_TIMEOUT, infinity included, means no limit, as None does:
+    the socket layer cannot wait that long (past ~292 years it overflows) and nobody waits
+    years for one exchange."""
     if isinstance(timeout, httpx.Timeout):
-        return timeout
+        phases = {
+            phase: _seconds(timeout, getattr(timeout, phase))
+            for phase in ("connect", "read", "write", "pool")
+        }
+        return httpx.Timeout(**phases)
     if timeout is None:
         return httpx.Timeout(None)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+    return httpx.Timeout(_seconds(timeout, timeout))
+
+
+def _seconds(timeout: object, seconds: object) -> float | None:
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
         raise ValidationError(
             "timeout",
             timeout,
@@ -146,7 +160,7 @@ def check_timeout(timeout: Timeout) -> httpx.Timeout:
             f"timeout: {show(timeout)} is not a positive number of seconds, "
             "an httpx.Timeout or None",
         )
-    return httpx.Timeout(float(timeout))
+    return None if seconds > LONGEST_TIMEOUT else float(seconds)
 
 
 def check_count(field: str, value: int, minimum: int) -> int:

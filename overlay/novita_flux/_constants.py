@@ -11,6 +11,9 @@ KEY_HELP_URL: Final = "https://novita.ai/settings/key-management"
 # own timeout only if its owner set one. Novita's own clients allow 120 s and its error guide
 # asks for more than 60 s; a generation normally takes a few seconds.
 DEFAULT_TIMEOUT: Final = 60.0
+# Seconds: a longer timeout (inf included) means no limit, as None does. Sockets overflow past
+# ~292 years; this bound (over three years) is far from that, and from any wait that matters.
+LONGEST_TIMEOUT: Final = 1e8
 DEFAULT_MAX_RETRIES: Final = 2
 # A batch at high concurrency reuses its connections instead of reopening all but 20 (httpx's
 # default keep-alive pool) after every wave.

@@ -146,7 +146,8 @@ def add_api_options(parser: argparse.ArgumentParser) -> None:
         "--timeout",
         type=seconds,
         metavar="SECONDS",
-        help=f"for each whole exchange, a positive number; default {DEFAULT_TIMEOUT:g}",
+        help=f"for each whole exchange, a positive number (inf: no limit); default "
+        f"{DEFAULT_TIMEOUT:g}",
     )
     api.add_argument(
         "--max-retries",

@@ -70,7 +70,7 @@ def add_parser(commands: Any) -> None:
         type=seconds,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help=f"for each exchange, a positive number; default {DEFAULT_TIMEOUT:g}",
+        help=f"for each exchange, a positive number (inf: no limit); default {DEFAULT_TIMEOUT:g}",
     )
     verify.add_argument(
         "--only",
