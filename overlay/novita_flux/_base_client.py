@@ -37,6 +37,7 @@ from novita_flux._config import (
     origin,
     resolve_timeout,
     ssl_context,
+    unreachable,
 )
 from novita_flux._constants import (
     API_KEY_ENV,
@@ -386,8 +387,19 @@ class _BaseClient(Generic[HttpT]):
             yield from _pause_or_raise(attempt, max_retries, retry_after, error)
             attempt += 1
 
-    def _image_request(self, url: str | httpx.URL, timeout: Timeout) -> httpx.Request:
-        request = self._http.build_request("GET", url, timeout=self._timeout_for(timeout))
+    def _image_request(
+        self, url: str | httpx.URL, timeout: Timeout, image: GeneratedImage | None = None
+    ) -> httpx.Request:
+        """The bare GET of an image link; ImageDownloadError for a link that cannot be fetched
+        at all (a host no lookup can take, a port out of range): that image only is lost."""
+        seconds = self._timeout_for(timeout)
+        try:
+            request = self._http.build_request("GET", url, timeout=seconds)
+        except (httpx.InvalidURL, ValueError) as error:  # idna's errors are ValueErrors too
+            raise _unfetchable(image, url, str(error)) from None
+        problem = unreachable(request.url)
+        if problem is not None:
+            raise _unfetchable(image, url, problem)
         # An injected client may carry default headers (a key, cookies, tracing ids): none of
         # them may reach a storage host, only what any download needs.
         request.headers = httpx.Headers(
@@ -410,7 +422,7 @@ class _BaseClient(Generic[HttpT]):
         while True:
             sink.seek(0)
             sink.truncate()
-            request = self._image_request(url, timeout)
+            request = self._image_request(url, timeout, image)
             receiver = ImageReceiver(image, sink, max_bytes)
             try:
                 response = yield _Fetch(request, receiver, seconds)
@@ -431,7 +443,7 @@ class _BaseClient(Generic[HttpT]):
                 if response.is_redirect and location and redirects < MAX_REDIRECTS:
                     # Followed here rather than by httpx, whose redirects re-add the client's
                     # cookies: every hop gets the same bare request.
-                    url = request.url.join(location)
+                    url = joined(request.url, location)
                     redirects += 1
                     continue
                 error = storage_error(image, response.status_code, receiver.error_head)
@@ -517,6 +529,22 @@ def _connection_error(exc: httpx.TransportError, request: httpx.Request) -> APIC
     error.possibly_billed = sent
     error.__cause__ = exc
     return error
+
+
+def _unfetchable(
+    image: GeneratedImage | None, url: str | httpx.URL, why: str
+) -> ImageDownloadError:
+    which = f" of image {image.index}" if image is not None else ""
+    return ImageDownloadError(f"the link{which} cannot be fetched: {why}: {show(str(url), 120)}")
+
+
+def joined(url: httpx.URL, location: str) -> str | httpx.URL:
+    """Where a redirect leads; a Location that is no URL is left as text, for _image_request
+    to refuse with the rest."""
+    try:
+        return url.join(location)
+    except (httpx.InvalidURL, ValueError):
+        return location
 
 
 def _image(image: Image, index: int, sent: datetime) -> GeneratedImage:

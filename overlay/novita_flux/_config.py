@@ -55,6 +55,24 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, parts.host, parts.port or DEFAULT_PORTS.get(parts.scheme)
 
 
+def unreachable(url: httpx.URL) -> str | None:
+    """Why no connection could be made to this URL's host and port, or None. Python's socket
+    layer encodes a host with the `idna` codec before any lookup, and raises UnicodeError (not a
+    connection error) for a label that is empty or longer than 63 characters, which a URL may
+    well hold; httpx raises idna's own error for punycode that does not decode (`xn--a`) once
+    the host is read; and it takes a port past 65535, which the socket layer then refuses with
+    an OverflowError."""
+    raw = url.raw_host.decode("ascii", "replace")
+    try:
+        url.host  # noqa: B018 - decodes punycode, or raises
+        raw.encode("idna")
+    except UnicodeError as error:  # idna's errors are UnicodeErrors too
+        return f"its host {raw!r} cannot be looked up ({error})"
+    if url.port is not None and not 0 <= url.port <= 65535:
+        return f"its port {url.port} is not in [0, 65535]"
+    return None
+
+
 def check_base_url(url: str, allow_insecure: bool = False) -> str:
     """The API's origin, as the client will use it. Refused: anything but an http(s) origin; a
     path (the client adds the operation's own, so `.../v3beta` would be sent to
@@ -71,6 +89,14 @@ def check_base_url(url: str, allow_insecure: bool = False) -> str:
             url,
             "an http(s) URL",
             f"base_url: {show(url)} is not an http(s) URL such as {example!r}",
+        )
+    problem = _unusable(url)
+    if problem is not None:
+        raise ValidationError(
+            "base_url",
+            url,
+            "an http(s) URL",
+            f"base_url: {show(url)} is not an http(s) URL a request can go to: {problem}",
         )
     if parts.path.strip("/") or parts.query or parts.fragment:
         raise ValidationError(
@@ -89,6 +115,18 @@ def check_base_url(url: str, allow_insecure: bool = False) -> str:
             "allow_insecure=True (--allow-insecure) if that is what you mean",
         )
     return url.rstrip("/")
+
+
+def _unusable(url: str) -> str | None:
+    """Why a URL that reads as one still cannot carry a request: a port out of range, what
+    httpx refuses to parse (a tab in the host, punycode that does not decode), or a host no
+    lookup can take."""
+    try:
+        urlsplit(url).port  # ValueError when out of range  # noqa: B018
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as error:  # idna's errors are ValueErrors too
+        return str(error) or type(error).__name__
+    return unreachable(parsed)
 
 
 def _is_loopback(host: str) -> bool:
