@@ -22,6 +22,15 @@ import attrs
 import httpx
 
 from novita_flux import _deadline, _retry
+from novita_flux._arguments import (
+    check_callback,
+    check_directory,
+    check_generation,
+    check_image,
+    check_max_bytes,
+    check_metadata,
+    check_requests,
+)
 from novita_flux._batch import ImagePacer, PlannedRequest, check_concurrency, plan_batch
 from novita_flux._config import (
     DEFAULT_PORTS,
@@ -415,6 +424,8 @@ class _BaseClient(Generic[HttpT]):
         self, image: GeneratedImage, sink: IO[bytes], timeout: Timeout, max_bytes: int
     ) -> Generator[_Step, httpx.Response | None, str]:
         """Stream one image into `sink`; return its type, as its bytes say."""
+        check_image(image)
+        check_max_bytes(max_bytes)
         check_not_expired(image)
         seconds = _deadline.exchange_seconds(self._timeout_for(timeout))
         url: str | httpx.URL = image.url
@@ -462,7 +473,10 @@ class _BaseClient(Generic[HttpT]):
         timeout: Timeout,
         max_bytes: int,
     ) -> Generator[_Step, httpx.Response | None, list[Path]]:
-        folder = Path(directory)
+        check_generation(generation, check_metadata(metadata))
+        check_max_bytes(max_bytes)
+        self._timeout_for(timeout)
+        folder = Path(check_directory(directory))
         folder.mkdir(parents=True, exist_ok=True)
         paths: list[Path] = []
         failures: list[tuple[GeneratedImage, NovitaError]] = []
@@ -497,10 +511,14 @@ class _BaseClient(Generic[HttpT]):
         concurrency: int,
         images_per_minute: int | None,
         max_total_cost: Budget | None,
+        on_result: object = None,
     ) -> tuple[list[PlannedRequest], ImagePacer | None, list[Self]]:
         pacer = None if images_per_minute is None else ImagePacer(images_per_minute)
+        check_callback("on_result", on_result)
         plan = plan_batch(
-            requests, images_per_minute=images_per_minute, max_total_cost=max_total_cost
+            check_requests(requests),
+            images_per_minute=images_per_minute,
+            max_total_cost=max_total_cost,
         )
         return plan, pacer, self._lanes(concurrency)
 

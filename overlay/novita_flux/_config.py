@@ -201,10 +201,13 @@ def _seconds(timeout: object, seconds: object) -> float | None:
     return None if seconds > LONGEST_TIMEOUT else float(seconds)
 
 
-def check_count(field: str, value: int, minimum: int) -> int:
+def check_count(field: str, value: int, minimum: int, maximum: int | None = None) -> int:
     """A whole-number option of the client (not of the API: those are in the spec)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    too_big = maximum is not None and isinstance(value, int) and value > maximum
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or too_big:
         expected = f"an integer >= {minimum}"
+        if maximum is not None:
+            expected = f"an integer in [{minimum}, {maximum}]"
         raise ValidationError(field, value, expected, f"{field}: {show(value)} is not {expected}")
     return value
 

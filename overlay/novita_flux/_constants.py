@@ -21,6 +21,9 @@ MAX_CONNECTIONS: Final = 100
 # Connections per pool when a batch spreads over several (see _BaseClient._lanes).
 LANE_CONNECTIONS: Final = 8
 DEFAULT_CONCURRENCY: Final = 4  # requests in flight in generate_many
+# Each request in flight is a thread (or a task) and a connection: far more than any key's rate
+# limit lets run at once, and few enough that a typo of 10**9 is refused, not attempted.
+MAX_CONCURRENCY: Final = 256
 # Paced requests are spaced 1% wider than the limit allows, so that network jitter on the way to
 # the API cannot make a rolling minute count one image too many.
 PACING_SLACK: Final = 1.01

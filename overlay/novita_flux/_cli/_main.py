@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from novita_flux._batch import check_concurrency
 from novita_flux._cli import _gallery, _generate, _serve, _verify
 from novita_flux._cli._batch import run_batch
 from novita_flux._cli._common import (
@@ -24,10 +25,16 @@ from novita_flux._cli._options import (
     add_api_options,
     add_output_options,
     budget,
+    checked,
     whole,
 )
 from novita_flux._cli._signals import terminated_as_interrupted
-from novita_flux._constants import API_KEY_ENV, DEFAULT_CONCURRENCY, KEY_HELP_URL
+from novita_flux._constants import (
+    API_KEY_ENV,
+    DEFAULT_CONCURRENCY,
+    KEY_HELP_URL,
+    MAX_CONCURRENCY,
+)
 from novita_flux._errors import (
     BudgetExceededError,
     MissingAPIKeyError,
@@ -80,10 +87,11 @@ def _add_batch(commands: argparse._SubParsersAction[Parser]) -> None:
     batch.add_argument("--out", type=Path, required=True, metavar="DIR")
     batch.add_argument(
         "--concurrency",
-        type=whole("concurrency", 1),
+        type=checked(int, check_concurrency),
         default=DEFAULT_CONCURRENCY,
         metavar="N",
-        help=f"requests in flight, an integer >= 1; default {DEFAULT_CONCURRENCY}",
+        help=f"requests in flight, an integer in [1, {MAX_CONCURRENCY}]; default "
+        f"{DEFAULT_CONCURRENCY}",
     )
     batch.add_argument(
         "--images-per-minute",
