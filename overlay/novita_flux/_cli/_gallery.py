@@ -26,9 +26,9 @@ def add_parser(commands: Any) -> None:
 
 def cmd_gallery(args: argparse.Namespace, console: Console) -> int:
     directory: Path = args.directory
-    if not directory.is_dir():
-        raise BadInput(f"gallery: {directory} is not a directory")
     try:
+        if not directory.is_dir():
+            raise BadInput(f"gallery: {directory} is not a directory")
         page = write_gallery(directory)
     except OSError as error:
         raise BadInput(f"gallery: cannot write {directory}: {error.strerror or error}") from None

@@ -49,6 +49,16 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        # Before Python 3.13, argparse drops a `--` given as an option's own value
+        # (`--latency=--`) and leaves the option an empty list that no type has checked: it is
+        # the value, as later Pythons read it, and is checked like any other.
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
+
 
 def checked(parse: Callable[[str], T], check: Callable[[T], object]) -> Callable[[str], T]:
     """An argparse type: parse the text, then refuse it with the check's own message."""
@@ -172,9 +182,9 @@ def add_api_options(parser: argparse.ArgumentParser) -> None:
 def writable_directory(path: Path) -> Path:
     """A directory files can be written to, created if needed: checked before anything is paid
     for, not discovered after."""
-    if path.exists() and not path.is_dir():
-        raise BadInput(f"--out {path}: exists and is not a directory")
     try:
+        if path.exists() and not path.is_dir():
+            raise BadInput(f"--out {path}: exists and is not a directory")
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".novita-write-check"
         probe.write_bytes(b"")
