@@ -140,7 +140,7 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
                 )
             else:
                 record = calls.begin(out, body, cost)
-                generation = call.generation = flux.generate(**body)
+                generation = call.generation = _generated(flux, body, record)
                 reach("generate.answered")
                 calls.answered(record, generation)
             paths = _save(flux, generation, out, call)
@@ -233,6 +233,18 @@ class _Call:
             f"interrupted after the call was paid for: {kept}not saved: "
             f"{paid_links(generation, missing)}"
         )
+
+
+def _generated(flux: FluxSchnell, body: dict[str, Any], record: Path) -> Generation:
+    """The call, its record dropped when the error says it cannot have been billed (refused
+    before the task ran, or never sent): only a call that may have been billed is reported to
+    the next run."""
+    try:
+        return flux.generate(**body)
+    except NovitaError as error:
+        if not error.possibly_billed:
+            calls.done(record)
+        raise
 
 
 def _earlier_calls(
