@@ -5,6 +5,7 @@ half-way through a call that was paid for."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -84,9 +85,13 @@ def check_metadata(metadata: Any) -> bool | Mapping[str, Any]:
     return metadata
 
 
-def check_callback(field: str, callback: T) -> T:
+def check_callback(field: str, callback: T, *, awaited: bool = False) -> T:
+    """None or a callable; an async function only where it is `awaited` (it would otherwise be
+    called, never run, and dropped without a word)."""
     if callback is not None and not callable(callback):
         raise _refuse(field, callback, "None or a callable")
+    if not awaited and inspect.iscoroutinefunction(callback):
+        raise _refuse(field, callback, "a plain function here (an async one is never awaited)")
     return callback
 
 

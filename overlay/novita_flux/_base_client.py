@@ -514,7 +514,8 @@ class _BaseClient(Generic[HttpT]):
         on_result: object = None,
     ) -> tuple[list[PlannedRequest], ImagePacer | None, list[Self]]:
         pacer = None if images_per_minute is None else ImagePacer(images_per_minute)
-        check_callback("on_result", on_result)
+        # AsyncFluxSchnell awaits what on_result returns; FluxSchnell cannot.
+        check_callback("on_result", on_result, awaited=self._http_client_type is httpx.AsyncClient)
         plan = plan_batch(
             check_requests(requests),
             images_per_minute=images_per_minute,

@@ -95,7 +95,7 @@ def from_hint(hint: Any) -> st.SearchStrategy[Any]:
     if origin in (Iterable, list) and args:
         return st.lists(from_hint(args[0]), max_size=3)
     if origin is Callable:  # (not st.functions: a callback may be called on another thread)
-        return st.sampled_from([_ignores, _returns_a_value, _returns_a_coroutine])
+        return st.sampled_from([_ignores, _returns_a_value, an_async_callback])
     if attrs.has(hint):  # a value object: built field by field, from its own hints
         fields = typing.get_type_hints(hint)
         return st.builds(hint, **{f.name: from_hint(fields[f.name]) for f in attrs.fields(hint)})
@@ -115,7 +115,7 @@ def _returns_a_value(*args: Any) -> Any:
     return args
 
 
-async def _returns_a_coroutine(*args: Any) -> None:
+async def an_async_callback(*args: Any) -> None:
     return None
 
 

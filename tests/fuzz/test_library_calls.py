@@ -33,7 +33,7 @@ from novita_flux import (
 from novita_flux.testing import ReferenceServer
 from tests.fuzz.budget import fuzz
 from tests.fuzz.conftest import Inputs, OutsideAttempts
-from tests.fuzz.library import Call, arguments, public_calls
+from tests.fuzz.library import Call, an_async_callback, arguments, public_calls
 
 CALLS = {call.label: call for call in public_calls()}
 REFUSALS = (ValidationError, BudgetExceededError, MissingAPIKeyError)
@@ -237,6 +237,7 @@ REFUSED_ARGUMENTS = [
     ("save", {"generation": "answered", "directory": "saved", "metadata": {1: 2}}, "metadata"),
     ("save", {"generation": "answered", "directory": "s", "metadata": {"x": object()}}, "metadata"),
     ("save", {"generation": "answered", "directory": "saved", "on_saved": 5}, "on_saved"),
+    ("save", {"generation": "answered", "directory": "saved", "on_saved": "async"}, "on_saved"),
     ("generate_many", {"requests": 5}, "requests"),
     ("generate_many", {"requests": [{"prompt": "x"}], "on_result": "print"}, "on_result"),
     ("generate_many", {"requests": [{"prompt": "x"}], "concurrency": 10**9}, "concurrency"),
@@ -254,8 +255,10 @@ def test_an_argument_the_client_cannot_use_is_a_validation_error_before_anything
     answered: Generation,
 ) -> None:
     """Each of these raised an AttributeError or TypeError, some after the request had left;
-    generate_many(concurrency=10**9) hung, opening a connection pool per eight requests."""
+    generate_many(concurrency=10**9) hung, opening a connection pool per eight requests; an
+    async on_saved was called and never run (a RuntimeWarning, at best)."""
     stand_ins = {
+        "async": an_async_callback,
         "answered": answered,
         "first": answered.images[0],
         "naive": _naive(answered.images[0]),
@@ -269,3 +272,23 @@ def test_an_argument_the_client_cannot_use_is_a_validation_error_before_anything
         _invoke(call, kwargs)
     assert refused.value.field == field
     assert world.faults.api_requests == world.faults.image_requests == 0
+
+
+def test_the_sync_client_refuses_an_async_on_result_it_could_never_await(
+    world: ReferenceServer,
+) -> None:
+    """Found by this fuzz (deep profile): FluxSchnell.generate_many called an async on_result,
+    never ran it, and went on (a RuntimeWarning); AsyncFluxSchnell awaits it, as documented."""
+    with FluxSchnell() as flux, pytest.raises(ValidationError) as refused:
+        flux.generate_many([{"prompt": "x"}], on_result=an_async_callback)
+    assert refused.value.field == "on_result"
+    assert world.faults.api_requests == 0
+
+    async def generate_many() -> None:
+        async with AsyncFluxSchnell() as flux:
+            seen = await flux.generate_many(
+                [{"prompt": "x", "width": 64, "height": 64}], on_result=an_async_callback
+            )
+            assert seen[0].ok
+
+    asyncio.run(generate_many())
