@@ -20,8 +20,10 @@ from novita_flux._cli._main import build_parser
 from tests.fuzz.values import number_text, terminal_text
 
 # Files and directories a fuzzed command line may name, made in its working directory by the
-# test (see test_cli_argv.workspace): a path option draws these as well as any text.
+# test (see test_cli_argv.Workspace): a path option draws these as well as any text, mostly
+# those its metavar asks for (FILE.jsonl, DIR).
 PLACES = ("requests.jsonl", "invalid.jsonl", "out", "a-file", "missing/deeper", ".", "")
+DIRECTORIES = ("out", "missing/deeper", ".")
 
 
 def commands() -> dict[str, argparse.ArgumentParser]:
@@ -73,16 +75,33 @@ def _safe_path(text: str) -> str:
     return text.lstrip("/").replace("..", "_")
 
 
+def _asked_for(action: argparse.Action) -> tuple[str, ...]:
+    """The places a path option's metavar names: files with its suffix, or directories."""
+    metavar = str(action.metavar or "")
+    if metavar == "DIR":
+        return DIRECTORIES
+    suffix = metavar.rpartition(".")[2]
+    return tuple(place for place in PLACES if suffix and place.endswith("." + suffix)) or PLACES
+
+
 def values(action: argparse.Action) -> st.SearchStrategy[str]:
-    """Values for an option, drawn from what the parser says it reads."""
+    """Values for an option, drawn from what the parser says it reads: its choices, its default
+    (so that lines get past the parser and do their work too), numbers as text for a number,
+    the words its help lists, and any text."""
     options: list[st.SearchStrategy[str]] = []
+    if action.default not in (None, argparse.SUPPRESS) and not isinstance(action.default, bool):
+        options.append(st.just(str(action.default)))
     if action.choices:
         options.append(st.sampled_from(sorted(map(str, action.choices))))
     if reads_a_number(action):
         options.append(number_text())
     if reads_a_path(action):  # mostly a place that is there, so that commands get to work
-        places = st.sampled_from(PLACES)
-        return st.one_of(places, places, places, terminal_text(20).map(_safe_path))
+        return st.one_of(
+            st.sampled_from(_asked_for(action)),
+            st.sampled_from(_asked_for(action)),
+            st.sampled_from(PLACES),
+            terminal_text(20).map(_safe_path),
+        )
     words = help_words(action)
     if words and not action.choices:
         options.append(st.lists(st.sampled_from(words), min_size=1, max_size=3).map(",".join))
