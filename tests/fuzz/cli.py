@@ -12,7 +12,6 @@ import argparse
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from hypothesis import strategies as st
 
@@ -148,26 +147,3 @@ def argvs(
     if groups and draw(st.integers(0, 9)) == 9:
         groups.append(draw(st.sampled_from(groups)))  # an option given twice
     return [command, *(word for group in groups for word in group)]
-
-
-def reached(argv: list[str], parser: argparse.ArgumentParser) -> set[str]:
-    """The options (by name) a command line gave, for test_reach: positionals count when the
-    line holds a word that is no option."""
-    found: set[str] = set()
-    words = argv[1:]
-    for action in actions(parser):
-        if action.option_strings:
-            if any(w.split("=", 1)[0] in action.option_strings for w in words):
-                found.add(name_of(action))
-        elif any(not w.startswith("-") for w in words):
-            found.add(name_of(action))
-    return found
-
-
-def describe(action: argparse.Action) -> dict[str, Any]:
-    return {
-        "name": name_of(action),
-        "nargs": action.nargs,
-        "type": _converter(action),
-        "choices": action.choices,
-    }

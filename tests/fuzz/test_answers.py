@@ -121,14 +121,12 @@ def _on_storage(url: str) -> bool:
 
 
 class Hosts:
-    """The API's answer and the storage host, as mounted transports; counts what reached them."""
+    """The API's answer and the storage host, as mounted transports."""
 
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
-        self.api_calls = 0
 
     def api(self, request: httpx.Request) -> httpx.Response:
-        self.api_calls += 1
         answer = self.answer
         return httpx.Response(answer.status, content=answer.content, headers=answer.headers)
 
@@ -164,7 +162,7 @@ def check_saved(generation: Generation, saved: list[Path], failures: list[Any]) 
         assert path.read_bytes() == MAGIC["png"]
 
 
-def outcome_of(answer: Answer, generation: Generation | None, error: Exception | None) -> str:
+def outcome_of(answer: Answer, error: Exception | None) -> str:
     said = type(error).__name__ if error is not None else "generated"
     return f"{answer.kind}: {said}"
 
@@ -181,18 +179,18 @@ def run_sync(answer: Answer, directory: Path) -> str:
         except ResponseValidationError as unreadable:
             generation, error = check_paid(answer, unreadable), unreadable
         except NovitaError as failed:
-            return outcome_of(answer, None, failed)
+            return outcome_of(answer, failed)
         if generation is None:
-            return outcome_of(answer, None, error)
+            return outcome_of(answer, error)
         if error is None:
             check_answered(answer, generation)
         try:
             saved = flux.save(generation, directory)
         except SaveIncompleteError as incomplete:
             check_incomplete(generation, incomplete)
-            return outcome_of(answer, generation, incomplete)
+            return outcome_of(answer, incomplete)
         check_saved(generation, saved, [])
-        return outcome_of(answer, generation, error)
+        return outcome_of(answer, error)
 
 
 async def run_async(answer: Answer, directory: Path) -> str:
@@ -207,18 +205,18 @@ async def run_async(answer: Answer, directory: Path) -> str:
         except ResponseValidationError as unreadable:
             generation, error = check_paid(answer, unreadable), unreadable
         except NovitaError as failed:
-            return outcome_of(answer, None, failed)
+            return outcome_of(answer, failed)
         if generation is None:
-            return outcome_of(answer, None, error)
+            return outcome_of(answer, error)
         if error is None:
             check_answered(answer, generation)
         try:
             saved = await flux.save(generation, directory)
         except SaveIncompleteError as incomplete:
             check_incomplete(generation, incomplete)
-            return outcome_of(answer, generation, incomplete)
+            return outcome_of(answer, incomplete)
         check_saved(generation, saved, [])
-        return outcome_of(answer, generation, error)
+        return outcome_of(answer, error)
 
 
 def check_answered(answer: Answer, generation: Generation) -> None:
