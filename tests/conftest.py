@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, settings
 
 from novita_flux import _retry
 from novita_flux.testing import ReferenceServer
+from tests.fuzz.summary import pytest_terminal_summary  # noqa: F401  (the fuzz inputs' summary)
 from tests.support import Sleeps
 
 pytest_plugins = ["pytester"]  # to test our own pytest plugin

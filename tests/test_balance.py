@@ -207,7 +207,7 @@ def test_balance_prints_the_account_s_balance_and_json_the_units(
     server.account.balance = "100"
     code, out, err = run(capsys, "balance")
     assert (code, err) == (0, "")
-    assert out.startswith("available $100.0000 (cash $100.0000, credit limit $0.0000")
+    assert out.startswith("available $100.00 (cash $100.00, credit limit $0.00")
     code, out, _ = run(capsys, "balance", "--json")
     data = json.loads(out)
     assert data["available_balance"] == "100.0000"
@@ -311,7 +311,7 @@ def test_a_batch_the_balance_cannot_pay_for_is_refused_before_any_post(
     code, out, err = batch(capsys, four_lines, tmp_path / "out")
     assert (code, out) == (2, "")
     assert err.splitlines()[-1] == (
-        f"novita-flux: estimated cost $0.00300 of this batch (4 request(s) still to send) "
+        f"novita-flux: estimated cost $0.003 of this batch (4 request(s) still to send) "
         f"exceeds the account's available balance ${Decimal(balance):.4f}; nothing was sent; "
         "--no-balance-check starts it anyway"
     )
@@ -325,7 +325,7 @@ def test_a_batch_the_balance_covers_starts_and_says_so(
     server.account.balance = "0.003"  # exactly enough
     code, _, err = batch(capsys, four_lines, tmp_path / "out")
     assert code == 0
-    assert "balance: $0.0030 available, enough for the $0.00300" in err
+    assert "balance: $0.003 available, enough for the $0.003" in err
     assert server.account.balance == 0
     assert server.faults.api_requests == 4
 

@@ -122,7 +122,7 @@ BAD_OPTIONS: dict[str, list[tuple[list[str], str]]] = {
         (["serve-mock", "--images-per-minute", "0"], "--images-per-minute: 0 is not an integer"),
         (["serve-mock", "--log-level", "loud"], "invalid choice: 'loud'"),
         (["serve-mock", "--profile", "imagined"], "invalid choice: 'imagined'"),
-        (["serve-mock", "--api-key", ""], "--api-key: '' is not a non-empty string"),
+        (["serve-mock", "--api-key", ""], "--api-key: '' is not a key a client can send"),
         (["serve-mock", "--host", "256.1.1.1"], "cannot listen on 256.1.1.1"),
         (["serve-mock", "--balance", "-2"], "balance: '-2' is not a non-negative amount"),
     ],

@@ -664,16 +664,17 @@ def test_pacer_accepts_a_limit_of_one() -> None:
     assert ImagePacer(1).limit == 1
 
 
-@pytest.mark.parametrize("value", [0, -3, False, 2.0, "4"])
-def test_check_concurrency_refuses_anything_but_an_integer_from_one(value: Any) -> None:
+@pytest.mark.parametrize("value", [0, -3, False, 2.0, "4", 257, 10**9])
+def test_check_concurrency_refuses_anything_but_an_integer_from_one_to_256(value: Any) -> None:
     with pytest.raises(ValidationError) as raised:
         check_concurrency(value)
     assert raised.value.field == "concurrency"
-    assert str(raised.value) == f"concurrency: {value!r} is not an integer >= 1"
+    assert str(raised.value) == f"concurrency: {value!r} is not an integer in [1, 256]"
 
 
 def test_check_concurrency_returns_the_value() -> None:
     assert check_concurrency(1) == 1
+    assert check_concurrency(256) == 256
     assert check_concurrency(64) == 64
 
 

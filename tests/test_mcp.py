@@ -168,3 +168,20 @@ async def test_a_server_error_after_the_task_may_have_run_counts_against_the_bud
     assert failed.is_error
     assert failed.structured_content["possibly_billed"] is True
     assert estimate.structured_content["budget"]["left"] == "0.002"
+
+
+@pytest.mark.parametrize("closed", ["stdin", "stdout"])
+def test_mcp_with_its_stdio_closed_says_so_in_one_line(closed: str, tmp_path: Path) -> None:
+    """The protocol runs over stdin and stdout: with either closed, one line and status 2 (it
+    was a traceback from inside the SDK)."""
+    import subprocess
+
+    command = [sys.executable, "-m", "novita_flux", "mcp", "--mock", "--out", str(tmp_path)]
+    shell = f"exec {' '.join(command)} {'<&-' if closed == 'stdin' else '>&- </dev/null'}"
+    done = subprocess.run(  # noqa: S602 - the shell is what closes the descriptor
+        shell, shell=True, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "novita-flux: mcp: stdin and stdout must be open: the protocol runs over them"
+    ]

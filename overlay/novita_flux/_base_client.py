@@ -22,6 +22,15 @@ import attrs
 import httpx
 
 from novita_flux import _deadline, _retry
+from novita_flux._arguments import (
+    check_callback,
+    check_directory,
+    check_generation,
+    check_image,
+    check_max_bytes,
+    check_metadata,
+    check_requests,
+)
 from novita_flux._balance import Balance, parse_balance
 from novita_flux._batch import ImagePacer, PlannedRequest, check_concurrency, plan_batch
 from novita_flux._config import (
@@ -38,6 +47,7 @@ from novita_flux._config import (
     origin,
     resolve_timeout,
     ssl_context,
+    unreachable,
 )
 from novita_flux._constants import (
     API_KEY_ENV,
@@ -448,8 +458,19 @@ class _BaseClient(Generic[HttpT]):
             yield from _pause_or_raise(attempt, retries, retry_after, error)
             attempt += 1
 
-    def _image_request(self, url: str | httpx.URL, timeout: Timeout) -> httpx.Request:
-        request = self._http.build_request("GET", url, timeout=self._timeout_for(timeout))
+    def _image_request(
+        self, url: str | httpx.URL, timeout: Timeout, image: GeneratedImage | None = None
+    ) -> httpx.Request:
+        """The bare GET of an image link; ImageDownloadError for a link that cannot be fetched
+        at all (a host no lookup can take, a port out of range): that image only is lost."""
+        seconds = self._timeout_for(timeout)
+        try:
+            request = self._http.build_request("GET", url, timeout=seconds)
+        except (httpx.InvalidURL, ValueError) as error:  # idna's errors are ValueErrors too
+            raise _unfetchable(image, url, str(error)) from None
+        problem = unreachable(request.url)
+        if problem is not None:
+            raise _unfetchable(image, url, problem)
         # An injected client may carry default headers (a key, cookies, tracing ids): none of
         # them may reach a storage host, only what any download needs.
         request.headers = httpx.Headers(
@@ -465,6 +486,8 @@ class _BaseClient(Generic[HttpT]):
         self, image: GeneratedImage, sink: IO[bytes], timeout: Timeout, max_bytes: int
     ) -> Generator[_Step, httpx.Response | None, str]:
         """Stream one image into `sink`; return its type, as its bytes say."""
+        check_image(image)
+        check_max_bytes(max_bytes)
         check_not_expired(image)
         seconds = _deadline.exchange_seconds(self._timeout_for(timeout))
         url: str | httpx.URL = image.url
@@ -472,7 +495,7 @@ class _BaseClient(Generic[HttpT]):
         while True:
             sink.seek(0)
             sink.truncate()
-            request = self._image_request(url, timeout)
+            request = self._image_request(url, timeout, image)
             receiver = ImageReceiver(image, sink, max_bytes)
             try:
                 response = yield _Fetch(request, receiver, seconds)
@@ -493,7 +516,7 @@ class _BaseClient(Generic[HttpT]):
                 if response.is_redirect and location and redirects < MAX_REDIRECTS:
                     # Followed here rather than by httpx, whose redirects re-add the client's
                     # cookies: every hop gets the same bare request.
-                    url = request.url.join(location)
+                    url = joined(request.url, location)
                     redirects += 1
                     continue
                 error = storage_error(image, response.status_code, receiver.error_head)
@@ -512,7 +535,10 @@ class _BaseClient(Generic[HttpT]):
         timeout: Timeout,
         max_bytes: int,
     ) -> Generator[_Step, httpx.Response | None, list[Path]]:
-        folder = Path(directory)
+        check_generation(generation, check_metadata(metadata))
+        check_max_bytes(max_bytes)
+        self._timeout_for(timeout)
+        folder = Path(check_directory(directory))
         folder.mkdir(parents=True, exist_ok=True)
         paths: list[Path] = []
         failures: list[tuple[GeneratedImage, NovitaError]] = []
@@ -547,10 +573,15 @@ class _BaseClient(Generic[HttpT]):
         concurrency: int,
         images_per_minute: int | None,
         max_total_cost: Budget | None,
+        on_result: object = None,
     ) -> tuple[list[PlannedRequest], ImagePacer | None, list[Self]]:
         pacer = None if images_per_minute is None else ImagePacer(images_per_minute)
+        # AsyncFluxSchnell awaits what on_result returns; FluxSchnell cannot.
+        check_callback("on_result", on_result, awaited=self._http_client_type is httpx.AsyncClient)
         plan = plan_batch(
-            requests, images_per_minute=images_per_minute, max_total_cost=max_total_cost
+            check_requests(requests),
+            images_per_minute=images_per_minute,
+            max_total_cost=max_total_cost,
         )
         return plan, pacer, self._lanes(concurrency)
 
@@ -581,6 +612,22 @@ def _connection_error(
     error.possibly_billed = sent
     error.__cause__ = exc
     return error
+
+
+def _unfetchable(
+    image: GeneratedImage | None, url: str | httpx.URL, why: str
+) -> ImageDownloadError:
+    which = f" of image {image.index}" if image is not None else ""
+    return ImageDownloadError(f"the link{which} cannot be fetched: {why}: {show(str(url), 120)}")
+
+
+def joined(url: httpx.URL, location: str) -> str | httpx.URL:
+    """Where a redirect leads; a Location that is no URL is left as text, for _image_request
+    to refuse with the rest."""
+    try:
+        return url.join(location)
+    except (httpx.InvalidURL, ValueError):
+        return location
 
 
 def _image(image: Image, index: int, sent: datetime) -> GeneratedImage:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from novita_flux._config import check_count
-from novita_flux._constants import PACING_SLACK
+from novita_flux._constants import MAX_CONCURRENCY, PACING_SLACK
 from novita_flux._errors import NovitaError, ValidationError
 from novita_flux._interrupts import batch_stopped
 from novita_flux._models import Generation
@@ -145,7 +145,7 @@ class Withdrawn(Exception):
 
 
 def check_concurrency(concurrency: int) -> int:
-    return check_count("concurrency", concurrency, 1)
+    return check_count("concurrency", concurrency, 1, MAX_CONCURRENCY)
 
 
 # --- the engine: items taken in order by `concurrency` workers, paced, stoppable ----------------

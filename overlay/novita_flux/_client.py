@@ -18,6 +18,7 @@ from typing import Any, Self, cast
 import httpx
 
 from novita_flux import _deadline, _interrupts, _retry
+from novita_flux._arguments import check_callback
 from novita_flux._balance import Balance, preflight
 from novita_flux._base_client import Budget, _BaseClient, _Fetch, _Flow, _Send, _Sleep
 from novita_flux._batch import (
@@ -140,7 +141,9 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         and the exception is raised once those in flight are done. On Ctrl-C, requests already
         sent are finished and reported before KeyboardInterrupt.
         """
-        plan, pacer, lanes = self._batch(requests, concurrency, images_per_minute, max_total_cost)
+        plan, pacer, lanes = self._batch(
+            requests, concurrency, images_per_minute, max_total_cost, on_result
+        )
         retries = self._retries_for(max_retries)
         server_retries = self._server_retries_for(retry_server_errors)
 
@@ -376,7 +379,9 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         `on_result` before the cancellation goes on, and the CancelledError carries every
         result so far as `.results`.
         """
-        plan, pacer, lanes = self._batch(requests, concurrency, images_per_minute, max_total_cost)
+        plan, pacer, lanes = self._batch(
+            requests, concurrency, images_per_minute, max_total_cost, on_result
+        )
         retries = self._retries_for(max_retries)
         server_retries = self._server_retries_for(retry_server_errors)
 
@@ -594,6 +599,7 @@ def _keeping(
     """A list of the files saved so far, and the on_saved that fills it (and calls the
     caller's own)."""
     saved: list[Path] = []
+    check_callback("on_saved", on_saved)
 
     def landed(path: Path) -> None:
         saved.append(path)

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from novita_flux._constants import DEFAULT_TIMEOUT, MAX_CONNECTIONS
+from novita_flux._constants import DEFAULT_TIMEOUT, LONGEST_TIMEOUT, MAX_CONNECTIONS
 from novita_flux._errors import ValidationError
 from novita_flux._schema import show
 from novita_flux._spec import GENERATE, default_base_url, operation
@@ -55,6 +55,24 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, parts.host, parts.port or DEFAULT_PORTS.get(parts.scheme)
 
 
+def unreachable(url: httpx.URL) -> str | None:
+    """Why no connection could be made to this URL's host and port, or None. Python's socket
+    layer encodes a host with the `idna` codec before any lookup, and raises UnicodeError (not a
+    connection error) for a label that is empty or longer than 63 characters, which a URL may
+    well hold; httpx raises idna's own error for punycode that does not decode (`xn--a`) once
+    the host is read; and it takes a port past 65535, which the socket layer then refuses with
+    an OverflowError."""
+    raw = url.raw_host.decode("ascii", "replace")
+    try:
+        url.host  # noqa: B018 - decodes punycode, or raises
+        raw.encode("idna")
+    except UnicodeError as error:  # idna's errors are UnicodeErrors too
+        return f"its host {raw!r} cannot be looked up ({error})"
+    if url.port is not None and not 0 <= url.port <= 65535:
+        return f"its port {url.port} is not in [0, 65535]"
+    return None
+
+
 def check_base_url(url: str, allow_insecure: bool = False) -> str:
     """The API's origin, as the client will use it. Refused: anything but an http(s) origin; a
     path (the client adds the operation's own, so `.../v3beta` would be sent to
@@ -71,6 +89,14 @@ def check_base_url(url: str, allow_insecure: bool = False) -> str:
             url,
             "an http(s) URL",
             f"base_url: {show(url)} is not an http(s) URL such as {example!r}",
+        )
+    problem = _unusable(url)
+    if problem is not None:
+        raise ValidationError(
+            "base_url",
+            url,
+            "an http(s) URL",
+            f"base_url: {show(url)} is not an http(s) URL a request can go to: {problem}",
         )
     if parts.path.strip("/") or parts.query or parts.fragment:
         raise ValidationError(
@@ -89,6 +115,18 @@ def check_base_url(url: str, allow_insecure: bool = False) -> str:
             "allow_insecure=True (--allow-insecure) if that is what you mean",
         )
     return url.rstrip("/")
+
+
+def _unusable(url: str) -> str | None:
+    """Why a URL that reads as one still cannot carry a request: a port out of range, what
+    httpx refuses to parse (a tab in the host, punycode that does not decode), or a host no
+    lookup can take."""
+    try:
+        urlsplit(url).port  # ValueError when out of range  # noqa: B018
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as error:  # idna's errors are ValueErrors too
+        return str(error) or type(error).__name__
+    return unreachable(parsed)
 
 
 def _is_loopback(host: str) -> bool:
@@ -138,11 +176,25 @@ def resolve_timeout(timeout: Any, http_client: httpx.Client | httpx.AsyncClient 
 
 
 def check_timeout(timeout: Timeout) -> httpx.Timeout:
+    """The timeout as httpx takes it. A number of seconds (or each phase of an httpx.Timeout) is
+    positive; one longer than LONGEST_TIMEOUT, infinity included, means no limit, as None does:
+    the socket layer cannot wait that long (past ~292 years it overflows) and nobody waits
+    years for one exchange."""
     if isinstance(timeout, httpx.Timeout):
-        return timeout
+        phases = {
+            phase: _seconds(timeout, getattr(timeout, phase))
+            for phase in ("connect", "read", "write", "pool")
+        }
+        return httpx.Timeout(**phases)
     if timeout is None:
         return httpx.Timeout(None)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+    return httpx.Timeout(_seconds(timeout, timeout))
+
+
+def _seconds(timeout: object, seconds: object) -> float | None:
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
         raise ValidationError(
             "timeout",
             timeout,
@@ -150,13 +202,16 @@ def check_timeout(timeout: Timeout) -> httpx.Timeout:
             f"timeout: {show(timeout)} is not a positive number of seconds, "
             "an httpx.Timeout or None",
         )
-    return httpx.Timeout(float(timeout))
+    return None if seconds > LONGEST_TIMEOUT else float(seconds)
 
 
-def check_count(field: str, value: int, minimum: int) -> int:
+def check_count(field: str, value: int, minimum: int, maximum: int | None = None) -> int:
     """A whole-number option of the client (not of the API: those are in the spec)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    too_big = maximum is not None and isinstance(value, int) and value > maximum
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or too_big:
         expected = f"an integer >= {minimum}"
+        if maximum is not None:
+            expected = f"an integer in [{minimum}, {maximum}]"
         raise ValidationError(field, value, expected, f"{field}: {show(value)} is not {expected}")
     return value
 

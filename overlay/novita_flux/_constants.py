@@ -11,6 +11,9 @@ KEY_HELP_URL: Final = "https://novita.ai/settings/key-management"
 # own timeout only if its owner set one. Novita's own clients allow 120 s and its error guide
 # asks for more than 60 s; a generation normally takes a few seconds.
 DEFAULT_TIMEOUT: Final = 60.0
+# Seconds: a longer timeout (inf included) means no limit, as None does. Sockets overflow past
+# ~292 years; this bound (over three years) is far from that, and from any wait that matters.
+LONGEST_TIMEOUT: Final = 1e8
 DEFAULT_MAX_RETRIES: Final = 2
 # A batch at high concurrency reuses its connections instead of reopening all but 20 (httpx's
 # default keep-alive pool) after every wave.
@@ -18,6 +21,9 @@ MAX_CONNECTIONS: Final = 100
 # Connections per pool when a batch spreads over several (see _BaseClient._lanes).
 LANE_CONNECTIONS: Final = 8
 DEFAULT_CONCURRENCY: Final = 4  # requests in flight in generate_many
+# Each request in flight is a thread (or a task) and a connection: far more than any key's rate
+# limit lets run at once, and few enough that a typo of 10**9 is refused, not attempted.
+MAX_CONCURRENCY: Final = 256
 # Paced requests are spaced 1% wider than the limit allows, so that network jitter on the way to
 # the API cannot make a rolling minute count one image too many.
 PACING_SLACK: Final = 1.01

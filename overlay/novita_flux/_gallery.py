@@ -87,7 +87,8 @@ def write_gallery(directory: Path) -> Path:
     with staged_file(directory) as handle:
         for part in _page(directory, tiles, problems, statuses):
             reach("write.file")
-            handle.write(part.encode("utf-8"))
+            # A directory's name may hold a byte that is not UTF-8 (a lone surrogate here).
+            handle.write(part.encode("utf-8", "backslashreplace"))
         handle.flush()
         os.fsync(handle.fileno())
         reach("gallery.written")

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections import Counter
@@ -245,7 +246,7 @@ class Ledger:
                     )
                 db.execute(
                     "INSERT OR REPLACE INTO lines (line, key, request, error) VALUES (?, ?, ?, ?)",
-                    (item.line, item.key, _json(item.request), item.error),
+                    (item.line, item.key, _json(item.request), _text(item.error)),
                 )
 
     def restore(self, rows: Iterable[dict[str, Any]]) -> int:
@@ -679,7 +680,7 @@ def _manifest_line(record: Sequence[Any], *, in_input: bool = True) -> str:
         "sends": sends or 0,
     }
     # Unicode stays readable, but the line separators some readers split on are escaped.
-    text = json.dumps(entry, ensure_ascii=False).translate(_LINE_BREAKS)
+    text = _json(entry, separators=(", ", ": ")).translate(_LINE_BREAKS)
     return text + "\n"
 
 
@@ -728,8 +729,22 @@ def _set_aside(path: Path) -> Path:
     return damaged
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def _json(value: Any, separators: tuple[str, str] = (",", ":")) -> str:
+    """JSON text that UTF-8 can hold: Unicode stays readable, but a lone surrogate (from an
+    input line's `\ud800` escape) stays an escape, as the input wrote it."""
+    text = json.dumps(value, ensure_ascii=False, separators=separators)
+    if _LONE_SURROGATE.search(text) is None:
+        return text
+    return json.dumps(value, separators=separators)
+
+
+def _text(text: str | None) -> str | None:
+    """A message for a TEXT column, any lone surrogate in it (a field named by an input line)
+    written as a backslash escape."""
+    return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def _now() -> str:

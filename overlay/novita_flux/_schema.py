@@ -24,6 +24,7 @@ verdict (jsonschema-rs) on values drawn for every schema of the spec.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn
 
@@ -244,6 +245,7 @@ def _string(schema: Schema) -> Checker:
     def check(value: Any, location: Location) -> Any:
         if not isinstance(value, str) or len(value) < low:
             _fail(schema, value, location)
+        _check_unicode(schema, value, location)
         if high is not None and len(value) > high:
             _fail(schema, value, location)
         if uri and not is_uri(value):
@@ -253,6 +255,22 @@ def _string(schema: Schema) -> Checker:
         return value
 
     return check
+
+
+# A JSON string is Unicode text: a lone surrogate (which Python lets a str hold, from a JSON
+# `\ud800` escape or an undecodable byte of a command line) is no character, cannot be written
+# as UTF-8, and I-JSON (RFC 7493, section 2.1) forbids it.
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _check_unicode(schema: Schema, value: str, location: Location) -> None:
+    found = _LONE_SURROGATE.search(value)
+    if found is not None:
+        problem = (
+            f"{show(value)} holds U+{ord(found.group()):04X} at character {found.start() + 1}, "
+            "a lone surrogate: not Unicode text, so it cannot be sent as UTF-8"
+        )
+        raise SchemaViolation(location, value, problem, describe(schema))
 
 
 def _boolean(schema: Schema) -> Checker:

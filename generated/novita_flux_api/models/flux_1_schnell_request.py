@@ -16,6 +16,8 @@ class Flux1SchnellRequest:
     """
     Attributes:
         prompt (str): Text input required to guide the image generation, divided by `,`. Range [1, 1024] characters.
+            Unicode text, sent as UTF-8: a lone surrogate (U+D800 to U+DFFF) is no character and is refused, as I-JSON (RFC
+            7493) requires of every string.
         seed (int): Seed of the noise the generation starts from; the same seed and parameters give the same image.
             Range [0, 4294967295].
         steps (int): The number of denoising steps. More steps usually give higher quality images but take longer to

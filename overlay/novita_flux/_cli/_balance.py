@@ -12,6 +12,7 @@ from novita_flux._cli._common import EXIT_OK, BadInput, Console, client_options,
 from novita_flux._cli._options import add_api_options, add_output_options
 from novita_flux._client import FluxSchnell
 from novita_flux._errors import InsufficientBalanceError, NovitaError
+from novita_flux._format import usd
 
 
 def add_parser(commands: Any) -> None:
@@ -34,13 +35,14 @@ def cmd_balance(args: argparse.Namespace, console: Console) -> int:
 
 
 def balance_line(balance: Balance) -> str:
-    pending = (
-        "" if balance.pending_charges is None else f", pending charges ${balance.pending_charges}"
-    )
-    return (
-        f"available ${balance.available_balance} (cash ${balance.cash_balance}, credit limit "
-        f"${balance.credit_limit}, outstanding invoices ${balance.outstanding_invoices}{pending})"
-    )
+    amounts = [
+        f"cash ${usd(balance.cash_balance)}",
+        f"credit limit ${usd(balance.credit_limit)}",
+        f"outstanding invoices ${usd(balance.outstanding_invoices)}",
+    ]
+    if balance.pending_charges is not None:
+        amounts.append(f"pending charges ${usd(balance.pending_charges)}")
+    return f"available ${usd(balance.available_balance)} ({', '.join(amounts)})"
 
 
 def check_balance(
@@ -60,6 +62,6 @@ def check_balance(
         console.info(notice)
     elif isinstance(balance, Balance):
         console.info(
-            f"balance: ${balance.available_balance} available, enough for the ${cost} this "
-            f"{what} costs"
+            f"balance: ${usd(balance.available_balance)} available, enough for the "
+            f"${usd(cost)} this {what} costs"
         )

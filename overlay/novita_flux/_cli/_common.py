@@ -88,7 +88,12 @@ class Console:
         """One result: its JSON object with --json, else its line of text."""
         if self.stdout_closed:
             return
-        line = json.dumps(data, ensure_ascii=False, default=_jsonable) if self.json_mode else text
+        if self.json_mode:
+            line = json.dumps(data, ensure_ascii=False, default=_jsonable)
+            if not _encodable(line, self.stdout):  # JSON's own escapes say it in ASCII
+                line = json.dumps(data, default=_jsonable)
+        else:
+            line = _printable(text, self.stdout)
         try:
             try:
                 print(line, file=self.stdout, flush=True)
@@ -116,6 +121,27 @@ class Console:
 
     def progress(self, total: int, unit: str) -> Progress:
         return Progress(total, unit, self.stderr, enabled=not self.quiet)
+
+
+def _encodable(text: str, stream: TextIO) -> bool:
+    encoding = getattr(stream, "encoding", None)
+    if not isinstance(encoding, str):  # not a file (a StringIO takes any text)
+        return True
+    try:
+        text.encode(encoding, getattr(stream, "errors", None) or "strict")
+    except (UnicodeError, LookupError):
+        return False
+    return True
+
+
+def _printable(text: str, stream: TextIO) -> str:
+    """Text the stream can take: what its encoding cannot carry (a file name's undecodable
+    byte, a character beyond a Latin-1 terminal) is written as a backslash escape, as Python
+    writes it on stderr, instead of failing after the work is done."""
+    if _encodable(text, stream):
+        return text
+    encoding = stream.encoding
+    return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
 def _jsonable(value: object) -> object:

@@ -159,7 +159,7 @@ def cmd_generate(args: argparse.Namespace, console: Console) -> int:
                     check_balance(flux, cost, console, "request")
                 record = call.record = _begin(out, body, cost)
                 try:
-                    generation = flux.generate(**body)
+                    generation = _generated(flux, body, record)
                 except ResponseValidationError as error:
                     if error.generation is None:  # no link to save: its line says the task
                         raise
@@ -350,6 +350,18 @@ class _Call:
             f"{self.record.parent} report it, and not send it again unless given "
             "--resend-unknown (which may pay twice)"
         )
+
+
+def _generated(flux: FluxSchnell, body: dict[str, Any], record: Path) -> Generation:
+    """The call, its record dropped when the error says it cannot have been billed (refused
+    before the task ran, or never sent): only a call that may have been billed is reported to
+    the next run."""
+    try:
+        return flux.generate(**body)
+    except NovitaError as error:
+        if not error.possibly_billed:
+            calls.done(record)
+        raise
 
 
 def _earlier_calls(

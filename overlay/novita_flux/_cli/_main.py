@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from novita_flux._batch import check_concurrency
 from novita_flux._cli import _balance, _gallery, _generate, _mcp, _serve, _verify
 from novita_flux._cli._batch import run_batch
 from novita_flux._cli._common import (
@@ -26,11 +27,19 @@ from novita_flux._cli._options import (
     add_api_options,
     add_output_options,
     budget,
+    checked,
     directory,
+    integer,
     whole,
 )
 from novita_flux._cli._signals import terminated_as_interrupted
-from novita_flux._constants import API_KEY_ENV, DEFAULT_CONCURRENCY, KEY_HELP_URL, LOGGER_NAME
+from novita_flux._constants import (
+    API_KEY_ENV,
+    DEFAULT_CONCURRENCY,
+    KEY_HELP_URL,
+    LOGGER_NAME,
+    MAX_CONCURRENCY,
+)
 from novita_flux._errors import (
     BudgetExceededError,
     MissingAPIKeyError,
@@ -85,10 +94,11 @@ def _add_batch(commands: argparse._SubParsersAction[Parser]) -> None:
     batch.add_argument("--out", type=directory, required=True, metavar="DIR")
     batch.add_argument(
         "--concurrency",
-        type=whole("concurrency", 1),
+        type=checked(integer, check_concurrency, f"an integer in [1, {MAX_CONCURRENCY}]"),
         default=DEFAULT_CONCURRENCY,
         metavar="N",
-        help=f"requests in flight, an integer >= 1; default {DEFAULT_CONCURRENCY}",
+        help=f"requests in flight, an integer in [1, {MAX_CONCURRENCY}]; default "
+        f"{DEFAULT_CONCURRENCY}",
     )
     batch.add_argument(
         "--images-per-minute",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from novita_flux._cli._common import EXIT_OK, BadInput, Console, client_options
 from novita_flux._cli._options import add_api_options, budget, writable_directory
 from novita_flux._client import AsyncFluxSchnell
+from novita_flux._errors import NovitaError
 
 HINT = "pip install 'novita-flux[mcp]'"
 
@@ -54,6 +56,8 @@ def cmd_mcp(args: argparse.Namespace, console: Console) -> int:
 
     from novita_flux._cli._mcp_server import serve_stdio
 
+    if sys.stdin is None or sys.stdout is None:  # closed: nothing to speak the protocol on
+        raise BadInput("mcp: stdin and stdout must be open: the protocol runs over them")
     out = writable_directory(args.out)
 
     async def serve() -> None:
@@ -62,8 +66,27 @@ def cmd_mcp(args: argparse.Namespace, console: Console) -> int:
                 console.info(f"novita-flux mcp: serving {label} on stdio; images into {out}")
                 await serve_stdio(flux, out, args.max_total_cost)
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except ExceptionGroup as group:  # the SDK's task group: stdin or stdout failed under it
+        raise SessionEnded(_first(group)) from None
+    except OSError as error:
+        raise SessionEnded(error) from None
     return EXIT_OK
+
+
+class SessionEnded(NovitaError):
+    """The stdio session broke (stdin unreadable, stdout closed): said in one line, exit 1."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"the MCP session on stdio ended: {type(cause).__name__}: {cause}")
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    found: BaseException = group
+    while isinstance(found, BaseExceptionGroup) and found.exceptions:
+        found = found.exceptions[0]
+    return found
 
 
 @contextlib.contextmanager

@@ -42,6 +42,7 @@ from novita_flux._errors import (
     SaveIncompleteError,
     ValidationError,
 )
+from novita_flux._format import usd
 from novita_flux._models import GeneratedImage, Generation
 from novita_flux._request import as_budget, estimate_cost, prepare_request
 from novita_flux._spec import GENERATE, Schema, request_schema, resolve
@@ -192,7 +193,7 @@ class Tools:
         except ValidationError as error:
             return _refused(str(error))
         data = {**fields, "cost": str(cost), "currency": "USD", "budget": self.budget.as_dict()}
-        return Answer(f"${cost} for {_said(fields)}", data)
+        return Answer(f"${usd(cost)} for {_said(fields)}", data)
 
     async def balance(self, arguments: dict[str, Any]) -> Answer:
         if arguments:
@@ -202,7 +203,7 @@ class Tools:
         except NovitaError as error:
             return Answer(f"the balance could not be read: {error}", {"error": str(error)}, True)
         data = balance.as_dict()
-        return Answer(f"${balance.available_balance} available", data)
+        return Answer(f"${usd(balance.available_balance)} available", data)
 
     async def generate_image(self, arguments: dict[str, Any]) -> Answer:
         try:
@@ -259,7 +260,7 @@ class Tools:
             data["problem"] = problem
         text = (
             f"saved {len(paths)} image(s) of task {generation.task_id} (seed {generation.seed}, "
-            f"${generation.cost}): {', '.join(str(path) for path in paths)}"
+            f"${usd(generation.cost)}): {', '.join(str(path) for path in paths)}"
         )
         return Answer(
             text + (f"; {problem}" if problem else ""),
@@ -305,9 +306,8 @@ def _unsaved(
         + (f" until {link['expires_at']}" if link["expires_at"] else "")
         for link in links
     )
-    text = (
-        f"paid for (task {generation.task_id}, ${generation.cost}), not all saved ({why}): {where}"
-    )
+    paid = f"task {generation.task_id}, ${usd(generation.cost)}"
+    text = f"paid for ({paid}), not all saved ({why}): {where}"
     return Answer(text, data, True)
 
 

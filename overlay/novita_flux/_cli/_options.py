@@ -52,6 +52,16 @@ class Parser(argparse.ArgumentParser):
         # argparse's 'argument --steps: ...' as '--steps: ...': the option, then what is wrong.
         raise UsageError(f"{self.prog}: {message.removeprefix('argument ')}")
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        # Before Python 3.13, argparse drops a `--` given as an option's own value
+        # (`--latency=--`) and leaves the option an empty list that no type has checked: it is
+        # the value, as later Pythons read it, and is checked like any other.
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
+
 
 # Numbers as people type them, in ASCII. Python's int() and float() also read the digits of other
 # scripts ('\uff14' is 4), underscores ('1_0'), surrounding spaces, 'inf' and 'nan': none of them
@@ -128,7 +138,16 @@ def whole(field: str, minimum: int) -> Callable[[str], int]:
     )
 
 
-seconds = checked(number, check_timeout, "a positive number of seconds")
+def duration(text: str) -> float:
+    """A number of seconds; `inf` (or a number too large for a float, `1e309`) is no limit."""
+    if text.lower() in ("inf", "infinity"):
+        return math.inf
+    if not _NUMBER.fullmatch(text):
+        raise ValueError(text)
+    return float(text)
+
+
+seconds = checked(duration, check_timeout, "a positive number of seconds (inf: no limit)")
 
 
 def directory(text: str) -> Path:
@@ -187,7 +206,8 @@ def add_api_options(parser: argparse.ArgumentParser) -> None:
         "--timeout",
         type=seconds,
         metavar="SECONDS",
-        help=f"for each whole exchange, a positive number; default {DEFAULT_TIMEOUT:g}",
+        help=f"for each whole exchange, a positive number (inf: no limit); default "
+        f"{DEFAULT_TIMEOUT:g}",
     )
     api.add_argument(
         "--max-retries",
@@ -212,9 +232,9 @@ def add_api_options(parser: argparse.ArgumentParser) -> None:
 def writable_directory(path: Path) -> Path:
     """A directory files can be written to, created if needed: checked before anything is paid
     for, not discovered after."""
-    if path.exists() and not path.is_dir():
-        raise BadInput(f"--out {path}: exists and is not a directory")
     try:
+        if path.exists() and not path.is_dir():
+            raise BadInput(f"--out {path}: exists and is not a directory")
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".novita-write-check"
         probe.write_bytes(b"")

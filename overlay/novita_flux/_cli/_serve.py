@@ -7,6 +7,7 @@ from typing import Any
 
 from novita_flux._cli._common import EXIT_OK, BadInput, Console
 from novita_flux._cli._options import budget, checked, integer, number, whole
+from novita_flux._config import check_api_key
 from novita_flux._errors import ValidationError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
@@ -29,7 +30,7 @@ def add_parser(commands: Any) -> None:
     )
     serve.add_argument(
         "--api-key",
-        type=checked(str, _check_key, "a non-empty string"),
+        type=checked(str, _check_key, "a key a client can send (visible ASCII, no spaces)"),
         default="test-key",
         help="the one key it accepts; default test-key",
     )
@@ -94,10 +95,9 @@ def cmd_serve_mock(args: argparse.Namespace, console: Console) -> int:
                 f"reference server on {url} (API key {args.api_key!r}); Ctrl-C stops it"
             ),
         )
-    except OSError as error:
-        raise BadInput(
-            f"serve-mock: cannot listen on {args.host}:{args.port}: {error.strerror or error}"
-        ) from None
+    except (OSError, UnicodeError) as error:  # a host no lookup can take: a UnicodeError
+        why = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise BadInput(f"serve-mock: cannot listen on {args.host}:{args.port}: {why}") from None
     return EXIT_OK
 
 
@@ -114,5 +114,11 @@ def _check_latency(seconds: float) -> None:
 
 
 def _check_key(key: str) -> None:
+    """A key no client can send (empty, with a space, a control or a non-ASCII character)
+    would lock every client out of the server: refused with the client's own rule."""
     if not key:
         raise ValidationError("api_key", key, "a non-empty string", "api_key: must not be empty")
+    if check_api_key(key) != key:  # the client's rule refuses what it cannot send...
+        raise ValidationError(  # ...and would strip surrounding spaces: refused here too
+            "api_key", key, "visible ASCII characters", "api_key: a key has no spaces"
+        )

@@ -19,9 +19,11 @@ import attrs
 import httpx
 
 from novita_flux import _deadline, _retry
+from novita_flux._base_client import joined
 from novita_flux._client import FluxSchnell
 from novita_flux._config import NOT_GIVEN
 from novita_flux._constants import MAX_IMAGE_BYTES, MAX_REDIRECTS
+from novita_flux._errors import ImageDownloadError
 from novita_flux._spec import operation
 from novita_flux.verify._probes import WRONG_KEY, Auth, Send
 
@@ -150,13 +152,16 @@ class Transport:
         hops: list[Exchange] = []
         target: str | httpx.URL = url
         while True:
-            request = self._flux._image_request(target, NOT_GIVEN)
+            try:
+                request = self._flux._image_request(target, NOT_GIVEN)
+            except ImageDownloadError as error:  # a link no request can go to: none left
+                raise Unanswered(str(error), sent=False) from None
             hop = self._exchange(request, None, IMAGE_AUTHORIZATION)
             hops.append(hop)
             location = hop.header("location")
             if not (300 <= hop.status < 400 and location and len(hops) <= MAX_REDIRECTS):
                 return hops
-            target = request.url.join(location)
+            target = joined(request.url, location)
 
     def _exchange(
         self, request: httpx.Request, auth: httpx.Auth | None, authorization: str
