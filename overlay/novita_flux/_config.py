@@ -61,7 +61,9 @@ def unreachable(url: httpx.URL) -> str | None:
     connection error) for a label that is empty or longer than 63 characters, which a URL may
     well hold; httpx raises idna's own error for punycode that does not decode (`xn--a`) once
     the host is read; and it takes a port past 65535, which the socket layer then refuses with
-    an OverflowError."""
+    an OverflowError. A scheme other than http(s) (a URI may be `mailto:x`) is never fetched."""
+    if url.scheme not in ("http", "https"):  # a URI may name any scheme; a download is HTTP
+        return f"its scheme {url.scheme!r} is not http or https"
     raw = url.raw_host.decode("ascii", "replace")
     try:
         url.host  # noqa: B018 - decodes punycode, or raises

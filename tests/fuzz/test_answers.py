@@ -278,3 +278,39 @@ def test_a_link_no_connection_can_be_made_to_costs_only_its_own_image(
     assert outcome == "reported: SaveIncompleteError"
     assert len(list(tmp_path.glob("a-fox_*_1.png"))) == 1  # the image beside it is saved
     assert not list(tmp_path.glob("*_0.png"))
+
+
+# Found once links were read as RFC 3986 URIs (`format: uri` admits any scheme): `mailto:x` went
+# as far as the transport, and the sync client's cookie handling raised a bare ValueError.
+OTHER_SCHEMES = ["mailto:x", "ftp://h/0.png", "file:///etc/passwd", "data:image/png;base64,AA=="]
+
+
+@pytest.mark.parametrize("client", ["sync", "async"])
+@pytest.mark.parametrize("link", OTHER_SCHEMES)
+def test_a_link_of_another_scheme_than_http_is_never_fetched_and_costs_only_its_image(
+    client: str, link: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Behind a client whose own transport takes every URL (as a test's MockTransport does):
+    # only the client's check keeps such a link from being fetched.
+    mounts = Hosts.mounts
+
+    def every_url(hosts: Hosts) -> dict[str, httpx.MockTransport]:
+        caught = httpx.MockTransport(lambda request: httpx.Response(404))
+        return {**mounts(hosts), "all://": caught}
+
+    monkeypatch.setattr(Hosts, "mounts", every_url)
+    body = {
+        "images": [
+            {"image_url": link, "image_url_ttl": 3600, "image_type": "png"},
+            {"image_url": f"{STORAGE}/1.png", "image_url_ttl": 3600, "image_type": "png"},
+        ],
+        "task": {"task_id": "task-odd-scheme"},
+    }
+    answer = Answer(200, json.dumps(body).encode(), {}, "reported")
+    if client == "sync":
+        outcome = run_sync(answer, tmp_path)
+    else:
+        outcome = asyncio.run(run_async(answer, tmp_path))
+    assert outcome == "reported: SaveIncompleteError"
+    assert len(list(tmp_path.glob("a-fox_*_1.png"))) == 1
+    assert not list(tmp_path.glob("*_0.png"))
