@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "novita-flux needs Python >= 3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_QUIET) --upgrade pip
-	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[dev,testing,mcp]'
+	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[dev,testing,mcp,docs]'
 	@touch $(STAMP)
 
 # The documentation's example request, generated offline against the bundled reference server.
@@ -59,7 +59,7 @@ bench: $(STAMP)
 # (README says how long it takes). Starts from nothing, so no earlier verdict is reused.
 MUTATION_STAMP := $(VENV)/.mutation-stamp
 $(MUTATION_STAMP): $(STAMP)
-	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[dev,testing,mcp,mutation]'
+	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[dev,testing,mcp,docs,mutation]'
 	@touch $(MUTATION_STAMP)
 
 mutation: $(MUTATION_STAMP)

@@ -12,7 +12,7 @@ from novita_flux.testing import ReferenceServer
 from tests.fuzz.summary import pytest_terminal_summary  # noqa: F401  (the fuzz inputs' summary)
 from tests.support import Sleeps
 
-pytest_plugins = ["pytester"]  # to test our own pytest plugin
+pytest_plugins = ["pytester", "tests.docs.summary"]  # our own plugin tested; the docs count
 
 settings.register_profile(
     "ci",

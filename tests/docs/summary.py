@@ -1,0 +1,31 @@
+"""The closing line of a run: how many code blocks of README and docs/ were run, by kind,
+summed over xdist's workers (each document's counts travel on its test's report)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+PROPERTY = "docs_blocks"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    documents = 0
+    totals: Counter[str] = Counter()
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "teardown":
+                continue
+            for name, value in getattr(report, "user_properties", ()):
+                if name == PROPERTY:
+                    documents += 1
+                    totals.update(value)
+    if not documents:
+        return
+    run = sum(n for kind, n in totals.items() if kind != "not run")
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(totals.items()) if kind != "not run")
+    terminalreporter.section("documentation examples")
+    terminalreporter.write_line(
+        f"{run} code blocks of README and docs run ({kinds}) in {documents} documents; "
+        f"{totals['not run']} shown but not run, each saying why"
+    )
