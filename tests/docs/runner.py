@@ -107,7 +107,15 @@ class Context:
                     target = self.repo / name
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(source, target)  # mtimes kept: make sees nothing to rebuild
-            (self.repo / ".venv").symlink_to(ROOT / ".venv")
+            # The checkout's commands, and a stamp of its own newer than the copied
+            # pyproject.toml: `make` in the copy never installs (which would point the shared
+            # environment's editable install at the copy).
+            venv = self.repo / ".venv"
+            venv.mkdir()
+            for entry in (ROOT / ".venv").iterdir():
+                if not entry.name.startswith("."):
+                    (venv / entry.name).symlink_to(entry)
+            (venv / ".installed-stamp").touch()
             (self.repo / "src").symlink_to("overlay")
         return self.repo
 
@@ -286,8 +294,8 @@ def session(source: str, first_line: int) -> list[Command]:
             commands.append(Command(line[2:], first_line + offset))
         elif not commands:
             raise AssertionError(f"line {first_line + offset}: output before any `$ ` command")
-        elif line.startswith("> ") or commands[-1].text.endswith("\\"):
-            commands[-1].text += "\n" + line.removeprefix("> ")
+        elif line.startswith("> ") or line == ">" or commands[-1].text.endswith("\\"):
+            commands[-1].text += "\n" + line.removeprefix(">").removeprefix(" ")
         else:
             commands[-1].shown.append(line)
     return commands
