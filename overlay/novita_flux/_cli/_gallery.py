@@ -19,7 +19,9 @@ def add_parser(commands: Any) -> None:
         "captioned with its prompt, seed, size, steps, cost and task id, and the lines of a "
         "batch that failed or may have been billed. `batch` writes it after every run.",
     )
-    gallery.add_argument("directory", type=directory, metavar="DIR")
+    gallery.add_argument(
+        "directory", type=directory, metavar="DIR", help="a directory of saved images and sidecars"
+    )
     add_output_options(gallery)
     gallery.set_defaults(run=cmd_gallery)
 

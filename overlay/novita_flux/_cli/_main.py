@@ -90,8 +90,17 @@ def _add_batch(commands: argparse._SubParsersAction[Parser]) -> None:
         epilog="Ctrl-C (or SIGTERM) sends nothing more and waits for what is on the wire; a "
         "second one leaves at once. " + EPILOG,
     )
-    batch.add_argument("file", type=Path, metavar="FILE.jsonl")
-    batch.add_argument("--out", type=directory, required=True, metavar="DIR")
+    batch.add_argument(
+        "file", type=Path, metavar="FILE.jsonl", help="the requests, one JSON object per line"
+    )
+    batch.add_argument(
+        "--out",
+        type=directory,
+        required=True,
+        metavar="DIR",
+        help="where the images, the ledger, the manifest and the gallery go (created if needed); "
+        "the same DIR again resumes",
+    )
     batch.add_argument(
         "--concurrency",
         type=checked(integer, check_concurrency, f"an integer in [1, {MAX_CONCURRENCY}]"),
