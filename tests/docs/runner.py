@@ -403,7 +403,10 @@ def free_port() -> str:
 def environment(api_key: str, base_url: str) -> dict[str, str]:
     """What a reader's shell would have: the venv's commands first, the key and base URL of the
     reference server, and nothing of the running pytest."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    # Not what `make test` or pytest set for their children: a nested make would say which
+    # directory it enters, which no reader's shell prints.
+    inherited = ("PYTEST_", "MAKE", "MFLAGS")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(inherited)}
     env.update(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         NOVITA_API_KEY=api_key,

@@ -22,10 +22,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                     totals.update(value)
     if not documents:
         return
+    # A doctest block counts each of its `>>>` statements; every other kind counts blocks.
+    names = {"doctest": "doctest statements", "pytest": "pytest files", "console": "sessions"}
     run = sum(n for kind, n in totals.items() if kind != "not run")
-    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(totals.items()) if kind != "not run")
+    kinds = ", ".join(
+        f"{names.get(kind, kind)} {n}" for kind, n in sorted(totals.items()) if kind != "not run"
+    )
     terminalreporter.section("documentation examples")
     terminalreporter.write_line(
-        f"{run} code blocks of README and docs run ({kinds}) in {documents} documents; "
-        f"{totals['not run']} shown but not run, each saying why"
+        f"{run} examples of README, CONTRIBUTING and docs/ run ({kinds}) in {documents} "
+        f"documents; {totals['not run']} blocks shown but not run, each saying why"
     )
