@@ -620,6 +620,14 @@ def test_pacer_with_its_own_window() -> None:
     assert pacer._next_free == pytest.approx(2 * 10.0 / 4 * 1.01)
 
 
+def test_pacer_with_a_limit_past_what_a_float_holds_spaces_nothing() -> None:
+    """Found by the library fuzz: images_per_minute=10**400 raised OverflowError in a worker."""
+    pacer = ImagePacer(10**400)
+    pacer.record(3, 1.0)
+    assert pacer._next_free == 1.0
+    assert pacer.ready_at(1, 1.0) == 1.0
+
+
 def test_pacer_sliding_window_waits_for_the_oldest_release_to_leave() -> None:
     pacer = ImagePacer(2)
     pacer.record(1, 0.0)  # next free at 30.3

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -112,6 +113,9 @@ class ImagePacer:
     def __init__(self, limit: int, window: float = WINDOW_SECONDS) -> None:
         self.limit = check_count("images_per_minute", limit, 1)
         self.window = window
+        # Seconds an image buys, computed exactly: a limit past what a float holds (a caller may
+        # pass any int) is a spacing of 0, not an OverflowError.
+        self._spacing = float(Fraction(window) / self.limit)
         self._released: deque[tuple[float, int]] = deque()
         self._next_free = float("-inf")
 
@@ -132,7 +136,7 @@ class ImagePacer:
 
     def record(self, images: int, now: float) -> None:
         self._released.append((now, images))
-        self._next_free = now + images * self.window / self.limit * PACING_SLACK
+        self._next_free = now + images * self._spacing * PACING_SLACK
 
 
 OnResult = Callable[[BatchResult], Any]
