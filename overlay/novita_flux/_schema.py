@@ -48,8 +48,16 @@ class SchemaViolation(Exception):
         super().__init__(location, value, problem, expected)
         self.location = location
         self.value = value
-        self.problem = problem
-        self.expected = expected
+        self._problem = problem
+        self._expected = expected
+
+    @property
+    def problem(self) -> str:
+        return self._problem
+
+    @property
+    def expected(self) -> str:
+        return self._expected
 
     @property
     def field(self) -> str:
@@ -63,6 +71,32 @@ class SchemaViolation(Exception):
 
     def __str__(self) -> str:
         return f"{self.field}: {self.problem}"
+
+
+class _Mismatch(SchemaViolation):
+    """A value its schema refuses, whose message is written only when someone reads it.
+
+    A `oneOf` branch that does not match raises one of these on every valid answer, and the
+    union throws it away: writing "`3600` is not a string of ..." there was most of the
+    client's own work per call (issue 22)."""
+
+    def __init__(self, schema: Schema, value: Any, location: Location) -> None:
+        Exception.__init__(self, location, value)
+        self.location = location
+        self.value = value
+        self._schema = schema
+
+    @property
+    def expected(self) -> str:
+        return describe(self._schema)
+
+    @property
+    def problem(self) -> str:
+        return f"{show(self.value)} is not {self.expected}"
+
+    def __reduce__(self) -> tuple[type[SchemaViolation], tuple[Any, ...]]:
+        # Pickled (and so copied) as the plain violation it stands for.
+        return SchemaViolation, (self.location, self.value, self.problem, self.expected)
 
 
 def compile_schema(schema: Schema, spec: Mapping[str, Any] | None = None) -> Schema:
@@ -158,8 +192,7 @@ def conform(schema: Schema, value: Any, location: Location = ()) -> Any:
 
 
 def _fail(schema: Schema, value: Any, location: Location) -> NoReturn:
-    expected = describe(schema)
-    raise SchemaViolation(location, value, f"{show(value)} is not {expected}", expected)
+    raise _Mismatch(schema, value, location)
 
 
 def _checker(schema: Schema) -> Checker:

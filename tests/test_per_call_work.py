@@ -1,0 +1,104 @@
+"""What a call must not do again and again (issue 22): a guard on the client's per-call work that
+counts instead of timing, so that it holds on any machine.
+
+A valid answer builds no failure message (a `oneOf` branch that does not match is thrown away,
+so writing out what it expected is wasted), and no call reads the spec or compiles a schema:
+both are done once per process. Each is counted by wrapping the function that does it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from novita_flux import AsyncFluxSchnell, FluxSchnell, ValidationError, _schema, _spec
+from tests.support import KEY, success_body
+
+CALLS = 20
+# The functions that write a message, read the spec, or compile a schema.
+COUNTED = {
+    _schema: ("describe", "show", "compile_schema", "_checker"),
+    _spec: ("document", "resolve", "operations_in"),
+}
+
+
+class Counts(Counter[str]):
+    """Every call of a COUNTED function after start(), by name (the modules look each one up by
+    name when they call it, so a wrapper put in its place sees every call)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__()
+        self._monkeypatch = monkeypatch
+
+    def start(self) -> None:
+        for module, names in COUNTED.items():
+            for name in names:
+                self._monkeypatch.setattr(module, name, self._counting(name, getattr(module, name)))
+
+    def _counting(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            self[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+
+@pytest.fixture
+def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
+    return Counts(monkeypatch)
+
+
+def answering(ttl: int | str) -> httpx.MockTransport:
+    body = success_body(image_num=2)
+    for image in body["images"]:
+        image["image_url_ttl"] = ttl  # an int, or the string of digits the other branch takes
+    return httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+
+
+@pytest.mark.parametrize("ttl", [3600, "3600"])
+def test_a_valid_call_builds_no_message_reads_no_spec_and_compiles_nothing(
+    counts: Counts, ttl: int | str
+) -> None:
+    with httpx.Client(transport=answering(ttl)) as http:
+        flux = FluxSchnell(api_key=KEY, http_client=http)
+        flux.generate("warm up", image_num=2)  # the first call may compile what it needs
+        counts.start()
+        for number in range(CALLS):
+            flux.generate(f"a lighthouse, take {number}", image_num=2, width=512, seed=number)
+    assert counts == Counter()
+
+
+@pytest.mark.parametrize("ttl", [3600, "3600"])
+def test_a_valid_async_call_builds_no_message_reads_no_spec_and_compiles_nothing(
+    counts: Counts, ttl: int | str
+) -> None:
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=answering(ttl)) as http:
+            flux = AsyncFluxSchnell(api_key=KEY, http_client=http)
+            await flux.generate("warm up", image_num=2)
+            counts.start()
+            for number in range(CALLS):
+                await flux.generate(f"take {number}", image_num=2, seed=number)
+            results = await flux.generate_many(
+                [{"prompt": f"batch {n}", "image_num": 2} for n in range(CALLS)]
+            )
+            assert all(result.ok for result in results)
+
+    asyncio.run(run())
+    assert counts == Counter()
+
+
+def test_the_counting_sees_a_message_when_one_is_needed(counts: Counts) -> None:
+    """The instrument works: a refused request does write its message."""
+    with httpx.Client(transport=answering(3600)) as http:
+        flux = FluxSchnell(api_key=KEY, http_client=http)
+        counts.start()
+        with pytest.raises(ValidationError) as refused:
+            flux.generate("too narrow", width=63)
+    assert str(refused.value) == "width: 63 is not an integer in [64, 2048]"
+    assert counts["describe"] >= 1
