@@ -229,8 +229,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
 
     def _new_http(self) -> httpx.Client:
         # Our own sync pools hold every exchange to its deadline (see _deadline).
-        transport = httpx.HTTPTransport(verify=ssl_context(), limits=POOL_LIMITS)
-        _deadline.install(transport)
+        transport = _deadline.DeadlineTransport(ssl_context(), POOL_LIMITS)
         return httpx.Client(transport=transport, headers={"User-Agent": USER_AGENT})
 
     def __enter__(self) -> Self:

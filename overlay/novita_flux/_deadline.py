@@ -6,11 +6,12 @@ client wraps each exchange in `asyncio.timeout`. A sync client cannot be interru
 outside, so its own connection pools get a network backend whose every read, write and connect
 waits at most until the deadline of the exchange running on that thread.
 
-That backend sits behind httpx's transport, reached through one private attribute of
-httpcore's pool (`_network_backend`, unchanged since httpcore 0.17); `install` says whether it
-took, and the tests fail if it stops taking. An injected sync http_client is the caller's own and
-is left as it is: there, each read is bounded by the time left when the exchange began, and a
-download checks the deadline between chunks.
+That backend is given to httpcore's pool through its public `network_backend=` argument, and the
+pool is carried by a transport of our own (`DeadlineTransport`, what httpx's HTTPTransport does
+for a request, written against httpx's and httpcore's public API), so no private attribute of
+either is reached into. An injected sync http_client is the caller's own and is left as it is:
+there, each read is bounded by the time left when the exchange began, and a download checks the
+deadline between chunks.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import ssl
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
+from types import TracebackType
 from typing import Any
 
 import httpcore
@@ -29,15 +31,31 @@ import httpx
 _deadline: ContextVar[float | None] = ContextVar("novita_flux_deadline", default=None)
 
 
-@contextmanager
-def deadline_in(seconds: float | None) -> Iterator[float | None]:
+class _Exchange:
+    """The block of one exchange; its value is the monotonic time it must end by. A class, not
+    a generator-based context manager: it is entered on every call."""
+
+    __slots__ = ("_at", "_token")
+
+    def __init__(self, at: float | None) -> None:
+        self._at = at
+
+    def __enter__(self) -> float | None:
+        self._token: Token[float | None] = _deadline.set(self._at)
+        return self._at
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        _deadline.reset(self._token)
+
+
+def deadline_in(seconds: float | None) -> _Exchange:
     """Run the block as one exchange that must end within `seconds` (None: no limit)."""
-    at = None if seconds is None else time.monotonic() + seconds
-    token = _deadline.set(at)
-    try:
-        yield at
-    finally:
-        _deadline.reset(token)
+    return _Exchange(None if seconds is None else time.monotonic() + seconds)
 
 
 def clamp(
@@ -120,18 +138,83 @@ class _Backend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-def install(transport: httpx.HTTPTransport) -> bool:
-    """Make every connection of this transport honour the exchange deadline; False if httpcore
-    no longer lets us (the deadline then holds only between chunks)."""
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    if not isinstance(backend, httpcore.NetworkBackend):
-        return False
-    if not isinstance(backend, _Backend):
-        pool._network_backend = _Backend(backend)  # type: ignore[union-attr]
-    return True
+# httpcore's errors and the httpx errors that stand for them share their names.
+_HTTPX_ERRORS: dict[type[BaseException], type[httpx.TransportError] | None] = {}
 
 
-def installed(transport: httpx.BaseTransport) -> bool:
-    pool = getattr(transport, "_pool", None)
-    return isinstance(getattr(pool, "_network_backend", None), _Backend)
+def _httpx_error(kind: type[BaseException]) -> type[httpx.TransportError] | None:
+    """The httpx error that stands for an httpcore one, as httpx's own transport maps it (the
+    most specific: ReadTimeout, not TimeoutException); None for an error not httpcore's."""
+    if kind not in _HTTPX_ERRORS:
+        found = None
+        for base in kind.__mro__:
+            if base.__module__.split(".")[0] == "httpcore":
+                candidate = getattr(httpx, base.__name__, None)
+                if isinstance(candidate, type) and issubclass(candidate, httpx.TransportError):
+                    found = candidate
+                    break
+        _HTTPX_ERRORS[kind] = found
+    return _HTTPX_ERRORS[kind]
+
+
+@contextmanager
+def _as_httpx() -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:
+        mapped = _httpx_error(type(error))
+        if mapped is None:
+            raise
+        raise mapped(str(error)) from error
+
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _as_httpx():
+            yield from self._stream
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """httpx's HTTPTransport for our own pools (plain HTTP/1.1, no proxy, `limits`), over an
+    httpcore pool whose network backend holds every operation to the exchange's deadline."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_Backend(httpcore.SyncBackend()),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _as_httpx():
+            answer = self._pool.handle_request(core)
+        assert isinstance(answer.stream, Iterable)
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.headers,
+            stream=_Body(answer.stream),
+            extensions=answer.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
