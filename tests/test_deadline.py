@@ -17,7 +17,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from novita_flux import APITimeoutError, AsyncFluxSchnell, FluxSchnell, _deadline
+from novita_flux import APITimeoutError, AsyncFluxSchnell, FluxSchnell
+from novita_flux._transport import DeadlineTransport
 
 TIMEOUT = 0.5
 # Long enough that a client without a deadline would be seen to wait for it, short enough that
@@ -91,7 +92,7 @@ def test_the_deadline_transport_raises_httpx_errors_as_httpx_own_transport_does(
     with socket.create_server(("127.0.0.1", 0)) as closed:
         port = closed.getsockname()[1]
     request = httpx.Request("GET", f"http://127.0.0.1:{port}/")
-    ours = _deadline.DeadlineTransport(httpx.create_ssl_context(), httpx.Limits())
+    ours = DeadlineTransport(httpx.create_ssl_context(), httpx.Limits())
     with ours, pytest.raises(httpx.ConnectError) as raised:
         ours.handle_request(request)
     with httpx.HTTPTransport() as theirs, pytest.raises(httpx.ConnectError) as expected:

@@ -228,8 +228,11 @@ class FluxSchnell(_BaseClient[httpx.Client]):
             self._http.close()
 
     def _new_http(self) -> httpx.Client:
-        # Our own sync pools hold every exchange to its deadline (see _deadline).
-        transport = _deadline.DeadlineTransport(ssl_context(), POOL_LIMITS)
+        # Our own sync pools hold every exchange to its deadline (see _deadline); imported here,
+        # as httpx imports httpcore only with its first transport.
+        from novita_flux._transport import DeadlineTransport
+
+        transport = DeadlineTransport(ssl_context(), POOL_LIMITS)
         return httpx.Client(transport=transport, headers={"User-Agent": USER_AGENT})
 
     def __enter__(self) -> Self:
