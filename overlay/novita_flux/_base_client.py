@@ -269,6 +269,7 @@ class _BaseClient(Generic[HttpT]):
         # The generated Content-Type (application/json) is what httpx sets for json= itself. Our
         # own pools carry the User-Agent as a default; an injected client gets it per request.
         self._headers = {"User-Agent": USER_AGENT} if self._injected else None
+        self._limits: tuple[httpx.Timeout, dict[str, float | None], float | None] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -319,19 +320,33 @@ class _BaseClient(Generic[HttpT]):
 
     # --- building and parsing ---
 
-    def _api_request(self, body: dict[str, Any], timeout: Timeout) -> httpx.Request:
+    def _api_request(
+        self, body: dict[str, Any], timeouts: dict[str, float | None]
+    ) -> httpx.Request:
         return self._http.build_request(
             self._operation["method"],
             self._url,
             json=body,
             headers=self._headers,
-            timeout=self._timeout_for(timeout),
+            # What timeout= would put there, without a Timeout built and read on every call.
+            extensions={"timeout": dict(timeouts)},
         )
 
     def _timeout_for(self, timeout: Timeout) -> httpx.Timeout:
         if timeout is NOT_GIVEN:
             return self.timeout
         return check_timeout(timeout)
+
+    def _exchange_limits(self, timeout: Timeout) -> tuple[dict[str, float | None], float | None]:
+        """The request's timeout extension, and how long the whole exchange may take; worked out
+        once for the client's own timeout, which every call without one of its own uses."""
+        chosen = self._timeout_for(timeout)
+        known = self._limits
+        if known is None or known[0] is not chosen:
+            known = (chosen, chosen.as_dict(), _deadline.exchange_seconds(chosen))
+            if timeout is NOT_GIVEN:
+                self._limits = known
+        return known[1], known[2]
 
     def _retries_for(self, max_retries: int | None) -> int:
         return self.max_retries if max_retries is None else check_max_retries(max_retries)
@@ -370,8 +385,8 @@ class _BaseClient(Generic[HttpT]):
         max_retries: int,
         retry_server_errors: bool,
     ) -> Generator[_Step, httpx.Response | None, Generation]:
-        request = self._api_request(body, timeout)
-        seconds = _deadline.exchange_seconds(self._timeout_for(timeout))
+        timeouts, seconds = self._exchange_limits(timeout)
+        request = self._api_request(body, timeouts)
         what = (
             f"seed {body['seed']}, {body['width']}x{body['height']}, {body['steps']} steps, "
             f"{body['image_num']} image(s)"

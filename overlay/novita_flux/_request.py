@@ -50,9 +50,10 @@ def prepare_request(
             if value is not None or name not in NONE_MEANS_DEFAULT
         },
     }
-    merged.setdefault("seed", random_seed())
+    if "seed" not in merged:
+        merged["seed"] = random_seed()
     # Sent explicitly (from the spec's default), so the body says which type was asked for.
-    merged.setdefault("response_image_type", field_schema("response_image_type")["default"])
+    merged.setdefault("response_image_type", _default_image_type())
     body = validate_request(merged)
     cost = request_cost(body)
     check_budget(cost, None if max_cost is None else as_budget(max_cost))
@@ -81,8 +82,20 @@ def as_validation_error(violation: SchemaViolation) -> ValidationError:
 
 
 def random_seed() -> int:
+    return random.randint(*_seed_range())
+
+
+# Read once from the spec: every call without a seed or a type needs them.
+@cache
+def _seed_range() -> tuple[int, int]:
     seed = field_schema("seed")
-    return random.randint(seed["minimum"], seed["maximum"])
+    return seed["minimum"], seed["maximum"]
+
+
+@cache
+def _default_image_type() -> str:
+    default: str = field_schema("response_image_type")["default"]
+    return default
 
 
 def estimate_cost(width: int, height: int, steps: int, image_num: int = 1) -> Decimal:

@@ -221,12 +221,18 @@ def _union(schema: Schema, check_type: Checker) -> Checker:
     """oneOf: exactly one branch conforms; anyOf: at least one. The value becomes what its
     (first) conforming branch made of it."""
     exclusive = "oneOf" in schema
-    branches = [_checker(branch) for branch in schema["oneOf" if exclusive else "anyOf"]]
+    schemas = schema["oneOf" if exclusive else "anyOf"]
+    branches = [(_checker(branch), _TAKES.get(branch.get("type"))) for branch in schemas]
 
     def check(value: Any, location: Location) -> Any:
         value = check_type(value, location)
+        kind = type(value)
         conformed = []
-        for branch in branches:
+        for branch, takes in branches:
+            # A branch whose type cannot take this JSON value is not tried: it would only
+            # raise, and raising costs more than the rest of a valid answer's checks.
+            if takes is not None and kind in _JSON_TYPES and kind not in takes:
+                continue
             try:
                 conformed.append(branch(value, location))
             except SchemaViolation:
@@ -238,6 +244,19 @@ def _union(schema: Schema, check_type: Checker) -> Checker:
         return conformed[0]
 
     return check
+
+
+# The Python types of JSON values, and those each schema type can take (a whole float is an
+# integer; a bool is never a number). Any other type (a str subclass, say) tries every branch.
+_JSON_TYPES: Final = frozenset({dict, list, str, int, float, bool, type(None)})
+_TAKES: Final[dict[Any, frozenset[type]]] = {
+    "integer": frozenset({int, float}),
+    "number": frozenset({int, float}),
+    "string": frozenset({str}),
+    "boolean": frozenset({bool}),
+    "array": frozenset({list}),
+    "object": frozenset({dict}),
+}
 
 
 def _integer(schema: Schema) -> Checker:
@@ -297,6 +316,8 @@ _LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def _check_unicode(schema: Schema, value: str, location: Location) -> None:
+    if value.isascii():  # known without a scan; most strings are
+        return
     found = _LONE_SURROGATE.search(value)
     if found is not None:
         problem = (
