@@ -266,7 +266,10 @@ def bench_throughput(repeats: int, count: int, latency: float, levels: list[int]
         print(f"  one request alone: {seen * 1000:.1f} ms (nominal {latency * 1000:.0f} ms)")
         for level in levels:
             runs = 1 if level == 1 else repeats  # 20 s a run at concurrency 1
-            ours, raw, served, busy = [], [], [], []
+            ours: list[float] = []
+            raw: list[float] = []
+            served: list[float] = []
+            busy: list[float] = []
             client: dict[Any, list[float]] = {our_batch: [], raw_batch: []}
             for _ in range(runs):
                 for results, batch in ((ours, our_batch), (raw, raw_batch)):
