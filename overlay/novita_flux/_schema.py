@@ -48,16 +48,33 @@ class SchemaViolation(Exception):
         super().__init__(location, value, problem, expected)
         self.location = location
         self.value = value
-        self._problem = problem
-        self._expected = expected
+        self._schema: Schema = {}
+        self._problem: str | None = problem
+        self._expected: str | None = expected
 
-    @property
-    def problem(self) -> str:
-        return self._problem
+    @classmethod
+    def refused(cls, schema: Schema, value: Any, location: Location) -> SchemaViolation:
+        """A value `schema` refuses, its message written only when someone reads it: a `oneOf`
+        branch that does not match raises one on every valid answer, and the union throws it
+        away (writing it out was most of the client's own work per call, issue 22)."""
+        violation = cls.__new__(cls, location, value)
+        violation.location = location
+        violation.value = value
+        violation._schema = schema
+        violation._problem = violation._expected = None
+        return violation
 
     @property
     def expected(self) -> str:
+        if self._expected is None:
+            self._expected = describe(self._schema)
         return self._expected
+
+    @property
+    def problem(self) -> str:
+        if self._problem is None:
+            self._problem = f"{show(self.value)} is not {self.expected}"
+        return self._problem
 
     @property
     def field(self) -> str:
@@ -72,31 +89,9 @@ class SchemaViolation(Exception):
     def __str__(self) -> str:
         return f"{self.field}: {self.problem}"
 
-
-class _Mismatch(SchemaViolation):
-    """A value its schema refuses, whose message is written only when someone reads it.
-
-    A `oneOf` branch that does not match raises one of these on every valid answer, and the
-    union throws it away: writing "`3600` is not a string of ..." there was most of the
-    client's own work per call (issue 22)."""
-
-    def __init__(self, schema: Schema, value: Any, location: Location) -> None:
-        Exception.__init__(self, location, value)
-        self.location = location
-        self.value = value
-        self._schema = schema
-
-    @property
-    def expected(self) -> str:
-        return describe(self._schema)
-
-    @property
-    def problem(self) -> str:
-        return f"{show(self.value)} is not {self.expected}"
-
     def __reduce__(self) -> tuple[type[SchemaViolation], tuple[Any, ...]]:
-        # Pickled (and so copied) as the plain violation it stands for.
-        return SchemaViolation, (self.location, self.value, self.problem, self.expected)
+        # Pickled (and so copied) with its message written out.
+        return type(self), (self.location, self.value, self.problem, self.expected)
 
 
 def compile_schema(schema: Schema, spec: Mapping[str, Any] | None = None) -> Schema:
@@ -192,7 +187,7 @@ def conform(schema: Schema, value: Any, location: Location = ()) -> Any:
 
 
 def _fail(schema: Schema, value: Any, location: Location) -> NoReturn:
-    raise _Mismatch(schema, value, location)
+    raise SchemaViolation.refused(schema, value, location)
 
 
 def _checker(schema: Schema) -> Checker:

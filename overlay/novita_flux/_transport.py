@@ -2,16 +2,14 @@
 waits at most until the exchange's deadline (_deadline says why a sync client needs this).
 
 The network backend that does it is given to httpcore's pool through its public
-`network_backend=` argument, and the pool is carried by a transport of our own doing what
-httpx's HTTPTransport does for a request, written against httpx's and httpcore's public API:
-no private attribute of either is reached into.
+`network_backend=` argument (nothing inside httpcore is reached into), and the pool is carried by
+httpx's own HTTPTransport (DeadlineTransport).
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
 import httpcore
@@ -89,55 +87,19 @@ class _Backend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-# httpcore's errors and the httpx errors that stand for them share their names.
-_HTTPX_ERRORS: dict[type[BaseException], type[httpx.TransportError] | None] = {}
+class DeadlineTransport(httpx.HTTPTransport):
+    """httpx's own transport for our pools (plain HTTP/1.1, `limits`), whose connections come
+    from an httpcore pool built with our network backend.
 
-
-def _httpx_error(kind: type[BaseException]) -> type[httpx.TransportError] | None:
-    """The httpx error that stands for an httpcore one, as httpx's own transport maps it (the
-    most specific: ReadTimeout, not TimeoutException); None for an error not httpcore's."""
-    if kind not in _HTTPX_ERRORS:
-        found = None
-        for base in kind.__mro__:
-            if base.__module__.split(".")[0] == "httpcore":
-                candidate = getattr(httpx, base.__name__, None)
-                if isinstance(candidate, type) and issubclass(candidate, httpx.TransportError):
-                    found = candidate
-                    break
-        _HTTPX_ERRORS[kind] = found
-    return _HTTPX_ERRORS[kind]
-
-
-@contextmanager
-def _as_httpx() -> Iterator[None]:
-    try:
-        yield
-    except Exception as error:
-        mapped = _httpx_error(type(error))
-        if mapped is None:
-            raise
-        raise mapped(str(error)) from error
-
-
-class _Body(httpx.SyncByteStream):
-    def __init__(self, stream: Iterable[bytes]) -> None:
-        self._stream = stream
-
-    def __iter__(self) -> Iterator[bytes]:
-        with _as_httpx():
-            yield from self._stream
-
-    def close(self) -> None:
-        close = getattr(self._stream, "close", None)
-        if close is not None:
-            close()
-
-
-class DeadlineTransport(httpx.BaseTransport):
-    """httpx's HTTPTransport for our own pools (plain HTTP/1.1, no proxy, `limits`), over an
-    httpcore pool whose network backend holds every operation to the exchange's deadline."""
+    It stays an HTTPTransport, requests and errors handled by httpx's own code, so that what
+    patches HTTPTransport (vcrpy's record and replay) sees our requests as it sees anyone's. The
+    pool is built through httpcore's public `network_backend=` argument; the one name it relies
+    on is `_pool`, where HTTPTransport keeps the pool it sends through. tests/test_deadline.py
+    fails if a trickling server can hold an exchange past its deadline again.
+    """
 
     def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
+        super().__init__(verify=ssl_context, limits=limits)
         self._pool = httpcore.ConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
@@ -145,27 +107,3 @@ class DeadlineTransport(httpx.BaseTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=_Backend(httpcore.SyncBackend()),
         )
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        core = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        with _as_httpx():
-            answer = self._pool.handle_request(core)
-        assert isinstance(answer.stream, Iterable)
-        return httpx.Response(
-            status_code=answer.status,
-            headers=answer.headers,
-            stream=_Body(answer.stream),
-            extensions=answer.extensions,
-        )
-
-    def close(self) -> None:
-        self._pool.close()
