@@ -240,7 +240,7 @@ def test_a_wide_batch_spreads_over_pools_it_opens_and_closes(
 def test_an_injected_client_carries_the_whole_batch() -> None:
     http = httpx.Client()
     flux = FluxSchnell(api_key=KEY, http_client=http)
-    assert flux._lanes(64) == [flux]
+    assert flux.lanes(64) == [flux]
 
 
 # --- a failing on_result stops everything, deterministically ------------------------------------

@@ -1367,7 +1367,7 @@ def test_an_injected_client_is_the_one_that_sends() -> None:
 
 def test_a_wide_batch_gets_more_lanes_of_the_same_client_type() -> None:
     with FluxSchnell(api_key=KEY) as flux:
-        lanes = flux._lanes(16)
+        lanes = flux.lanes(16)
         assert len(lanes) == 2
         assert lanes[0] is flux
         assert type(lanes[1]._http) is httpx.Client
@@ -1380,7 +1380,7 @@ def test_an_async_client_opens_its_own_async_pool_with_the_user_agent() -> None:
     try:
         assert type(flux._http) is httpx.AsyncClient
         assert flux._http.headers["User-Agent"] == USER_AGENT
-        (_, lane) = flux._lanes(9)
+        (_, lane) = flux.lanes(9)
         assert type(lane._http) is httpx.AsyncClient
         assert lane._http is not flux._http
         asyncio.run(lane.close())

@@ -408,8 +408,8 @@ def test_neither_the_package_nor_the_cli_loads_the_verify_machinery() -> None:
 def with_charges(server: ReferenceServer, change: Callable[[Decimal], Decimal]) -> None:
     """A stand-in for an API that takes `change(price)` for each task instead of its price."""
     account = server.account
-    take = type(account)._charge
-    account._charge = lambda price: take(account, change(price))  # type: ignore[method-assign]
+    take = type(account).charge
+    account.charge = lambda price: take(account, change(price))  # type: ignore[method-assign]
 
 
 @pytest.fixture

@@ -91,12 +91,9 @@ from novita_flux._spec import (
     canonical_image_type,
     default_base_url,
     operation,
-    request_example,
     response_schema,
 )
-from novita_flux_api.api.default import balance_detail as _balance_operation
-from novita_flux_api.api.default import flux_1_schnell as _operation
-from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse, Image
+from novita_flux_api.models import Flux1SchnellResponse, Image
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -260,14 +257,7 @@ class _BaseClient(Generic[HttpT]):
         # No auth on the httpx client itself: the key is added per request, for the API's
         # origin only, so image downloads can never carry it.
         self._http = http_client if http_client is not None else self._new_http()
-        # Method, path and body shape come from the generated operation, so a regenerated
-        # spec moves the client with it.
-        example = Flux1SchnellRequest.from_dict(request_example(GENERATE))
-        self._operation = _operation._get_kwargs(body=example)
-        self._url = self.base_url + self._operation["url"]
-        self._balance_operation = _balance_operation._get_kwargs()
-        # The generated Content-Type (application/json) is what httpx sets for json= itself. Our
-        # own pools carry the User-Agent as a default; an injected client gets it per request.
+        # Our own pools carry the User-Agent as a default; an injected client gets it per request.
         self._headers = {"User-Agent": USER_AGENT} if self._injected else None
         self._limits: tuple[httpx.Timeout, dict[str, float | None], float | None] | None = None
 
@@ -283,8 +273,10 @@ class _BaseClient(Generic[HttpT]):
             limits=POOL_LIMITS, verify=ssl_context(), headers={"User-Agent": USER_AGENT}
         )
 
-    def _lanes(self, concurrency: int) -> list[Self]:
-        """Clients to spread a batch over, each with its own connection pool.
+    def lanes(self, concurrency: int) -> list[Self]:
+        """Clients to spread a batch of `concurrency` requests at once over: this one first, then
+        as many more as needed, each with its own connection pool (closing this client does not
+        close them: close each lane this returns but the first).
 
         httpcore 1.0's pool does work in proportion to connections x queued requests on every
         request (encode/httpcore#1035), so one pool of 64 connections spends more time on
@@ -320,14 +312,35 @@ class _BaseClient(Generic[HttpT]):
 
     # --- building and parsing ---
 
-    def _api_request(
-        self, body: dict[str, Any], timeouts: dict[str, float | None]
+    def build_request(
+        self,
+        operation_id: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        timeout: Timeout = NOT_GIVEN,
     ) -> httpx.Request:
+        """The request for the spec's operation `operation_id` (its method and path, this
+        client's base URL, headers and timeout), with `body` as its JSON exactly as given.
+
+        Nothing is checked, priced or sent: this is the first step of every call, exposed for
+        sending what the client never would (`verify`'s probes go out this way, through
+        `send`). An operation that takes no body still says Content-Type, as Novita's pages
+        list it as required. KeyError names an operation the spec does not have; ValueError a
+        body for an operation that takes none.
+        """
+        called = operation(operation_id)
+        headers = dict(self._headers or {})
+        takes_body = "requestBody" in called.body
+        if not takes_body:
+            if body is not None:
+                raise ValueError(f"{operation_id} takes no body")
+            headers["Content-Type"] = "application/json"
+        timeouts, _ = self._exchange_limits(timeout)
         return self._http.build_request(
-            self._operation["method"],
-            self._url,
+            called.method,
+            self.base_url + called.path,
             json=body,
-            headers=self._headers,
+            headers=headers or None,
             # What timeout= would put there, without a Timeout built and read on every call.
             extensions={"timeout": dict(timeouts)},
         )
@@ -385,8 +398,8 @@ class _BaseClient(Generic[HttpT]):
         max_retries: int,
         retry_server_errors: bool,
     ) -> Generator[_Step, httpx.Response | None, Generation]:
-        timeouts, seconds = self._exchange_limits(timeout)
-        request = self._api_request(body, timeouts)
+        request = self.build_request(GENERATE, body, timeout=timeout)
+        _, seconds = self._exchange_limits(timeout)
         what = (
             f"seed {body['seed']}, {body['width']}x{body['height']}, {body['steps']} steps, "
             f"{body['image_num']} image(s)"
@@ -437,14 +450,7 @@ class _BaseClient(Generic[HttpT]):
         failure that may pass (a connection error, a timeout, 408, 429, 5xx) is tried again.
         Were the spec ever to say otherwise, it would be retried as carefully as a generation."""
         free = operation(BALANCE).free
-        # Novita's page lists Content-Type as required, although the request has no body.
-        headers = {**(self._headers or {}), "Content-Type": "application/json"}
-        request = self._http.build_request(
-            self._balance_operation["method"].upper(),
-            self.base_url + self._balance_operation["url"],
-            headers=headers,
-            timeout=self._timeout_for(timeout),
-        )
+        request = self.build_request(BALANCE, timeout=timeout)
         seconds = _deadline.exchange_seconds(self._timeout_for(timeout))
         retries = self._retries_for(max_retries)
         attempt = 0
@@ -473,11 +479,16 @@ class _BaseClient(Generic[HttpT]):
             yield from _pause_or_raise(attempt, retries, retry_after, error)
             attempt += 1
 
-    def _image_request(
-        self, url: str | httpx.URL, timeout: Timeout, image: GeneratedImage | None = None
+    def build_image_request(
+        self,
+        url: str | httpx.URL,
+        timeout: Timeout = NOT_GIVEN,
+        image: GeneratedImage | None = None,
     ) -> httpx.Request:
-        """The bare GET of an image link; ImageDownloadError for a link that cannot be fetched
-        at all (a host no lookup can take, a port out of range): that image only is lost."""
+        """The bare GET of an image link, as every download (and every hop of its redirects)
+        sends it: no key, and of an injected client's default headers only those any download
+        needs. ImageDownloadError for a link that cannot be fetched at all (a host no lookup
+        can take, a port out of range): that image only is lost."""
         seconds = self._timeout_for(timeout)
         try:
             request = self._http.build_request("GET", url, timeout=seconds)
@@ -510,7 +521,7 @@ class _BaseClient(Generic[HttpT]):
         while True:
             sink.seek(0)
             sink.truncate()
-            request = self._image_request(url, timeout, image)
+            request = self.build_image_request(url, timeout, image)
             receiver = ImageReceiver(image, sink, max_bytes)
             try:
                 response = yield _Fetch(request, receiver, seconds)
@@ -598,7 +609,7 @@ class _BaseClient(Generic[HttpT]):
             images_per_minute=images_per_minute,
             max_total_cost=max_total_cost,
         )
-        return plan, pacer, self._lanes(concurrency)
+        return plan, pacer, self.lanes(concurrency)
 
 
 def _pause_or_raise(
@@ -637,7 +648,7 @@ def _unfetchable(
 
 
 def joined(url: httpx.URL, location: str) -> str | httpx.URL:
-    """Where a redirect leads; a Location that is no URL is left as text, for _image_request
+    """Where a redirect leads; a Location that is no URL is left as text, for build_image_request
     to refuse with the rest."""
     try:
         return url.join(location)

@@ -222,6 +222,19 @@ class FluxSchnell(_BaseClient[httpx.Client]):
             _interrupts.while_saving(stop, generation, saved, _unsaved(generation, saved))
             raise
 
+    def send(
+        self, request: httpx.Request, *, authenticate: bool = True, stream: bool = False
+    ) -> httpx.Response:
+        """Send a request made by `build_request` or `build_image_request` exactly as it is,
+        through this client's connections, and return the answer, whatever its status: no
+        check, no retry, no redirect followed. The API key is added when `authenticate` and the
+        request goes to the API's own origin, never elsewhere. With `stream=True` the body is
+        not read: read it and close the response yourself. A connection failure raises httpx's
+        own exception. The request's own timeouts apply (connect, read, write, pool), not the
+        limit on the whole exchange that `generate` keeps."""
+        auth = self._auth if authenticate else None
+        return self._http.send(request, auth=auth, stream=stream, follow_redirects=False)
+
     def close(self) -> None:
         """Close the connections this client opened (an injected http_client stays open)."""
         if self._owns_http:
@@ -458,6 +471,19 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         except asyncio.CancelledError as stop:  # a download is free: it stops at once
             _interrupts.while_saving(stop, generation, saved, _unsaved(generation, saved))
             raise
+
+    async def send(
+        self, request: httpx.Request, *, authenticate: bool = True, stream: bool = False
+    ) -> httpx.Response:
+        """Send a request made by `build_request` or `build_image_request` exactly as it is,
+        through this client's connections, and return the answer, whatever its status: no
+        check, no retry, no redirect followed. The API key is added when `authenticate` and the
+        request goes to the API's own origin, never elsewhere. With `stream=True` the body is
+        not read: read it and close the response yourself. A connection failure raises httpx's
+        own exception. The request's own timeouts apply (connect, read, write, pool), not the
+        limit on the whole exchange that `generate` keeps."""
+        auth = self._auth if authenticate else None
+        return await self._http.send(request, auth=auth, stream=stream, follow_redirects=False)
 
     async def close(self) -> None:
         """Close the connections this client opened (an injected http_client stays open)."""

@@ -18,7 +18,7 @@ DEFAULT_MAX_RETRIES: Final = 2
 # A batch at high concurrency reuses its connections instead of reopening all but 20 (httpx's
 # default keep-alive pool) after every wave.
 MAX_CONNECTIONS: Final = 100
-# Connections per pool when a batch spreads over several (see _BaseClient._lanes).
+# Connections per pool when a batch spreads over several (see _BaseClient.lanes).
 LANE_CONNECTIONS: Final = 8
 DEFAULT_CONCURRENCY: Final = 4  # requests in flight in generate_many
 # Each request in flight is a thread (or a task) and a connection: far more than any key's rate

@@ -308,6 +308,11 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 }
 
 
+def error_class(reason: str) -> type[APIStatusError]:
+    """The exception the spec's known `reason` maps to (KeyError for a reason it does not know)."""
+    return _BY_KIND[known_reasons()[reason].kind]
+
+
 def status_error(
     response: httpx.Response, retry_after: float | None = None, *, billable: bool = True
 ) -> APIStatusError:

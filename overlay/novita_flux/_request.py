@@ -12,7 +12,6 @@ from novita_flux._constants import DEFAULT_HEIGHT, DEFAULT_IMAGE_NUM, DEFAULT_ST
 from novita_flux._errors import BudgetExceededError, ValidationError
 from novita_flux._schema import SchemaViolation, compile_schema, conform, show
 from novita_flux._spec import GENERATE, Schema, pricing, request_schema
-from novita_flux_api.models import Flux1SchnellRequest
 
 
 @cache
@@ -57,8 +56,7 @@ def prepare_request(
     body = validate_request(merged)
     cost = request_cost(body)
     check_budget(cost, None if max_cost is None else as_budget(max_cost))
-    # Through the generated model, so the body sent is exactly what it serialises.
-    return Flux1SchnellRequest.from_dict(body).to_dict(), cost
+    return body, cost
 
 
 def validate_request(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -216,7 +216,7 @@ class BatchRun:
         self.progress.total = send_images + download_images
         limit = self.images_per_minute()
         reach("batch.planned")
-        clients = flux._lanes(self.args.concurrency)
+        clients = flux.lanes(self.args.concurrency)
         try:
             run_threads(
                 self._items(to_send),

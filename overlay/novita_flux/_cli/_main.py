@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from novita_flux._batch import check_concurrency
 from novita_flux._cli import _balance, _gallery, _generate, _mcp, _serve, _verify
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_batch(commands: argparse._SubParsersAction[Parser]) -> None:
+def _add_batch(commands: Any) -> None:
     batch = commands.add_parser(
         "batch",
         help="generate from a JSONL file, resumable, never paying twice",

@@ -85,9 +85,9 @@ class Account:
             self.reads = 0
             self.denied = None
 
-    # --- Used by the app ----------------------------------------------------------------------
+    # --- The server's side: called by the app as requests arrive; a test reads the counters --
 
-    def _charge(self, price: Decimal) -> bool:
+    def charge(self, price: Decimal) -> bool:
         """Take `price` if the balance covers it; False (and nothing taken) if it does not."""
         with self._lock:
             if self._balance is not None:
@@ -97,18 +97,18 @@ class Account:
             self.spent += price
             return True
 
-    def _count_read(self) -> None:
+    def count_read(self) -> None:
         with self._lock:
             self.reads += 1
 
-    def _refund(self, price: Decimal) -> None:
+    def refund(self, price: Decimal) -> None:
         """Give back a charge for a task that did not run after all (it met the rate limit)."""
         with self._lock:
             if self._balance is not None:
                 self._balance += price
             self.spent -= price
 
-    def _report(self) -> dict[str, str]:
+    def report(self) -> dict[str, str]:
         """The balance endpoint's 200 body, every amount in the unit the spec gives it, as the
         strings of digits Novita's page shows."""
         with self._lock:

@@ -58,7 +58,7 @@ def api_endpoint(settings: Settings) -> Endpoint:
     faults = settings.faults
 
     async def generate(request: Request) -> Response:
-        faults._count_api_request()
+        faults.count_api_request()
         answer = await _answer(request)
         if faults.latency:  # every answer takes this long; a task runs meanwhile
             await asyncio.sleep(faults.latency)
@@ -72,18 +72,18 @@ def api_endpoint(settings: Settings) -> Endpoint:
         if isinstance(body, Response):
             return body
         now = settings.clock()
-        fault = faults._next_fault()  # a queued fault comes before the per-minute limit
+        fault = faults.next_fault()  # a queued fault comes before the per-minute limit
         if fault is not None and fault.status != 200:
             return planned_error(fault)
         price = request_cost(body)  # taken now; given back if the task does not run after all
-        if not settings.account._charge(price):
+        if not settings.account.charge(price):
             return settings.error(
                 "BILLING_BALANCE_NOT_ENOUGH",
                 f"billing balance not enough: the task costs ${price}",
             )
-        wait = faults._admit(body["image_num"], now) if fault is None else None
+        wait = faults.admit(body["image_num"], now) if fault is None else None
         if wait is not None:
-            settings.account._refund(price)  # the task never runs
+            settings.account.refund(price)  # the task never runs
             retry_after = (
                 {"Retry-After": str(wait)} if settings.profile.retry_after_on_429 else None
             )
@@ -96,14 +96,16 @@ def api_endpoint(settings: Settings) -> Endpoint:
         count = fault.images if fault is not None else None
         payload = generated(settings, body, now, base_url, count)
         task_id = payload["task"]["task_id"]
-        faults._bill(task_id, body)  # the task runs now: billed, whatever becomes of the answer
+        faults.record_billed(
+            task_id, body
+        )  # the task runs now: billed, whatever becomes of the answer
         if fault is not None and fault.malformed is not None:
             response = malformed_response(fault.malformed, payload)
         elif fault is not None and fault.drip is not None:
             response = dripping(json_text(payload).encode(), fault.drip, "application/json")
         else:
             response = json_response(payload)
-        return Delivery(response, request, lambda: faults._deliver(task_id))
+        return Delivery(response, request, lambda: faults.record_delivered(task_id))
 
     return generate
 
@@ -137,11 +139,11 @@ async def read_body(request: Request, settings: Settings) -> dict[str, Any] | Re
     try:
         parsed = json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError) as error:
-        settings.faults._arrive(raw.decode("utf-8", "replace"))
+        settings.faults.record_arrival(raw.decode("utf-8", "replace"))
         return settings.error(
             "INVALID_REQUEST_BODY", f"body: not valid JSON ({error})", metadata={"field": "body"}
         )
-    settings.faults._arrive(parsed)
+    settings.faults.record_arrival(parsed)
     try:
         body: dict[str, Any] = conform(compiled_request_schema(), parsed)
     except SchemaViolation as violation:

@@ -15,12 +15,12 @@ def balance_endpoint(settings: Settings) -> Endpoint:
     account = settings.account
 
     async def balance(request: Request) -> Response:
-        account._count_read()
+        account.count_read()
         denied = authenticate(request.headers.get("authorization"), settings)
         if denied is not None:
             return denied
         if account.denied is not None:
             return settings.error(account.denied, account.denied.lower().replace("_", " "))
-        return json_response(account._report())
+        return json_response(account.report())
 
     return balance

@@ -215,7 +215,7 @@ class Faults:
             heard = set(self.delivered)
             return [task_id for task_id, _ in self.billed if task_id not in heard]
 
-    # --- Used by the app ----------------------------------------------------------------------
+    # --- The server's side: called by the app as requests arrive; a test reads the counters --
 
     def _plan(self, n: int, fault: Planned) -> None:
         if isinstance(n, bool) or n < 1:
@@ -229,37 +229,37 @@ class Faults:
         with self._lock:
             self._image_queue.extend([(kind, interval)] * n)
 
-    def _next_image_fault(self) -> tuple[ImageFault, float] | None:
+    def next_image_fault(self) -> tuple[ImageFault, float] | None:
         with self._lock:
             return self._image_queue.popleft() if self._image_queue else None
 
-    def _arrive(self, body: Any) -> None:
+    def record_arrival(self, body: Any) -> None:
         with self._lock:
             self.arrived.append(body)
 
-    def _bill(self, task_id: str, body: dict[str, Any]) -> None:
+    def record_billed(self, task_id: str, body: dict[str, Any]) -> None:
         with self._lock:
             self.billed.append((task_id, body))
 
-    def _deliver(self, task_id: str) -> None:
+    def record_delivered(self, task_id: str) -> None:
         with self._lock:
             self.delivered.append(task_id)
 
-    def _count_api_request(self) -> None:
+    def count_api_request(self) -> None:
         with self._lock:
             self.api_requests += 1
 
-    def _count_image_request(self, *, authorized: bool, served: bool) -> None:
+    def count_image_request(self, *, authorized: bool, served: bool) -> None:
         with self._lock:
             self.image_requests += 1
             self.image_requests_with_authorization += authorized
             self.image_downloads += served
 
-    def _next_fault(self) -> Planned | None:
+    def next_fault(self) -> Planned | None:
         with self._lock:
             return self._queue.popleft() if self._queue else None
 
-    def _admit(self, images: int, now: float) -> int | None:
+    def admit(self, images: int, now: float) -> int | None:
         """Record images generated at now; or, over the limit, the whole seconds to wait.
 
         Only counted while a limit is set, and with a running total: the server's cost per

@@ -24,16 +24,16 @@ def image_endpoint(settings: Settings) -> Endpoint:
         authorized = "authorization" in request.headers
         link = verified_link(settings.secret, request.url.path, request.query_params.multi_items())
         if link is None:
-            faults._count_image_request(authorized=authorized, served=False)
+            faults.count_image_request(authorized=authorized, served=False)
             return s3_error("SignatureDoesNotMatch", SIGNATURE_MISMATCH)
         if link.expires != NEVER and settings.clock() > link.expires:
-            faults._count_image_request(authorized=authorized, served=False)
+            faults.count_image_request(authorized=authorized, served=False)
             return s3_error("AccessDenied", "Request has expired")
         # Encoding a large image takes a while: off the event loop, so other requests go on.
         content = await run_in_threadpool(render, link)
-        faults._count_image_request(authorized=authorized, served=True)
+        faults.count_image_request(authorized=authorized, served=True)
         media_type = settings.profile.image_media_type(link.image_type)
-        fault = faults._next_image_fault()
+        fault = faults.next_image_fault()
         if fault is not None and fault[0] == "drip":
             return dripping(content, fault[1], media_type)
         if fault is not None:  # cut: the answer is whole, the image is not

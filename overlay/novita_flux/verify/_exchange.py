@@ -21,7 +21,6 @@ import httpx
 from novita_flux import _deadline, _retry
 from novita_flux._base_client import joined
 from novita_flux._client import FluxSchnell
-from novita_flux._config import NOT_GIVEN
 from novita_flux._constants import MAX_IMAGE_BYTES, MAX_REDIRECTS
 from novita_flux._errors import ImageDownloadError
 from novita_flux._spec import operation
@@ -126,25 +125,13 @@ class Transport:
 
     def post(self, send: Send) -> Exchange:
         """Send one planned request to its operation; raise Unanswered when no answer came."""
-        flux = self._flux
-        called = operation(send.operation)
-        if "requestBody" in called.body:
-            request = flux._http.build_request(
-                called.method, flux.base_url + called.path, json=send.body, timeout=flux.timeout
-            )
-        else:  # Novita's pages list Content-Type as required even where there is no body
-            request = flux._http.build_request(
-                called.method,
-                flux.base_url + called.path,
-                headers={"Content-Type": "application/json"},
-                timeout=flux.timeout,
-            )
+        takes_body = "requestBody" in operation(send.operation).body
+        request = self._flux.build_request(send.operation, send.body if takes_body else None)
         if send.auth == "empty":
             request.headers["Authorization"] = "Bearer"
         elif send.auth == "wrong":
             request.headers["Authorization"] = f"Bearer {WRONG_KEY}"
-        auth = flux._auth if send.auth == "key" else None
-        return self._exchange(request, auth, AUTHORIZATION[send.auth])
+        return self._exchange(request, send.auth == "key", AUTHORIZATION[send.auth])
 
     def fetch(self, url: str) -> list[Exchange]:
         """GET an image link with no key, following redirects the way the client does (a bare
@@ -153,19 +140,17 @@ class Transport:
         target: str | httpx.URL = url
         while True:
             try:
-                request = self._flux._image_request(target, NOT_GIVEN)
+                request = self._flux.build_image_request(target)
             except ImageDownloadError as error:  # a link no request can go to: none left
                 raise Unanswered(str(error), sent=False) from None
-            hop = self._exchange(request, None, IMAGE_AUTHORIZATION)
+            hop = self._exchange(request, False, IMAGE_AUTHORIZATION)
             hops.append(hop)
             location = hop.header("location")
             if not (300 <= hop.status < 400 and location and len(hops) <= MAX_REDIRECTS):
                 return hops
             target = joined(request.url, location)
 
-    def _exchange(
-        self, request: httpx.Request, auth: httpx.Auth | None, authorization: str
-    ) -> Exchange:
+    def _exchange(self, request: httpx.Request, authenticate: bool, authorization: str) -> Exchange:
         sent_headers = tuple(
             (name, value)
             for name, value in request.headers.multi_items()
@@ -175,9 +160,7 @@ class Transport:
         started = time.perf_counter()
         try:
             with _deadline.deadline_in(self._seconds):
-                response = self._flux._http.send(
-                    request, auth=auth, stream=True, follow_redirects=False
-                )
+                response = self._flux.send(request, authenticate=authenticate, stream=True)
                 try:
                     content = _read_capped(response)
                 finally:

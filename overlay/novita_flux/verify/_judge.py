@@ -18,7 +18,12 @@ import httpx
 
 from novita_flux._balance import parse_balance
 from novita_flux._base_client import parse_generation
-from novita_flux._errors import _BY_KIND, NovitaError, ResponseValidationError, status_error
+from novita_flux._errors import (
+    NovitaError,
+    ResponseValidationError,
+    error_class,
+    status_error,
+)
 from novita_flux._format import shortened
 from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES, dimensions, incomplete, sniff
 from novita_flux._request import field_schema
@@ -287,7 +292,7 @@ def _reason(status: int, reason: str, reasons: frozenset[str] | None) -> list[Fi
 
 def _client_maps(exchange: Exchange, reasons: frozenset[str]) -> list[Finding]:
     """Whether the client raises the exception the expected reasons call for."""
-    wanted = {_BY_KIND[known_reasons()[name].kind] for name in reasons}
+    wanted = {error_class(name) for name in reasons}
     raised = type(status_error(exchange.response()))
     if raised in wanted:
         return []
