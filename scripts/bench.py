@@ -297,21 +297,23 @@ def bench_throughput(repeats: int, count: int, latency: float, levels: list[int]
             # What the machine allows: the server is one process (one core at most), and so is
             # the client, whose CPU per request is mostly httpx's, httpcore's and asyncio's own
             # (raw httpx at its cheapest level in this run is the floor). The batch cannot end
-            # before either has done its work; the client is measured against the tighter bound.
+            # before either has done its work: the row says that bound, and holds the client to
+            # what it controls, its CPU per request against raw httpx's.
             cheapest[level] = statistics.median(client[raw_batch])
             server_cpu = statistics.median(served)
             floor = min(cheapest.values())
             ceiling = min(ideal, count / server_cpu if server_cpu else ideal, 1 / floor)
             mine = statistics.median(client[our_batch])
             row(
-                f"... @ {level}, against what the machine allows",
-                f"{a:.1f} req/s",
-                f"ceiling {ceiling:.1f}: server busy {server_cpu:.2f} s of {count / a:.2f} s; "
-                f"client CPU {mine * 1e3:.2f} ms/request (raw httpx {floor * 1e3:.2f} at its "
-                f"cheapest); all {os.cpu_count()} cores {statistics.median(busy):.0%} busy",
-                f"{a / ceiling:.3f}",
-                ">= 0.90",
-                a / ceiling >= 0.90,
+                f"... @ {level}: client CPU per request, what the client controls",
+                f"{mine * 1e3:.2f} ms ({mine * a:.0%} of a core)",
+                f"raw httpx {floor * 1e3:.2f} ms at its cheapest; the machine allows "
+                f"{ceiling:.1f} req/s ({ceiling / ideal:.2f} of ideal): server busy "
+                f"{server_cpu:.2f} s of {count / a:.2f} s, all {os.cpu_count()} cores "
+                f"{statistics.median(busy):.0%} busy",
+                f"{mine / floor:.3f}",
+                "<= 1.10",
+                mine / floor <= 1.10,
             )
 
 
@@ -613,9 +615,7 @@ def main() -> int:
         lambda: bench_pacing(min(repeats, 3), 20 if args.quick else 60, 600),
         lambda: bench_import(repeats),
         lambda: bench_download(8, 512 if args.quick else 2048),
-        lambda: (
-            bench_batch(100, 1000, 10_000) if args.quick else bench_batch(1000, 10_000, 100_000)
-        ),
+        lambda: bench_batch(100, 1000, 10_000) if args.quick else bench_batch(500, 5000, 50_000),
     ]
     for number, measure in enumerate(measures, start=1):
         if args.only in (None, number):
