@@ -383,12 +383,14 @@ def test_an_expired_row_is_one_whose_every_missing_image_has_expired(ledger: Led
     ledger.saved(K1, ["a_0.png", "a_1.png"])
     assert only(ledger, K1).expired is False  # nothing missing
     ledger.sending(K1)  # refused: saved is final
-    ledger._set(K1, state=PAID)
+    ledger.lost_files(K1, [])  # back to paid, and sent again: the steps the table allows
+    ledger.sending(K1, again=True)
     mixed = [images(1, past)[0], GeneratedImage("https://host/1.png", 60, "png", future, 1)]
     ledger.paid(K1, "t", mixed)
     assert only(ledger, K1).expired is False
     ledger.partly_saved(K1, ["a_1.png"], {"type": "E", "message": "m"})
     assert only(ledger, K1).expired is True  # the one left has expired
+    ledger.sending(K1, again=True)
     ledger.paid(K1, "t", images(1, None))
     assert only(ledger, K1).expired is False  # no expiry stated
 

@@ -27,20 +27,21 @@ import attrs
 from novita_flux._faultpoints import reach
 from novita_flux._format import encodable, shortened, usd, without_bidi_controls
 from novita_flux._images import EXTENSIONS, staged_file
+from novita_flux._states import INVALID, State
 
 GALLERY_NAME: Final = "index.html"
 # Characters of a caption shown on a card (a prompt may have 1024), and of a line's error.
 CAPTION_CHARACTERS: Final = 140
 ERROR_CHARACTERS: Final = 300
 _IMAGE_SUFFIXES: Final = tuple(EXTENSIONS.values())
-_PROBLEMS: Final = ("failed", "unknown", "paid", "invalid", "planned", "sending")
-_SAID: Final = {
-    "failed": "failed (sent again by the next run)",
-    "unknown": "may have been billed (not sent again unless asked)",
-    "paid": "paid for, images not all saved",
-    "invalid": "not a valid request",
-    "planned": "not sent yet",
-    "sending": "in flight when the run stopped",
+_PROBLEMS: Final = (State.FAILED, State.UNKNOWN, State.PAID, INVALID, State.PLANNED, State.SENDING)
+_SAID: Final[dict[str, str]] = {
+    State.FAILED: "failed (sent again by the next run)",
+    State.UNKNOWN: "may have been billed (not sent again unless asked)",
+    State.PAID: "paid for, images not all saved",
+    INVALID: "not a valid request",
+    State.PLANNED: "not sent yet",
+    State.SENDING: "in flight when the run stopped",
 }
 
 

@@ -17,7 +17,7 @@ import signal
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,6 @@ from novita_flux._ledger import (
     UNKNOWN,
     Ledger,
     Planned,
-    Row,
     describe_error,
     short_answer,
 )
@@ -70,7 +69,9 @@ from novita_flux._lock import DirectoryBusy, DirectoryLock
 from novita_flux._models import Generation, entry_of
 from novita_flux._progress import Progress
 from novita_flux._request import as_budget, check_budget, prepare_request
+from novita_flux._row import Row
 from novita_flux._spec import default_images_per_minute, known_reasons
+from novita_flux._states import TO_DOWNLOAD, State, Step, sources, to_send
 
 PLAN_CHUNK = 1000  # lines recorded per transaction while planning
 # Answers that every other line would get too: stop the batch after the first of them.
@@ -187,9 +188,9 @@ class BatchRun:
                 f"{interrupted_before} request(s) were in flight when the last run stopped: they "
                 "may have been billed and are not sent again (--resend-unknown sends them)"
             )
-        to_send = [PLANNED, FAILED] + ([UNKNOWN] if self.args.resend_unknown else [])
-        sends, send_images, cost = self.ledger.totals(to_send)
-        downloads, download_images, _ = self.ledger.totals([PAID])
+        sending = to_send(resend_unknown=self.args.resend_unknown)
+        sends, send_images, cost = self.ledger.totals(sending)
+        downloads, download_images, _ = self.ledger.totals(TO_DOWNLOAD)
         for row in self.ledger.paid_outside_input():
             downloads += 1
             download_images += len(row.missing_images())
@@ -219,7 +220,7 @@ class BatchRun:
         clients = flux._lanes(self.args.concurrency)
         try:
             run_threads(
-                self._items(to_send),
+                self._items(sending),
                 [self._work_for(client) for client in clients],
                 concurrency=self.args.concurrency,
                 pacer=None if limit is None else ImagePacer(limit),
@@ -232,10 +233,11 @@ class BatchRun:
                 client.close()
         return self._finish()
 
-    def _items(self, to_send: list[str]) -> Iterator[Row]:
-        yield from self.ledger.rows([PAID], report=self.console.info)  # paid first: links expire
+    def _items(self, sending: Sequence[State]) -> Iterator[Row]:
+        # Paid first: their links expire.
+        yield from self.ledger.rows(TO_DOWNLOAD, report=self.console.info)
         yield from self.ledger.paid_outside_input()
-        yield from self.ledger.rows(to_send, report=self.console.info)
+        yield from self.ledger.rows(sending, report=self.console.info)
 
     def _images_of(self, row: Row) -> int:
         return int(row.body["image_num"]) if self._sends(row) else 0
@@ -244,7 +246,7 @@ class BatchRun:
         """Whether this row is generated (again), rather than only downloaded."""
         if row.line is None:  # no longer asked for: only what was paid is fetched
             return False
-        return row.state != PAID or (self.args.regenerate_expired and row.expired)
+        return row.state not in TO_DOWNLOAD or (self.args.regenerate_expired and row.expired)
 
     def _finish(self) -> int:
         try:
@@ -331,7 +333,8 @@ class BatchRun:
                 if self.stop.is_set():
                     return
                 try:
-                    sendable = self.ledger.sending(row.key, again=row.state == PAID)
+                    again = row.state in sources(Step.SEND_AGAIN)
+                    sendable = self.ledger.sending(row.key, again=again)
                 except (OSError, sqlite3.Error) as error:  # not recorded, so never sent
                     self._cannot_record(row, error, None)
                     return
