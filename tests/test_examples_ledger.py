@@ -799,16 +799,16 @@ def test_the_stamp_of_a_set_aside_file_is_utc_whatever_the_local_time_zone(
 def test_the_manifest_is_staged_beside_itself_so_that_it_can_be_linked_into_place(
     tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from novita_flux import _ledger
+    from novita_flux import _images
 
     staged_in: list[Path | None] = []
-    real = _ledger.staged_file
+    real = _images.staged_file
 
     def spy(directory: Path) -> Any:
         staged_in.append(directory)
         return real(directory)
 
-    monkeypatch.setattr(_ledger, "staged_file", spy)
+    monkeypatch.setattr(_images, "staged_file", spy)
     out = tmp_path / "elsewhere"
     out.mkdir()
     ledger.export_manifest(out / MANIFEST_NAME)

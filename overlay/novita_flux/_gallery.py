@@ -26,7 +26,7 @@ import attrs
 
 from novita_flux._faultpoints import reach
 from novita_flux._format import encodable, shortened, usd, without_bidi_controls
-from novita_flux._images import EXTENSIONS, staged_file
+from novita_flux._images import EXTENSIONS, write_atomically
 from novita_flux._states import INVALID, State
 
 GALLERY_NAME: Final = "index.html"
@@ -85,15 +85,13 @@ def write_gallery(directory: Path) -> Path:
     # In the input's order for a batch, then by name for anything else.
     tiles = sorted(_tiles(directory), key=lambda tile: (rank.get(tile.file, len(rank)), tile.file))
     target = directory / GALLERY_NAME
-    with staged_file(directory) as handle:
-        for part in _page(directory, tiles, problems, statuses):
-            reach("write.file")
-            # A directory's name may hold a byte that is not UTF-8 (a lone surrogate here).
-            handle.write(part.encode("utf-8", "backslashreplace"))
-        handle.flush()
-        os.fsync(handle.fileno())
-        reach("gallery.written")
-        os.replace(handle.name, target)
+    # A directory's name may hold a byte that is not UTF-8 (a lone surrogate here).
+    parts = _page(directory, tiles, problems, statuses)
+    write_atomically(
+        target,
+        (part.encode("utf-8", "backslashreplace") for part in parts),
+        ready=lambda: reach("gallery.written"),
+    )
     return target
 
 

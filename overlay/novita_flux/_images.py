@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -224,14 +224,27 @@ def publish(handle: IO[bytes], target: Path) -> Path:
         return candidate
 
 
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one step: readers see the old file or the new one."""
+def write_atomically(
+    path: Path, chunks: Iterable[bytes], *, ready: Callable[[], object] | None = None
+) -> None:
+    """Replace `path` with the chunks' bytes in one step: readers see the old file or the new
+    one, and the new one is on disk before it takes the name (so that a crash never leaves an
+    empty file under it). `ready` is called between the two: the caller's fault point (a
+    literal `reach`, so that tests/faults can find it)."""
     with staged_file(path.parent) as handle:
-        reach("write.file")
-        handle.write(data)
+        for chunk in chunks:
+            reach("write.file")
+            handle.write(chunk)
         handle.flush()
         os.fsync(handle.fileno())
+        if ready is not None:
+            ready()
         os.replace(handle.name, path)
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` in one step: readers see the old file or the new one."""
+    write_atomically(path, [data])
 
 
 def write_json_atomically(path: Path, data: dict[str, Any]) -> None:

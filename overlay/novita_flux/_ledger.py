@@ -44,7 +44,7 @@ import attrs
 
 from novita_flux._errors import APIStatusError
 from novita_flux._faultpoints import reach
-from novita_flux._images import staged_file
+from novita_flux._images import write_atomically
 from novita_flux._journal import JOURNAL_NAME, Journal
 from novita_flux._models import GeneratedImage, entry_of
 from novita_flux._recovery import Report, restore_from
@@ -388,7 +388,8 @@ class Ledger:
             "WHERE rowid > ? AND sends > 0 AND key NOT IN "
             "(SELECT key FROM lines WHERE key IS NOT NULL) ORDER BY rowid LIMIT 1000",
         )
-        with staged_file(path.parent) as handle:
+
+        def chunks() -> Iterator[bytes]:
             for number, query in enumerate(queries):
                 after = 0
                 while True:
@@ -396,14 +397,11 @@ class Ledger:
                         found = self._db.execute(query, (after,)).fetchall()
                     if not found:
                         break
-                    reach("write.file")
                     lines = (_manifest_line(record, in_input=number == 0) for record in found)
-                    handle.write("".join(lines).encode())
+                    yield "".join(lines).encode()
                     after = found[-1][0]
-            handle.flush()
-            os.fsync(handle.fileno())
-            reach("manifest.written")
-            os.replace(handle.name, path)
+
+        write_atomically(path, chunks(), ready=lambda: reach("manifest.written"))
 
     # --- plumbing ---
 
