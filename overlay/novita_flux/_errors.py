@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from novita_flux._format import shortened, usd
-from novita_flux._models import GeneratedImage, Generation
+from novita_flux._models import GeneratedImage, Generation, link_of
 from novita_flux._spec import known_reasons
 
 _BODY_LIMIT = 2000  # characters of a raw body kept on an error
@@ -280,9 +280,7 @@ class SaveIncompleteError(ImageDownloadError):
         self.failures = list(failures)
         total = len(self.saved) + len(self.failures)
         missing = "; ".join(
-            f"image {image.index} ({error}) at {image.url}"
-            + (f" until {image.expires_at.isoformat()}" if image.expires_at else "")
-            for image, error in self.failures
+            f"image {image.index} ({error}) {link_of(image)}" for image, error in self.failures
         )
         super().__init__(
             f"saved {len(self.saved)} of {total} image(s) of task {generation.task_id}; "

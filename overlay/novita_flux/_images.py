@@ -12,7 +12,6 @@ import re
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,7 +32,7 @@ _EXPIRED = re.compile(rb"Request has expired|<Code>(ExpiredToken|ExpiredRequest)
 
 
 def check_not_expired(image: GeneratedImage) -> None:
-    if image.expires_at is not None and datetime.now(UTC) >= image.expires_at:
+    if image.expires_at is not None and image.expired:  # the first test only narrows the type
         raise ImageExpiredError(
             f"image {image.index} expired at {image.expires_at.isoformat()} "
             f"(its link was valid for {image.ttl} s); generate it again"
