@@ -56,7 +56,6 @@ from novita_flux._constants import (
     KEY_HELP_URL,
     LANE_CONNECTIONS,
     LOGGER_NAME,
-    MAX_REDIRECTS,
 )
 from novita_flux._errors import (
     APIConnectionError,
@@ -74,6 +73,7 @@ from novita_flux._images import (
     ImageReceiver,
     check_not_expired,
     file_name,
+    next_hop,
     publish,
     sidecar,
     staged_file,
@@ -512,11 +512,9 @@ class _BaseClient(Generic[HttpT]):
                 if response.is_success:
                     assert receiver.found is not None
                     return receiver.found
-                location = response.headers.get("Location")
-                if response.is_redirect and location and redirects < MAX_REDIRECTS:
-                    # Followed here rather than by httpx, whose redirects re-add the client's
-                    # cookies: every hop gets the same bare request.
-                    url = joined(request.url, location)
+                hop = next_hop(request.url, response.status_code, response.headers, redirects)
+                if hop is not None:
+                    url = hop
                     redirects += 1
                     continue
                 error = storage_error(image, response.status_code, receiver.error_head)
@@ -619,15 +617,6 @@ def _unfetchable(
 ) -> ImageDownloadError:
     which = f" of image {image.index}" if image is not None else ""
     return ImageDownloadError(f"the link{which} cannot be fetched: {why}: {show(str(url), 120)}")
-
-
-def joined(url: httpx.URL, location: str) -> str | httpx.URL:
-    """Where a redirect leads; a Location that is no URL is left as text, for _image_request
-    to refuse with the rest."""
-    try:
-        return url.join(location)
-    except (httpx.InvalidURL, ValueError):
-        return location
 
 
 def _image(image: Image, index: int, sent: datetime) -> GeneratedImage:

@@ -11,13 +11,13 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 
-from novita_flux._constants import LOGGER_NAME
+from novita_flux._constants import LOGGER_NAME, MAX_REDIRECTS
 from novita_flux._errors import ImageDownloadError, ImageExpiredError
 from novita_flux._faultpoints import reach
 from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES, incomplete, sniff
@@ -29,6 +29,24 @@ EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 _ERROR_BYTES = 4096  # of a storage host's error answer, kept for the message
 # What S3 and R2 say, with a 403, for a pre-signed link past its expiry.
 _EXPIRED = re.compile(rb"Request has expired|<Code>(ExpiredToken|ExpiredRequest)</Code>", re.I)
+
+
+def next_hop(
+    url: httpx.URL, status: int, headers: Mapping[str, str], followed: int
+) -> str | httpx.URL | None:
+    """Where an image link's answer redirects to, when it is a redirect to follow (a 3xx with a
+    Location, as httpx counts them, fewer than MAX_REDIRECTS hops in); None when it is not.
+
+    Redirects are followed by hand rather than by httpx, whose redirects re-add the client's
+    cookies: every hop gets the same bare request. A Location that is no URL is returned as
+    text, for the image request to refuse with the rest."""
+    location = headers.get("Location")
+    if not (httpx.codes.is_redirect(status) and location and followed < MAX_REDIRECTS):
+        return None
+    try:
+        return url.join(location)
+    except (httpx.InvalidURL, ValueError):
+        return location
 
 
 def check_not_expired(image: GeneratedImage) -> None:
