@@ -32,7 +32,7 @@ from novita_flux._ledger import (
     STATES,
     UNKNOWN,
     Ledger,
-    Planned,
+    PlannedLine,
     Row,
     _stamp,
     describe_error,
@@ -48,12 +48,12 @@ def body(prompt: str, seed: int = 11, image_num: int = 1) -> dict[str, Any]:
     return {"prompt": prompt, "seed": seed, "image_num": image_num, "width": 64, "height": 64}
 
 
-def planned(line: int, key: str, prompt: str, seed: int = 11, image_num: int = 1) -> Planned:
+def planned(line: int, key: str, prompt: str, seed: int = 11, image_num: int = 1) -> PlannedLine:
     cost = Decimal("0.00075") * image_num
-    return Planned(line, key, {"prompt": prompt}, body(prompt, seed, image_num), cost)
+    return PlannedLine(line, key, {"prompt": prompt}, body(prompt, seed, image_num), cost)
 
 
-def planned_and_closed(directory: Path, *lines: Planned) -> None:
+def planned_and_closed(directory: Path, *lines: PlannedLine) -> None:
     """A ledger left behind by an earlier run that planned `lines`."""
     earlier = Ledger.open(directory, [].append)
     earlier.plan(list(lines))
@@ -149,7 +149,7 @@ def test_plan_records_each_request_and_line_exactly(ledger: Ledger) -> None:
     ledger.plan(
         [
             planned(1, K1, "a", seed=5, image_num=2),
-            Planned(2, None, "not json object", error="line 2: not an object"),
+            PlannedLine(2, None, "not json object", error="line 2: not an object"),
             planned(3, K2, "b"),
         ]
     )
@@ -175,12 +175,12 @@ def test_plan_records_each_request_and_line_exactly(ledger: Ledger) -> None:
 
 
 def test_plan_keeps_unicode_unescaped_in_the_stored_json(ledger: Ledger) -> None:
-    ledger.plan([Planned(1, K1, {"prompt": "é"}, body("é"), Decimal(0))])
+    ledger.plan([PlannedLine(1, K1, {"prompt": "é"}, body("é"), Decimal(0))])
     assert raw(ledger, K1)["request"] == '{"prompt":"é"}'
 
 
 def test_a_line_with_a_key_but_no_body_records_only_the_line(ledger: Ledger) -> None:
-    ledger.plan([Planned(4, K1, {"prompt": "a"}, None, error="refused")])
+    ledger.plan([PlannedLine(4, K1, {"prompt": "a"}, None, error="refused")])
     assert ledger._db.execute("SELECT COUNT(*) FROM requests").fetchone() == (0,)
     assert lines(ledger) == [(4, K1, '{"prompt":"a"}', "refused")]
     assert ledger.counts() == Counter({"invalid": 1})
@@ -367,7 +367,7 @@ def test_totals_count_images_to_download_only_for_paid_requests(ledger: Ledger) 
 
 def test_counts_one_per_line_of_this_run_by_state(ledger: Ledger) -> None:
     all_states(ledger)
-    ledger.plan([Planned(7, None, "x", error="bad"), Planned(8, None, "y", error="bad")])
+    ledger.plan([PlannedLine(7, None, "x", error="bad"), PlannedLine(8, None, "y", error="bad")])
     assert ledger.counts() == Counter(
         {PLANNED: 1, SENDING: 1, PAID: 1, SAVED: 1, FAILED: 1, UNKNOWN: 1, "invalid": 2}
     )
@@ -650,10 +650,10 @@ def test_export_manifest_writes_one_exact_line_per_input_line(
     prompt = "line\u2028para\u2029next\x85é"
     ledger.plan(
         [
-            Planned(1, K1, {"prompt": prompt}, body(prompt, 4), Decimal("0.00075")),
-            Planned(2, None, {"width": 3}, error="line 2: width: 3 is too small"),
+            PlannedLine(1, K1, {"prompt": prompt}, body(prompt, 4), Decimal("0.00075")),
+            PlannedLine(2, None, {"width": 3}, error="line 2: width: 3 is too small"),
             planned(3, K2, "b", seed=6, image_num=2),
-            Planned(4, None, None),
+            PlannedLine(4, None, None),
         ]
     )
     ledger.sending(K2)
@@ -694,7 +694,7 @@ def test_export_manifest_writes_one_exact_line_per_input_line(
 def test_export_manifest_of_more_than_a_thousand_lines_keeps_every_line(
     tmp_path: Path, ledger: Ledger
 ) -> None:
-    ledger.plan([Planned(n, None, n, error="e") for n in range(1, 1203)])
+    ledger.plan([PlannedLine(n, None, n, error="e") for n in range(1, 1203)])
     path = tmp_path / MANIFEST_NAME
     ledger.export_manifest(path)
     numbers = [json.loads(line)["line"] for line in path.read_text().splitlines()]

@@ -45,9 +45,9 @@ import attrs
 from novita_flux._errors import APIStatusError
 from novita_flux._faultpoints import reach
 from novita_flux._images import write_atomically
-from novita_flux._journal import JOURNAL_NAME, Journal
+from novita_flux._journal import JOURNAL_NAME, Journal, Reporter
 from novita_flux._models import GeneratedImage, entry_of
-from novita_flux._recovery import Report, restore_from
+from novita_flux._recovery import restore_from
 from novita_flux._row import COLUMNS, JSON_COLUMNS, RECORD_COLUMNS, Row, qualified
 from novita_flux._states import INVALID, RANK, TO_DOWNLOAD, TO_PAY, IllegalStep, State, Step
 from novita_flux._states import sources as step_sources
@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS lines (    -- the input as the current run read it
 
 
 @attrs.frozen
-class Planned:
+class PlannedLine:
     """A line read from the input: a request to record, or why it is not one."""
 
     line: int
@@ -115,7 +115,7 @@ class Ledger:
         self._journal_ahead = False
 
     @classmethod
-    def open(cls, directory: Path, report: Report) -> Ledger:
+    def open(cls, directory: Path, report: Reporter) -> Ledger:
         """The directory's ledger, brought up to date with its journal. One that is damaged,
         empty or not a ledger is set aside and rebuilt from everything else that says what was
         paid: what it still holds, the journal, the last exported manifest and the images'
@@ -169,7 +169,7 @@ class Ledger:
         with self._transaction() as db:
             db.execute("DELETE FROM lines")
 
-    def plan(self, lines: Sequence[Planned]) -> None:
+    def plan(self, lines: Sequence[PlannedLine]) -> None:
         """Record a chunk of input lines in one transaction; a request already known keeps its
         row (state, seed and all): only its line number is updated."""
         now = _now()
@@ -248,7 +248,7 @@ class Ledger:
             return cursor.rowcount
 
     def rows(
-        self, states: Iterable[str], chunk: int = 500, report: Report | None = None
+        self, states: Iterable[str], chunk: int = 500, report: Reporter | None = None
     ) -> Iterator[Row]:
         """The current run's requests in these states, in input order, a chunk at a time (a
         100,000-line batch is never held in memory). A row whose fields no longer decode is
@@ -421,7 +421,7 @@ class Ledger:
             )
         return ours is not None
 
-    def _set_aside_garbled(self, report: Report) -> int:
+    def _set_aside_garbled(self, report: Reporter) -> int:
         """Move rows whose fields no longer decode (a damaged page that the database's own
         check cannot see) to `ledger.sqlite3.garbled-<time>.jsonl`, so that the other records
         can restore them; how many there were."""

@@ -19,10 +19,10 @@ from typing import Any
 
 from novita_flux._errors import NovitaError
 from novita_flux._identity import normalised, request_key
+from novita_flux._journal import Reporter
 from novita_flux._row import JSON_COLUMNS, RECORD_COLUMNS
 from novita_flux._states import State, Step, target
 
-Report = Callable[[str], None]
 Restore = Callable[[Iterable[dict[str, Any]]], int]  # insert rows not held yet; how many were new
 
 # What a manifest's status means to the ledger; the manifest-only format had done/generated.
@@ -39,7 +39,7 @@ def restore_from(
     restore: Restore,
     directory: Path,
     manifest: Path,
-    report: Report,
+    report: Reporter,
     damaged: Path | None,
 ) -> None:
     """Feed `restore` every request the other records hold, most trusted first."""
@@ -55,7 +55,7 @@ def restore_from(
             report(f"recovered {added} request(s) from {name}")
 
 
-def _database_rows(path: Path, report: Report) -> Iterator[dict[str, Any]]:
+def _database_rows(path: Path, report: Reporter) -> Iterator[dict[str, Any]]:
     """Every row a damaged database still yields, read a rowid range at a time so that one bad
     page costs only the rows on it."""
     try:
@@ -90,7 +90,7 @@ def _database_rows(path: Path, report: Report) -> Iterator[dict[str, Any]]:
     connection.close()
 
 
-def _manifest_rows(path: Path, report: Report) -> Iterator[dict[str, Any]]:
+def _manifest_rows(path: Path, report: Reporter) -> Iterator[dict[str, Any]]:
     occurrences: Counter[str] = Counter()
     with path.open("rb") as lines:
         for position, raw in enumerate(lines, start=1):
@@ -131,7 +131,7 @@ def _manifest_rows(path: Path, report: Report) -> Iterator[dict[str, Any]]:
                 report(f"{path.name} line {position}: cannot be read ({error}); skipped")
 
 
-def _sidecar_rows(directory: Path, report: Report) -> Iterator[dict[str, Any]]:
+def _sidecar_rows(directory: Path, report: Reporter) -> Iterator[dict[str, Any]]:
     """Saved images, by the batch key their sidecars carry."""
     found: dict[str, dict[str, Any]] = {}
     for sidecar in sorted(directory.glob("*.json")):

@@ -61,7 +61,7 @@ from novita_flux._ledger import (
     SHORT_ANSWER,
     UNKNOWN,
     Ledger,
-    Planned,
+    PlannedLine,
     describe_error,
     short_answer,
 )
@@ -106,7 +106,7 @@ class BatchRun:
         kept, and each is said (an error: --quiet does not hide what was refused)."""
         limit = self.images_per_minute()
         occurrences: Counter[str] = Counter()
-        chunk: list[Planned] = []
+        chunk: list[PlannedLine] = []
         self.ledger.begin_planning()
         for number, request, problem in read_requests(self.args.file):
             if self.stop.is_set():  # interrupted while planning: nothing is sent anyway
@@ -128,18 +128,18 @@ class BatchRun:
         problem: str | None,
         limit: int | None,
         occurrences: Counter[str],
-    ) -> Planned:
+    ) -> PlannedLine:
         if problem is not None:
-            return Planned(number, None, request, error=problem)
+            return PlannedLine(number, None, request, error=problem)
         try:
             body, cost = prepare_request(request)  # a seed is drawn here when the line has none
             check_pace(body, limit, "--images-per-minute ")
         except ValidationError as error:
-            return Planned(number, None, request, error=str(error))
+            return PlannedLine(number, None, request, error=str(error))
         content = without_drawn_seed(request, body)
         occurrences[request_key(content)] += 1
         key = request_key(content, occurrences[request_key(content)])
-        return Planned(number, key, request, body, cost)
+        return PlannedLine(number, key, request, body, cost)
 
     def _reopen_lost_files(self) -> int:
         """Saved requests whose files are gone or not whole go back to paid, so that their
