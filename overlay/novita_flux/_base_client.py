@@ -141,7 +141,9 @@ class _Sleep:
 
 
 _Step = _Send | _Fetch | _Sleep
-_Flow = Generator[_Step, httpx.Response | None, Any]
+ResultT = TypeVar("ResultT")
+# A flow: the steps of one call, each answered by a driver; it returns the call's result.
+_Flow = Generator[_Step, httpx.Response | None, ResultT]
 
 
 class _APIKeyAuth(httpx.Auth):
@@ -350,7 +352,7 @@ class _BaseClient(Generic[HttpT]):
         timeout: Timeout,
         max_retries: int | None,
         retry_server_errors: bool | None,
-    ) -> _Flow:
+    ) -> _Flow[Generation]:
         """generate()'s flow: the request checked and priced (nothing is sent if it is refused),
         then sent under this call's options."""
         body, cost = prepare_request(fields, max_cost)

@@ -13,14 +13,22 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Self, cast
+from typing import Any, Self
 
 import httpx
 
 from novita_flux import _deadline, _interrupts, _retry
 from novita_flux._arguments import check_callback
 from novita_flux._balance import Balance, preflight
-from novita_flux._base_client import Budget, _BaseClient, _Fetch, _Flow, _Send, _Sleep
+from novita_flux._base_client import (
+    Budget,
+    ResultT,
+    _BaseClient,
+    _Fetch,
+    _Flow,
+    _Send,
+    _Sleep,
+)
 from novita_flux._batch import (
     AsyncSend,
     BatchResult,
@@ -113,7 +121,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
             "response_image_type": response_image_type,
         }
         flow = self._generation(fields, max_cost, timeout, max_retries, retry_server_errors)
-        return cast(Generation, self._drive(flow))
+        return self._drive(flow)
 
     def generate_many(
         self,
@@ -150,7 +158,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         def sender(lane: FluxSchnell) -> Callable[[dict[str, Any], Decimal], Generation]:
             def send(body: dict[str, Any], cost: Decimal) -> Generation:
                 flow = lane._generate_flow(body, cost, timeout, retries, server_retries)
-                return cast(Generation, lane._drive(flow))
+                return lane._drive(flow)
 
             return send
 
@@ -172,7 +180,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         """The account's balance, in exact USD. Reading it is free, so every failure that may
         pass is tried again (up to `max_retries`, default the client's); errors are the same
         typed errors as a generation's."""
-        return cast(Balance, self._drive(self._balance_flow(timeout, max_retries)))
+        return self._drive(self._balance_flow(timeout, max_retries))
 
     def _preflight(self, cost: Decimal) -> None:
         try:
@@ -217,7 +225,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         saved, landed = _keeping(on_saved)
         flow = self._save_flow(generation, directory, metadata, landed, timeout, max_bytes)
         try:
-            return cast(list[Path], self._drive(flow))
+            return self._drive(flow)
         except KeyboardInterrupt as stop:
             _interrupts.while_saving(stop, generation, saved, _unsaved(generation, saved))
             raise
@@ -239,7 +247,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _drive(self, flow: _Flow) -> Any:
+    def _drive(self, flow: _Flow[ResultT]) -> ResultT:
         try:
             step = next(flow)
             while True:
@@ -263,7 +271,8 @@ class FluxSchnell(_BaseClient[httpx.Client]):
                             _read_answer(stop, step, response)
                         raise
         except StopIteration as done:
-            return done.value
+            result: ResultT = done.value  # what the flow returned: StopIteration does not say
+            return result
         finally:
             flow.close()  # a flow left half-way removes what it staged
 
@@ -348,7 +357,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
             "response_image_type": response_image_type,
         }
         flow = self._generation(fields, max_cost, timeout, max_retries, retry_server_errors)
-        return cast(Generation, await self._drive(flow))
+        return await self._drive(flow)
 
     async def generate_many(
         self,
@@ -390,7 +399,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
                 body: dict[str, Any], cost: Decimal, proceed: Callable[[], bool]
             ) -> Generation:
                 flow = lane._generate_flow(body, cost, timeout, retries, server_retries)
-                return cast(Generation, await lane._drive(flow, proceed))
+                return await lane._drive(flow, proceed)
 
             return send
 
@@ -412,7 +421,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         self, *, timeout: Timeout = NOT_GIVEN, max_retries: int | None = None
     ) -> Balance:
         """The account's balance, in exact USD (see FluxSchnell.balance)."""
-        return cast(Balance, await self._drive(self._balance_flow(timeout, max_retries)))
+        return await self._drive(self._balance_flow(timeout, max_retries))
 
     async def _preflight(self, cost: Decimal) -> None:
         try:
@@ -452,7 +461,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         saved, landed = _keeping(on_saved)
         flow = self._save_flow(generation, directory, metadata, landed, timeout, max_bytes)
         try:
-            return cast(list[Path], await self._drive(flow))
+            return await self._drive(flow)
         except asyncio.CancelledError as stop:  # a download is free: it stops at once
             _interrupts.while_saving(stop, generation, saved, _unsaved(generation, saved))
             raise
@@ -468,7 +477,9 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _drive(self, flow: _Flow, proceed: Callable[[], bool] | None = None) -> Any:
+    async def _drive(
+        self, flow: _Flow[ResultT], proceed: Callable[[], bool] | None = None
+    ) -> ResultT:
         """Carry out a flow's steps; `proceed`, when given, is asked just before each API request
         leaves, and a False withdraws it (Withdrawn): a batch that has stopped sends nothing."""
         try:
@@ -488,12 +499,13 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
                 else:
                     step = flow.send(response)
         except StopIteration as done:
-            return done.value
+            result: ResultT = done.value  # what the flow returned: StopIteration does not say
+            return result
         finally:
             flow.close()  # a flow left half-way removes what it staged
 
     async def _send_heard(
-        self, step: _Send, flow: _Flow, proceed: Callable[[], bool] | None
+        self, step: _Send, flow: _Flow[Any], proceed: Callable[[], bool] | None
     ) -> httpx.Response:
         """Send the API request in a task of its own, so that cancelling the caller does not
         cancel it: once the request may have reached the API, its task runs and is billed
@@ -561,7 +573,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         return response
 
 
-def _heard(stop: BaseException, exchange: Any, flow: _Flow) -> None:
+def _heard(stop: BaseException, exchange: Any, flow: _Flow[Any]) -> None:
     """Read the answer a cancelled call waited for, exactly as the call would have, and put
     what it says on the cancellation (nothing more is sent: a retry it asks for is dropped)."""
     try:
