@@ -136,18 +136,24 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         retry_server_errors: bool | None = None,
         check_balance: bool = False,
     ) -> list[BatchResult]:
-        """Run many requests (dicts of `generate`'s fields) on `concurrency` threads.
+        """Run many requests (dicts of `generate`'s fields), at most `concurrency` at a time:
+        on threads for FluxSchnell, as tasks for AsyncFluxSchnell.
 
         Every request is checked and priced first; `max_total_cost` refuses the whole batch
         before anything is sent, and so does `check_balance` (InsufficientBalanceError) when the
         account's available balance is below the batch's price (a balance that cannot be read
         is a warning on the `novita_flux` logger, and the batch goes on). With
         `images_per_minute`, requests are released so that no rolling minute carries more
-        images. Returns one BatchResult per request, in input order,
-        holding its Generation or its exception; `on_result` sees each one as it finishes, one
-        call at a time (it need not be thread-safe); if it raises, no further request is sent
-        and the exception is raised once those in flight are done. On Ctrl-C, requests already
-        sent are finished and reported before KeyboardInterrupt.
+        images. Returns one BatchResult per request, in input order, holding its Generation or
+        its exception; `on_result` sees each one as it finishes, one call at a time (it need
+        not be thread-safe; AsyncFluxSchnell also takes a coroutine function, whose awaits may
+        interleave with another call's); if it raises, no further request is sent and the
+        exception is raised once those in flight are done.
+        A batch stopped from outside (Ctrl-C; for AsyncFluxSchnell, a cancellation too:
+        task.cancel(), asyncio.timeout, wait_for, a failing TaskGroup sibling) sends nothing
+        more; requests already sent are finished (each within its timeout: the API bills them
+        anyway) and reported before the KeyboardInterrupt or CancelledError goes on, carrying
+        every result so far as `.results`.
         """
         plan, pacer, lanes = self._batch(
             requests, concurrency, images_per_minute, max_total_cost, on_result
@@ -198,8 +204,8 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         timeout: Timeout = NOT_GIVEN,
         max_bytes: int = MAX_IMAGE_BYTES,
     ) -> bytes:
-        """The image's bytes, checked to be a whole PNG, JPEG or WebP; the API key is never
-        sent."""
+        """The image's bytes, checked to be a whole PNG, JPEG or WebP (one other than the type
+        promised is kept, with a warning: it was paid for); the API key is never sent."""
         buffer = io.BytesIO()
         self._drive(self._download_flow(image, buffer, timeout, max_bytes))
         return buffer.getvalue()
@@ -372,21 +378,24 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         retry_server_errors: bool | None = None,
         check_balance: bool = False,
     ) -> list[BatchResult]:
-        """Run many requests (dicts of `generate`'s fields) with at most `concurrency` in flight.
+        """Run many requests (dicts of `generate`'s fields), at most `concurrency` at a time:
+        on threads for FluxSchnell, as tasks for AsyncFluxSchnell.
 
         Every request is checked and priced first; `max_total_cost` refuses the whole batch
         before anything is sent, and so does `check_balance` (InsufficientBalanceError) when the
         account's available balance is below the batch's price (a balance that cannot be read
         is a warning on the `novita_flux` logger, and the batch goes on). With
         `images_per_minute`, requests are released so that no rolling minute carries more
-        images. Returns one BatchResult per request, in input order,
-        holding its Generation or its exception; `on_result` (sync or async) sees each one as
-        it finishes; if it raises, no further request is sent and the exception is raised once
-        those in flight are done. If the call is cancelled (task.cancel(), asyncio.timeout,
-        wait_for, a failing TaskGroup sibling), nothing more is sent; requests already sent are
-        finished (each within its timeout: the API bills them anyway) and reported through
-        `on_result` before the cancellation goes on, and the CancelledError carries every
-        result so far as `.results`.
+        images. Returns one BatchResult per request, in input order, holding its Generation or
+        its exception; `on_result` sees each one as it finishes, one call at a time (it need
+        not be thread-safe; AsyncFluxSchnell also takes a coroutine function, whose awaits may
+        interleave with another call's); if it raises, no further request is sent and the
+        exception is raised once those in flight are done.
+        A batch stopped from outside (Ctrl-C; for AsyncFluxSchnell, a cancellation too:
+        task.cancel(), asyncio.timeout, wait_for, a failing TaskGroup sibling) sends nothing
+        more; requests already sent are finished (each within its timeout: the API bills them
+        anyway) and reported before the KeyboardInterrupt or CancelledError goes on, carrying
+        every result so far as `.results`.
         """
         plan, pacer, lanes = self._batch(
             requests, concurrency, images_per_minute, max_total_cost, on_result
@@ -420,7 +429,9 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
     async def balance(
         self, *, timeout: Timeout = NOT_GIVEN, max_retries: int | None = None
     ) -> Balance:
-        """The account's balance, in exact USD (see FluxSchnell.balance)."""
+        """The account's balance, in exact USD. Reading it is free, so every failure that may
+        pass is tried again (up to `max_retries`, default the client's); errors are the same
+        typed errors as a generation's."""
         return await self._drive(self._balance_flow(timeout, max_retries))
 
     async def _preflight(self, cost: Decimal) -> None:
@@ -439,7 +450,8 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         timeout: Timeout = NOT_GIVEN,
         max_bytes: int = MAX_IMAGE_BYTES,
     ) -> bytes:
-        """The image's bytes, checked to be the type promised; the API key is never sent."""
+        """The image's bytes, checked to be a whole PNG, JPEG or WebP (one other than the type
+        promised is kept, with a warning: it was paid for); the API key is never sent."""
         buffer = io.BytesIO()
         await self._drive(self._download_flow(image, buffer, timeout, max_bytes))
         return buffer.getvalue()
@@ -454,8 +466,14 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         timeout: Timeout = NOT_GIVEN,
         max_bytes: int = MAX_IMAGE_BYTES,
     ) -> list[Path]:
-        """Stream each image to a file in `directory`, atomically; return the paths (see
-        FluxSchnell.save for the names)."""
+        """Stream each image to a file in `directory`, atomically; return the paths.
+
+        Files are named after the request (`<prompt>_<w>x<h>_s<steps>_seed<seed>_<i>.<ext>`):
+        saving the same image again finds the existing file, and a different file already
+        there is never replaced (`-2` is appended). With `metadata`, a `<file>.json` sidecar
+        records how to reproduce the image (a mapping adds its fields to it). `on_saved` is
+        called with each path as it lands.
+        """
         import asyncio
 
         saved, landed = _keeping(on_saved)
