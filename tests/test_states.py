@@ -16,6 +16,7 @@ import pytest
 from novita_flux import GeneratedImage
 from novita_flux._ledger import Ledger
 from novita_flux._recovery import _STATES as MANIFEST_STATUSES
+from novita_flux._row import COLUMNS, RECORD_COLUMNS
 from novita_flux._states import (
     TRANSITIONS,
     IllegalStep,
@@ -133,3 +134,10 @@ def test_recovery_reads_a_manifest_in_flight_as_a_request_interrupted_on_the_wir
     expected: dict[str, Any] = {state.value: state for state in State}
     expected |= {"sending": State.UNKNOWN, "done": State.SAVED, "generated": State.PAID}
     assert expected == MANIFEST_STATUSES
+
+
+def test_the_requests_table_has_a_column_for_every_field_of_a_row(ledger: Ledger) -> None:
+    """The queries take their column lists from Row's fields (_row): the table must hold them
+    all, and only the bookkeeping a Row does not carry besides."""
+    columns = {name for _, name, *_ in ledger._db.execute("PRAGMA table_info(requests)")}
+    assert columns == set(COLUMNS) | set(RECORD_COLUMNS) | {"image_num", "updated"}
