@@ -10,6 +10,7 @@ nothing here touches the network or waits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -307,3 +308,31 @@ async def test_the_async_clients_own_http_client_sends_its_user_agent_to_the_ima
         async with AsyncFluxSchnell(api_key=KEY) as client:
             await client.download(image)
     assert route.calls[0].request.headers["User-Agent"].startswith("novita-flux/")
+
+
+@pytest.mark.parametrize(
+    ("status", "hops"), [(302, MAX_REDIRECTS), (302, MAX_REDIRECTS + 1), (300, 1), (308, 1)]
+)
+def test_verify_follows_image_redirects_exactly_as_far_as_the_client_does(
+    sleeps: Sleeps, status: int, hops: int
+) -> None:
+    """One rule for both (any 3xx with a Location, up to MAX_REDIRECTS): verify reports what a
+    download would meet."""
+    from novita_flux.verify._exchange import Transport
+
+    image = generation_of("png").images[0]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        step = int(request.url.params.get("hop", "0"))
+        if step < hops:
+            return httpx.Response(status, headers={"Location": f"/next?hop={step + 1}"})
+        return httpx.Response(200, content=MAGIC["png"])
+
+    with respx.mock:
+        route = respx.route(host="storage.example.com").mock(side_effect=answer)
+        with contextlib.suppress(ImageDownloadError):
+            FluxSchnell(api_key=KEY, max_retries=0).download(image)
+        by_client = route.call_count
+        with Transport(api_key=KEY, base_url=None, timeout=5) as transport:
+            fetched = transport.fetch(image.url)
+    assert len(fetched) == by_client == min(hops, MAX_REDIRECTS) + 1

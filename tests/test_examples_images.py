@@ -30,6 +30,7 @@ from novita_flux import (
     ValidationError,
     _batch,
     _images,
+    _models,
 )
 from novita_flux._batch import (
     BatchResult,
@@ -185,7 +186,7 @@ def test_check_not_expired_refuses_from_exactly_expires_at(
     monkeypatch: pytest.MonkeyPatch, now: datetime, refused: bool
 ) -> None:
     monkeypatch.setattr(_Frozen, "at", now)
-    monkeypatch.setattr(_images, "datetime", _Frozen)
+    monkeypatch.setattr(_models, "datetime", _Frozen)
     if not refused:
         assert check_not_expired(image(2, expires=EXPIRES)) is None
         return

@@ -22,22 +22,17 @@ import pytest
 from novita_flux import GeneratedImage, Generation, ValidationError
 from novita_flux._errors import APIConnectionError, InternalServerError
 from novita_flux._ledger import (
-    FAILED,
     LEDGER_NAME,
     MANIFEST_NAME,
-    PAID,
-    PLANNED,
-    SAVED,
-    SENDING,
     STATES,
-    UNKNOWN,
     Ledger,
-    Planned,
+    PlannedLine,
     Row,
     _stamp,
     describe_error,
 )
 from novita_flux._models import entry_of, image_of
+from novita_flux._states import State
 
 K1, K2, K3, K4 = ("1" * 32, "2" * 32, "3" * 32, "4" * 32)
 NOW = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
@@ -48,12 +43,12 @@ def body(prompt: str, seed: int = 11, image_num: int = 1) -> dict[str, Any]:
     return {"prompt": prompt, "seed": seed, "image_num": image_num, "width": 64, "height": 64}
 
 
-def planned(line: int, key: str, prompt: str, seed: int = 11, image_num: int = 1) -> Planned:
+def planned(line: int, key: str, prompt: str, seed: int = 11, image_num: int = 1) -> PlannedLine:
     cost = Decimal("0.00075") * image_num
-    return Planned(line, key, {"prompt": prompt}, body(prompt, seed, image_num), cost)
+    return PlannedLine(line, key, {"prompt": prompt}, body(prompt, seed, image_num), cost)
 
 
-def planned_and_closed(directory: Path, *lines: Planned) -> None:
+def planned_and_closed(directory: Path, *lines: PlannedLine) -> None:
     """A ledger left behind by an earlier run that planned `lines`."""
     earlier = Ledger.open(directory, [].append)
     earlier.plan(list(lines))
@@ -149,21 +144,21 @@ def test_plan_records_each_request_and_line_exactly(ledger: Ledger) -> None:
     ledger.plan(
         [
             planned(1, K1, "a", seed=5, image_num=2),
-            Planned(2, None, "not json object", error="line 2: not an object"),
+            PlannedLine(2, None, "not json object", error="line 2: not an object"),
             planned(3, K2, "b"),
         ]
     )
-    assert list(ledger.rows([PLANNED])) == [
-        Row(1, K1, {"prompt": "a"}, body("a", 5, 2), 5, Decimal("0.00150"), PLANNED, None,
+    assert list(ledger.rows([State.PLANNED])) == [
+        Row(1, K1, {"prompt": "a"}, body("a", 5, 2), 5, Decimal("0.00150"), State.PLANNED, None,
             [], [], None),
-        Row(3, K2, {"prompt": "b"}, body("b"), 11, Decimal("0.00075"), PLANNED, None,
+        Row(3, K2, {"prompt": "b"}, body("b"), 11, Decimal("0.00075"), State.PLANNED, None,
             [], [], None),
     ]  # fmt: skip
     first = raw(ledger, K1)
     assert first["request"] == '{"prompt":"a"}'
     assert first["body"] == '{"prompt":"a","seed":5,"image_num":2,"width":64,"height":64}'
     assert (first["seed"], first["image_num"], first["cost"]) == (5, 2, "0.00150")
-    assert (first["state"], first["task_id"], first["error"]) == (PLANNED, None, None)
+    assert (first["state"], first["task_id"], first["error"]) == (State.PLANNED, None, None)
     assert (first["images"], first["files"], first["sends"]) == ("[]", "[]", 0)
     assert NOW.match(first["updated"])
     assert lines(ledger) == [
@@ -171,16 +166,16 @@ def test_plan_records_each_request_and_line_exactly(ledger: Ledger) -> None:
         (2, None, '"not json object"', "line 2: not an object"),
         (3, K2, '{"prompt":"b"}', None),
     ]
-    assert ledger.counts() == Counter({PLANNED: 2, "invalid": 1})
+    assert ledger.counts() == Counter({State.PLANNED: 2, "invalid": 1})
 
 
 def test_plan_keeps_unicode_unescaped_in_the_stored_json(ledger: Ledger) -> None:
-    ledger.plan([Planned(1, K1, {"prompt": "é"}, body("é"), Decimal(0))])
+    ledger.plan([PlannedLine(1, K1, {"prompt": "é"}, body("é"), Decimal(0))])
     assert raw(ledger, K1)["request"] == '{"prompt":"é"}'
 
 
 def test_a_line_with_a_key_but_no_body_records_only_the_line(ledger: Ledger) -> None:
-    ledger.plan([Planned(4, K1, {"prompt": "a"}, None, error="refused")])
+    ledger.plan([PlannedLine(4, K1, {"prompt": "a"}, None, error="refused")])
     assert ledger._db.execute("SELECT COUNT(*) FROM requests").fetchone() == (0,)
     assert lines(ledger) == [(4, K1, '{"prompt":"a"}', "refused")]
     assert ledger.counts() == Counter({"invalid": 1})
@@ -193,13 +188,13 @@ def test_replanning_a_known_request_keeps_its_row_and_moves_its_line(ledger: Led
     assert lines(ledger) == []
     ledger.plan([planned(7, K1, "a", seed=99)])
     row = only(ledger, K1)
-    assert (row.line, row.seed, row.state) == (7, 5, SENDING)
+    assert (row.line, row.seed, row.state) == (7, 5, State.SENDING)
     assert raw(ledger, K1)["sends"] == 1
     assert ledger.seed_of(K1) == 5
     assert ledger.seed_of(K2) == 11  # still known, though not in this run
     assert ledger.seed_of(K3) is None
     assert [row.key for row in ledger.rows(STATES)] == [K1]  # only this run's lines
-    assert ledger.counts() == Counter({SENDING: 1})
+    assert ledger.counts() == Counter({State.SENDING: 1})
 
 
 # --- the transitions ----------------------------------------------------------------------------
@@ -209,14 +204,14 @@ def test_planned_to_sending_to_paid_to_saved(ledger: Ledger) -> None:
     ledger.plan([planned(1, K1, "a", seed=3, image_num=2)])
     assert ledger.sending(K1) is True
     sent = raw(ledger, K1)
-    assert (sent["state"], sent["sends"], sent["error"]) == (SENDING, 1, None)
+    assert (sent["state"], sent["sends"], sent["error"]) == (State.SENDING, 1, None)
     assert ledger.sending(K1) is False  # on the wire: never sent twice
     assert ledger.sending(K1, again=True) is False
 
     paid = images(2, datetime(2030, 1, 1, tzinfo=UTC))
     ledger.paid(K1, "task-1", paid)
     row = only(ledger, K1)
-    assert (row.state, row.task_id, row.files, row.error) == (PAID, "task-1", [], None)
+    assert (row.state, row.task_id, row.files, row.error) == (State.PAID, "task-1", [], None)
     assert row.images == [
         {"url": "https://host/0.png", "ttl": 3600, "type": "png",
          "expires_at": "2030-01-01T00:00:00+00:00", "index": 0, "extra": {"nsfw": False}},
@@ -228,7 +223,7 @@ def test_planned_to_sending_to_paid_to_saved(ledger: Ledger) -> None:
 
     ledger.partly_saved(K1, ["a_0.png"], {"type": "OSError", "message": "disk full"})
     row = only(ledger, K1)
-    assert (row.state, row.files) == (PAID, ["a_0.png"])
+    assert (row.state, row.files) == (State.PAID, ["a_0.png"])
     assert row.error == {"type": "OSError", "message": "disk full"}
     assert row.missing_images() == [paid[1]]
     assert row.unsaved().images == [paid[1]]
@@ -237,7 +232,7 @@ def test_planned_to_sending_to_paid_to_saved(ledger: Ledger) -> None:
     ledger.saved(K1, ["a_0.png", "a_1.png"])
     row = only(ledger, K1)
     assert (row.state, row.files, row.error, row.task_id) == (
-        SAVED, ["a_0.png", "a_1.png"], None, "task-1",
+        State.SAVED, ["a_0.png", "a_1.png"], None, "task-1",
     )  # fmt: skip
     assert row.missing_images() == []
     assert ledger.sending(K1) is False
@@ -253,7 +248,7 @@ def test_a_paid_request_is_sent_again_only_when_asked_and_starts_clean(ledger: L
     assert ledger.sending(K1) is False
     assert ledger.sending(K1, again=True) is True
     again = raw(ledger, K1)
-    assert (again["state"], again["sends"]) == (SENDING, 2)
+    assert (again["state"], again["sends"]) == (State.SENDING, 2)
     assert (again["images"], again["files"], again["error"]) == ("[]", "[]", None)
 
 
@@ -262,7 +257,7 @@ def test_a_paid_answer_may_carry_an_error(ledger: Ledger) -> None:
     ledger.sending(K1)
     ledger.paid(K1, None, images(1), {"type": "ResponseValidationError", "message": "no link"})
     row = only(ledger, K1)
-    assert (row.state, row.task_id, len(row.images)) == (PAID, None, 1)
+    assert (row.state, row.task_id, len(row.images)) == (State.PAID, None, 1)
     assert row.error == {"type": "ResponseValidationError", "message": "no link"}
     assert row.generation().task_id == ""
 
@@ -273,9 +268,11 @@ def test_failed_and_unknown_requests_are_sendable_again(ledger: Ledger) -> None:
     ledger.failed(K1, {"type": "BadRequestError", "message": "400"})
     ledger.sending(K2)
     ledger.unknown(K2, {"type": "APITimeoutError", "message": "timeout"})
-    assert [(row.key, row.state, row.error) for row in ledger.rows([FAILED, UNKNOWN])] == [
-        (K1, FAILED, {"type": "BadRequestError", "message": "400"}),
-        (K2, UNKNOWN, {"type": "APITimeoutError", "message": "timeout"}),
+    assert [
+        (row.key, row.state, row.error) for row in ledger.rows([State.FAILED, State.UNKNOWN])
+    ] == [
+        (K1, State.FAILED, {"type": "BadRequestError", "message": "400"}),
+        (K2, State.UNKNOWN, {"type": "APITimeoutError", "message": "timeout"}),
     ]
     assert raw(ledger, K1)["error"] == '{"type":"BadRequestError","message":"400"}'
     assert ledger.sending(K1) is True
@@ -295,7 +292,7 @@ def test_settle_interrupted_turns_requests_in_flight_into_unknown(ledger: Ledger
     ledger.sending(K3)
     assert ledger.settle_interrupted() == 2
     assert [(row.key, row.state) for row in ledger.rows(STATES)] == [
-        (K1, UNKNOWN), (K2, PLANNED), (K3, UNKNOWN),
+        (K1, State.UNKNOWN), (K2, State.PLANNED), (K3, State.UNKNOWN),
     ]  # fmt: skip
     assert only(ledger, K1).error == {
         "type": "Interrupted",
@@ -322,14 +319,14 @@ def all_states(ledger: Ledger) -> None:
 
 
 ROWS_BY_STATE = [
-    ([PLANNED], [1]),
-    ([SENDING], [2]),
-    ([PAID], [3]),
-    ([SAVED], [4]),
-    ([FAILED], [5]),
-    ([UNKNOWN], [6]),
-    ([PLANNED, FAILED, UNKNOWN], [1, 5, 6]),
-    ([UNKNOWN, PLANNED], [1, 6]),
+    ([State.PLANNED], [1]),
+    ([State.SENDING], [2]),
+    ([State.PAID], [3]),
+    ([State.SAVED], [4]),
+    ([State.FAILED], [5]),
+    ([State.UNKNOWN], [6]),
+    ([State.PLANNED, State.FAILED, State.UNKNOWN], [1, 5, 6]),
+    ([State.UNKNOWN, State.PLANNED], [1, 6]),
     (list(STATES), [1, 2, 3, 4, 5, 6]),
     ([], []),
 ]
@@ -349,9 +346,9 @@ def test_rows_reads_chunk_by_chunk_without_losing_or_repeating_a_row(ledger: Led
 
 def test_totals_count_what_is_left_to_send_and_to_download(ledger: Ledger) -> None:
     all_states(ledger)
-    assert ledger.totals([PLANNED, FAILED, UNKNOWN]) == (3, 6, Decimal("0.00450"))
-    assert ledger.totals([PAID]) == (1, 1, Decimal(0))  # one image still to download
-    assert ledger.totals([SAVED, SENDING]) == (2, 0, Decimal(0))
+    assert ledger.totals([State.PLANNED, State.FAILED, State.UNKNOWN]) == (3, 6, Decimal("0.00450"))
+    assert ledger.totals([State.PAID]) == (1, 1, Decimal(0))  # one image still to download
+    assert ledger.totals([State.SAVED, State.SENDING]) == (2, 0, Decimal(0))
     assert ledger.totals([]) == (0, 0, Decimal(0))
 
 
@@ -361,15 +358,23 @@ def test_totals_count_images_to_download_only_for_paid_requests(ledger: Ledger) 
         ledger.sending(key)
         ledger.paid(key, "t", images(2))
     ledger.saved(K1, ["a_0.png"])  # saved, though its name for image 1 is not recorded
-    assert ledger.totals([SAVED]) == (1, 0, Decimal(0))
-    assert ledger.totals([PAID]) == (1, 2, Decimal(0))
+    assert ledger.totals([State.SAVED]) == (1, 0, Decimal(0))
+    assert ledger.totals([State.PAID]) == (1, 2, Decimal(0))
 
 
 def test_counts_one_per_line_of_this_run_by_state(ledger: Ledger) -> None:
     all_states(ledger)
-    ledger.plan([Planned(7, None, "x", error="bad"), Planned(8, None, "y", error="bad")])
+    ledger.plan([PlannedLine(7, None, "x", error="bad"), PlannedLine(8, None, "y", error="bad")])
     assert ledger.counts() == Counter(
-        {PLANNED: 1, SENDING: 1, PAID: 1, SAVED: 1, FAILED: 1, UNKNOWN: 1, "invalid": 2}
+        {
+            State.PLANNED: 1,
+            State.SENDING: 1,
+            State.PAID: 1,
+            State.SAVED: 1,
+            State.FAILED: 1,
+            State.UNKNOWN: 1,
+            "invalid": 2,
+        }
     )
 
 
@@ -383,12 +388,14 @@ def test_an_expired_row_is_one_whose_every_missing_image_has_expired(ledger: Led
     ledger.saved(K1, ["a_0.png", "a_1.png"])
     assert only(ledger, K1).expired is False  # nothing missing
     ledger.sending(K1)  # refused: saved is final
-    ledger._set(K1, state=PAID)
+    ledger.lost_files(K1, [])  # back to paid, and sent again: the steps the table allows
+    ledger.sending(K1, again=True)
     mixed = [images(1, past)[0], GeneratedImage("https://host/1.png", 60, "png", future, 1)]
     ledger.paid(K1, "t", mixed)
     assert only(ledger, K1).expired is False
     ledger.partly_saved(K1, ["a_1.png"], {"type": "E", "message": "m"})
     assert only(ledger, K1).expired is True  # the one left has expired
+    ledger.sending(K1, again=True)
     ledger.paid(K1, "t", images(1, None))
     assert only(ledger, K1).expired is False  # no expiry stated
 
@@ -426,15 +433,15 @@ def test_a_garbled_row_is_reported_and_skipped_by_rows(ledger: Ledger, reports: 
     ledger._db.execute("UPDATE requests SET body = '{' WHERE key = ?", (K2,))
     ledger._db.execute("UPDATE requests SET cost = 'lots' WHERE key = ?", (K3,))
     seen: list[str] = []
-    assert [row.line for row in ledger.rows([PLANNED], report=seen.append)] == [1]
+    assert [row.line for row in ledger.rows([State.PLANNED], report=seen.append)] == [1]
     assert seen == [
         "ledger.sqlite3: the request of line 2 is garbled (Expecting property name enclosed in "
         "double quotes: line 1 column 2 (char 1)); left as it is",
         "ledger.sqlite3: the request of line 3 is garbled ([<class "
         "'decimal.ConversionSyntax'>]); left as it is",
     ]
-    assert [row.line for row in ledger.rows([PLANNED])] == [1]  # no report: still skipped
-    assert ledger.totals([PLANNED]) == (1, 1, Decimal("0.00075"))
+    assert [row.line for row in ledger.rows([State.PLANNED])] == [1]  # no report: still skipped
+    assert ledger.totals([State.PLANNED]) == (1, 1, Decimal("0.00075"))
     assert reports == []
 
 
@@ -518,7 +525,7 @@ def test_a_garbled_row_is_restored_from_the_last_manifest(tmp_path: Path) -> Non
     try:
         assert reports[1:] == ["recovered 1 request(s) from manifest.jsonl"]
         row = raw(again, K2)
-        assert (row["state"], row["cost"], row["seed"]) == (FAILED, "0.00075", 11)
+        assert (row["state"], row["cost"], row["seed"]) == (State.FAILED, "0.00075", 11)
     finally:
         again.close()
 
@@ -597,7 +604,7 @@ def test_a_new_ledger_beside_a_manifest_restores_it_and_an_existing_one_does_not
     try:
         assert reports == ["recovered 1 request(s) from manifest.jsonl"]
         row = raw(fresh, K1)
-        assert row["state"] == UNKNOWN  # it was in flight when the manifest was written
+        assert row["state"] == State.UNKNOWN  # it was in flight when the manifest was written
     finally:
         fresh.close()
 
@@ -611,22 +618,22 @@ def test_restore_inserts_new_requests_with_their_defaults_and_advances_known_one
     ledger.plan([planned(1, K1, "a")])
     ledger.plan([planned(2, K4, "d")])
     recovered = [
-        {"key": K1, "body": body("a", 99), "state": SAVED},
-        {"key": K4, "body": body("d", 98), "state": PLANNED},  # no further along: kept as is
-        {"key": K2, "body": body("b", 7, 2), "state": PAID, "request": {"prompt": "b"},
+        {"key": K1, "body": body("a", 99), "state": State.SAVED},
+        {"key": K4, "body": body("d", 98), "state": State.PLANNED},  # no further along: kept as is
+        {"key": K2, "body": body("b", 7, 2), "state": State.PAID, "request": {"prompt": "b"},
          "cost": "0.0015", "task_id": "t", "images": [{"url": "u"}], "files": ["b_0.png"],
          "error": {"type": "E"}, "sends": 3},
-        {"key": K3, "body": body("c"), "state": FAILED, "cost": None, "images": None,
+        {"key": K3, "body": body("c"), "state": State.FAILED, "cost": None, "images": None,
          "files": None, "error": {}},
     ]  # fmt: skip
     assert ledger.restore(recovered) == 3
-    assert (raw(ledger, K1)["seed"], raw(ledger, K1)["state"]) == (99, SAVED)  # further along
+    assert (raw(ledger, K1)["seed"], raw(ledger, K1)["state"]) == (99, State.SAVED)  # further along
     assert raw(ledger, K4)["seed"] != 98  # already known, and as far along: untouched
     second = raw(ledger, K2)
     assert {name: second[name] for name in second if name != "updated"} == {
         "key": K2, "request": '{"prompt":"b"}',
         "body": '{"prompt":"b","seed":7,"image_num":2,"width":64,"height":64}', "seed": 7,
-        "image_num": 2, "cost": "0.0015", "state": PAID, "task_id": "t",
+        "image_num": 2, "cost": "0.0015", "state": State.PAID, "task_id": "t",
         "images": '[{"url":"u"}]', "files": '["b_0.png"]', "error": '{"type":"E"}', "sends": 3,
     }  # fmt: skip
     assert NOW.match(second["updated"])
@@ -648,10 +655,10 @@ def test_export_manifest_writes_one_exact_line_per_input_line(
     prompt = "line\u2028para\u2029next\x85é"
     ledger.plan(
         [
-            Planned(1, K1, {"prompt": prompt}, body(prompt, 4), Decimal("0.00075")),
-            Planned(2, None, {"width": 3}, error="line 2: width: 3 is too small"),
+            PlannedLine(1, K1, {"prompt": prompt}, body(prompt, 4), Decimal("0.00075")),
+            PlannedLine(2, None, {"width": 3}, error="line 2: width: 3 is too small"),
             planned(3, K2, "b", seed=6, image_num=2),
-            Planned(4, None, None),
+            PlannedLine(4, None, None),
         ]
     )
     ledger.sending(K2)
@@ -666,13 +673,13 @@ def test_export_manifest_writes_one_exact_line_per_input_line(
              "index": 0, "extra": {"nsfw": False}}  # fmt: skip
     second_entry = {**entry, "url": "https://host/1.png", "index": 1}
     expected = [
-        {"line": 1, "key": K1, "status": FAILED, "request": {"prompt": prompt},
+        {"line": 1, "key": K1, "status": State.FAILED, "request": {"prompt": prompt},
          "body": body(prompt, 4), "seed": 4, "task_id": None, "cost": "0.00075", "files": [],
          "images": [], "error": {"type": "F", "message": "f"}, "sends": 1},
         {"line": 2, "key": None, "status": "invalid", "request": {"width": 3}, "body": None,
          "seed": None, "task_id": None, "cost": None, "files": [], "images": [],
          "error": {"message": "line 2: width: 3 is too small"}, "sends": 0},
-        {"line": 3, "key": K2, "status": PAID, "request": {"prompt": "b"},
+        {"line": 3, "key": K2, "status": State.PAID, "request": {"prompt": "b"},
          "body": body("b", 6, 2), "seed": 6, "task_id": "t2", "cost": "0.00150",
          "files": ["b_0.png"], "images": [entry, second_entry],
          "error": {"type": "E", "message": "m"}, "sends": 1},
@@ -692,7 +699,7 @@ def test_export_manifest_writes_one_exact_line_per_input_line(
 def test_export_manifest_of_more_than_a_thousand_lines_keeps_every_line(
     tmp_path: Path, ledger: Ledger
 ) -> None:
-    ledger.plan([Planned(n, None, n, error="e") for n in range(1, 1203)])
+    ledger.plan([PlannedLine(n, None, n, error="e") for n in range(1, 1203)])
     path = tmp_path / MANIFEST_NAME
     ledger.export_manifest(path)
     numbers = [json.loads(line)["line"] for line in path.read_text().splitlines()]
@@ -797,16 +804,16 @@ def test_the_stamp_of_a_set_aside_file_is_utc_whatever_the_local_time_zone(
 def test_the_manifest_is_staged_beside_itself_so_that_it_can_be_linked_into_place(
     tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from novita_flux import _ledger
+    from novita_flux import _images
 
     staged_in: list[Path | None] = []
-    real = _ledger.staged_file
+    real = _images.staged_file
 
     def spy(directory: Path) -> Any:
         staged_in.append(directory)
         return real(directory)
 
-    monkeypatch.setattr(_ledger, "staged_file", spy)
+    monkeypatch.setattr(_images, "staged_file", spy)
     out = tmp_path / "elsewhere"
     out.mkdir()
     ledger.export_manifest(out / MANIFEST_NAME)

@@ -5,6 +5,7 @@ not being able to check says so with exit status 2."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import subprocess
@@ -17,12 +18,15 @@ import pytest
 from novita_flux import (
     APIStatusError,
     BudgetExceededError,
+    FluxSchnell,
+    RateLimitError,
     ResponseValidationError,
     ValidationError,
     _spec,
 )
 from novita_flux._cli import main
 from novita_flux._cli._main import build_parser
+from novita_flux._constants import MAX_RETRY_AFTER
 from novita_flux.testing import ReferenceServer
 from novita_flux.verify import DEFAULT_MAX_COST, Finding, Report, _judge, build_plan, run
 from tests.support import Sleeps
@@ -246,6 +250,25 @@ def test_a_429_nobody_asked_for_is_waited_out_and_the_probe_sent_again(
     report = run(api_key=KEY, base_url=documented.url, groups=["bounds"], images_per_minute=0)
     assert report.exit_status == 0, report.text()
     assert sleeps == [3.0]
+
+
+@pytest.mark.parametrize("retry_after", [3, int(MAX_RETRY_AFTER) + 1])
+def test_a_429_is_waited_out_exactly_when_the_client_would(
+    documented: ReferenceServer, sleeps: Sleeps, retry_after: int
+) -> None:
+    """verify sends again under the client's own policy (_retry): a Retry-After past
+    MAX_RETRY_AFTER is sat through by neither, and the 429 is what the probe got."""
+    documented.faults.reset()
+    documented.faults.rate_limit_next(1, retry_after=retry_after)
+    with contextlib.suppress(RateLimitError):
+        FluxSchnell(api_key=KEY, base_url=documented.url).generate("x", seed=1)
+    by_client = list(sleeps)
+    sleeps.clear()
+    documented.faults.reset()
+    documented.faults.rate_limit_next(1, retry_after=retry_after)
+    run(api_key=KEY, base_url=documented.url, groups=["bounds"], images_per_minute=0)
+    waits = [] if retry_after > MAX_RETRY_AFTER else [float(retry_after)]
+    assert sleeps == by_client == waits
 
 
 def test_an_answer_slower_than_the_timeout_leaves_its_probe_unchecked(

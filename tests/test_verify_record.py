@@ -109,3 +109,27 @@ def test_the_cassette_writer_round_trips_any_text_and_bytes(
 ) -> None:
     document = {text or "k": [{"string": text, "bytes": data, "n": number, "none": None}]}
     assert yaml.safe_load(dump(document)) == document
+
+
+def test_a_cassette_is_on_disk_before_it_takes_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written as every other file the package replaces: fsynced, then renamed (a crash never
+    leaves an empty cassette under the probe's name)."""
+    import os
+
+    from novita_flux.verify._probes import Probe
+    from novita_flux.verify._record import Recorder
+    from novita_flux.verify._redact import Redactor
+    from novita_flux.verify._report import ProbeResult
+
+    steps: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (steps.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(
+        os, "replace", lambda *paths: (steps.append("replace"), real_replace(*paths))[1]
+    )
+    probe = Probe("p", "valid", "a probe", "generates", ())
+    path = Recorder(tmp_path, Redactor(KEY), "http://x").write(probe, [], ProbeResult(probe))
+    assert yaml.safe_load(path.read_text())["x_probe"]["id"] == "p"
+    assert steps[-2:] == ["fsync", "replace"]

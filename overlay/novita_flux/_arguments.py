@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
+import httpx
+
 from novita_flux._config import check_count
 from novita_flux._errors import ValidationError
 from novita_flux._images import EXTENSIONS, sidecar
@@ -129,3 +131,36 @@ def _is_iterable(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+def check_operation(operation_id: Any, body: Any) -> Any:
+    """An operation of the spec, and a body it can carry: any JSON value for an operation that
+    takes one (it is sent as given, unchecked), None for one that does not."""
+    from novita_flux._spec import operations  # the spec is read on first use, not at import
+
+    known = operations()
+    if not isinstance(operation_id, str) or operation_id not in known:
+        raise _refuse("operation_id", operation_id, f"one of {', '.join(known)}")
+    if "requestBody" not in known[operation_id].body:
+        if body is not None:
+            raise _refuse("body", body, f"None ({operation_id} takes no body)")
+        return body
+    try:
+        json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        raise _refuse("body", body, "a JSON value") from None
+    return body
+
+
+def check_url(url: Any) -> Any:
+    if isinstance(url, str | httpx.URL):
+        return url
+    raise _refuse("url", url, "a string or an httpx.URL")
+
+
+def check_http_request(request: Any) -> httpx.Request:
+    if isinstance(request, httpx.Request):
+        return request
+    raise _refuse(
+        "request", request, "an httpx.Request (from build_request or build_image_request)"
+    )

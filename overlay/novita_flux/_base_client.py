@@ -29,7 +29,9 @@ from novita_flux._arguments import (
     check_image,
     check_max_bytes,
     check_metadata,
+    check_operation,
     check_requests,
+    check_url,
 )
 from novita_flux._balance import Balance, parse_balance
 from novita_flux._batch import ImagePacer, PlannedRequest, check_concurrency, plan_batch
@@ -56,7 +58,6 @@ from novita_flux._constants import (
     KEY_HELP_URL,
     LANE_CONNECTIONS,
     LOGGER_NAME,
-    MAX_REDIRECTS,
 )
 from novita_flux._errors import (
     APIConnectionError,
@@ -74,6 +75,7 @@ from novita_flux._images import (
     ImageReceiver,
     check_not_expired,
     file_name,
+    next_hop,
     publish,
     sidecar,
     staged_file,
@@ -87,6 +89,7 @@ from novita_flux._schema import SchemaViolation, compile_schema, conform, show
 from novita_flux._spec import (
     BALANCE,
     GENERATE,
+    Operation,
     Schema,
     canonical_image_type,
     default_base_url,
@@ -138,7 +141,9 @@ class _Sleep:
 
 
 _Step = _Send | _Fetch | _Sleep
-_Flow = Generator[_Step, httpx.Response | None, Any]
+ResultT = TypeVar("ResultT")
+# A flow: the steps of one call, each answered by a driver; it returns the call's result.
+_Flow = Generator[_Step, httpx.Response | None, ResultT]
 
 
 class _APIKeyAuth(httpx.Auth):
@@ -313,27 +318,23 @@ class _BaseClient(Generic[HttpT]):
     # --- building and parsing ---
 
     def build_request(
-        self,
-        operation_id: str,
-        body: Mapping[str, Any] | None = None,
-        *,
-        timeout: Timeout = NOT_GIVEN,
+        self, operation_id: str, body: Any = None, *, timeout: Timeout = NOT_GIVEN
     ) -> httpx.Request:
         """The request for the spec's operation `operation_id` (its method and path, this
         client's base URL, headers and timeout), with `body` as its JSON exactly as given.
 
-        Nothing is checked, priced or sent: this is the first step of every call, exposed for
-        sending what the client never would (`verify`'s probes go out this way, through
-        `send`). An operation that takes no body still says Content-Type, as Novita's pages
-        list it as required. KeyError names an operation the spec does not have; ValueError a
-        body for an operation that takes none.
+        Nothing is checked against the spec, priced or sent: this is the first step of every
+        call, exposed for sending what the client never would (`verify`'s probes go out this
+        way, through `send`). An operation that takes no body still says Content-Type, as
+        Novita's pages list it as required. ValidationError names an operation the spec does
+        not have, a body for one that takes none, or a body that is not JSON.
         """
-        called = operation(operation_id)
+        check_operation(operation_id, body)
+        return self._request_for(operation(operation_id), body, self._timeout_for(timeout))
+
+    def _request_for(self, called: Operation, body: Any, timeout: httpx.Timeout) -> httpx.Request:
         headers = dict(self._headers or {})
-        takes_body = "requestBody" in called.body
-        if not takes_body:
-            if body is not None:
-                raise ValueError(f"{operation_id} takes no body")
+        if "requestBody" not in called.body:
             headers["Content-Type"] = "application/json"
         timeouts, _ = self._exchange_limits(timeout)
         return self._http.build_request(
@@ -350,14 +351,15 @@ class _BaseClient(Generic[HttpT]):
             return self.timeout
         return check_timeout(timeout)
 
-    def _exchange_limits(self, timeout: Timeout) -> tuple[dict[str, float | None], float | None]:
+    def _exchange_limits(
+        self, timeout: httpx.Timeout
+    ) -> tuple[dict[str, float | None], float | None]:
         """The request's timeout extension, and how long the whole exchange may take; worked out
         once for the client's own timeout, which every call without one of its own uses."""
-        chosen = self._timeout_for(timeout)
         known = self._limits
-        if known is None or known[0] is not chosen:
-            known = (chosen, chosen.as_dict(), _deadline.exchange_seconds(chosen))
-            if timeout is NOT_GIVEN:
+        if known is None or known[0] is not timeout:
+            known = (timeout, timeout.as_dict(), _deadline.exchange_seconds(timeout))
+            if timeout is self.timeout:
                 self._limits = known
         return known[1], known[2]
 
@@ -378,7 +380,7 @@ class _BaseClient(Generic[HttpT]):
         timeout: Timeout,
         max_retries: int | None,
         retry_server_errors: bool | None,
-    ) -> _Flow:
+    ) -> _Flow[Generation]:
         """generate()'s flow: the request checked and priced (nothing is sent if it is refused),
         then sent under this call's options."""
         body, cost = prepare_request(fields, max_cost)
@@ -398,8 +400,9 @@ class _BaseClient(Generic[HttpT]):
         max_retries: int,
         retry_server_errors: bool,
     ) -> Generator[_Step, httpx.Response | None, Generation]:
-        request = self.build_request(GENERATE, body, timeout=timeout)
-        _, seconds = self._exchange_limits(timeout)
+        chosen = self._timeout_for(timeout)
+        request = self._request_for(operation(GENERATE), body, chosen)
+        _, seconds = self._exchange_limits(chosen)
         what = (
             f"seed {body['seed']}, {body['width']}x{body['height']}, {body['steps']} steps, "
             f"{body['image_num']} image(s)"
@@ -450,7 +453,7 @@ class _BaseClient(Generic[HttpT]):
         failure that may pass (a connection error, a timeout, 408, 429, 5xx) is tried again.
         Were the spec ever to say otherwise, it would be retried as carefully as a generation."""
         free = operation(BALANCE).free
-        request = self.build_request(BALANCE, timeout=timeout)
+        request = self._request_for(operation(BALANCE), None, self._timeout_for(timeout))
         seconds = _deadline.exchange_seconds(self._timeout_for(timeout))
         retries = self._retries_for(max_retries)
         attempt = 0
@@ -489,7 +492,14 @@ class _BaseClient(Generic[HttpT]):
         sends it: no key, and of an injected client's default headers only those any download
         needs. ImageDownloadError for a link that cannot be fetched at all (a host no lookup
         can take, a port out of range): that image only is lost."""
-        seconds = self._timeout_for(timeout)
+        check_url(url)
+        if image is not None:
+            check_image(image)
+        return self._image_get(url, self._timeout_for(timeout), image)
+
+    def _image_get(
+        self, url: str | httpx.URL, seconds: httpx.Timeout, image: GeneratedImage | None
+    ) -> httpx.Request:
         try:
             request = self._http.build_request("GET", url, timeout=seconds)
         except (httpx.InvalidURL, ValueError) as error:  # idna's errors are ValueErrors too
@@ -521,7 +531,7 @@ class _BaseClient(Generic[HttpT]):
         while True:
             sink.seek(0)
             sink.truncate()
-            request = self.build_image_request(url, timeout, image)
+            request = self._image_get(url, self._timeout_for(timeout), image)
             receiver = ImageReceiver(image, sink, max_bytes)
             try:
                 response = yield _Fetch(request, receiver, seconds)
@@ -538,11 +548,9 @@ class _BaseClient(Generic[HttpT]):
                 if response.is_success:
                     assert receiver.found is not None
                     return receiver.found
-                location = response.headers.get("Location")
-                if response.is_redirect and location and redirects < MAX_REDIRECTS:
-                    # Followed here rather than by httpx, whose redirects re-add the client's
-                    # cookies: every hop gets the same bare request.
-                    url = joined(request.url, location)
+                hop = next_hop(request.url, response.status_code, response.headers, redirects)
+                if hop is not None:
+                    url = hop
                     redirects += 1
                     continue
                 error = storage_error(image, response.status_code, receiver.error_head)
@@ -645,15 +653,6 @@ def _unfetchable(
 ) -> ImageDownloadError:
     which = f" of image {image.index}" if image is not None else ""
     return ImageDownloadError(f"the link{which} cannot be fetched: {why}: {show(str(url), 120)}")
-
-
-def joined(url: httpx.URL, location: str) -> str | httpx.URL:
-    """Where a redirect leads; a Location that is no URL is left as text, for build_image_request
-    to refuse with the rest."""
-    try:
-        return url.join(location)
-    except (httpx.InvalidURL, ValueError):
-        return location
 
 
 def _image(image: Image, index: int, sent: datetime) -> GeneratedImage:

@@ -13,14 +13,22 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Self, cast
+from typing import Any, Self
 
 import httpx
 
 from novita_flux import _deadline, _interrupts, _retry
-from novita_flux._arguments import check_callback
+from novita_flux._arguments import check_callback, check_http_request
 from novita_flux._balance import Balance, preflight
-from novita_flux._base_client import Budget, _BaseClient, _Fetch, _Flow, _Send, _Sleep
+from novita_flux._base_client import (
+    Budget,
+    ResultT,
+    _BaseClient,
+    _Fetch,
+    _Flow,
+    _Send,
+    _Sleep,
+)
 from novita_flux._batch import (
     AsyncSend,
     BatchResult,
@@ -30,7 +38,14 @@ from novita_flux._batch import (
     run_sync,
     total_cost,
 )
-from novita_flux._config import NOT_GIVEN, POOL_LIMITS, USER_AGENT, Timeout, ssl_context
+from novita_flux._config import (
+    NOT_GIVEN,
+    POOL_LIMITS,
+    USER_AGENT,
+    Timeout,
+    check_flag,
+    ssl_context,
+)
 from novita_flux._constants import (
     DEFAULT_CONCURRENCY,
     DEFAULT_HEIGHT,
@@ -113,7 +128,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
             "response_image_type": response_image_type,
         }
         flow = self._generation(fields, max_cost, timeout, max_retries, retry_server_errors)
-        return cast(Generation, self._drive(flow))
+        return self._drive(flow)
 
     def generate_many(
         self,
@@ -128,18 +143,24 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         retry_server_errors: bool | None = None,
         check_balance: bool = False,
     ) -> list[BatchResult]:
-        """Run many requests (dicts of `generate`'s fields) on `concurrency` threads.
+        """Run many requests (dicts of `generate`'s fields), at most `concurrency` at a time:
+        on threads for FluxSchnell, as tasks for AsyncFluxSchnell.
 
         Every request is checked and priced first; `max_total_cost` refuses the whole batch
         before anything is sent, and so does `check_balance` (InsufficientBalanceError) when the
         account's available balance is below the batch's price (a balance that cannot be read
         is a warning on the `novita_flux` logger, and the batch goes on). With
         `images_per_minute`, requests are released so that no rolling minute carries more
-        images. Returns one BatchResult per request, in input order,
-        holding its Generation or its exception; `on_result` sees each one as it finishes, one
-        call at a time (it need not be thread-safe); if it raises, no further request is sent
-        and the exception is raised once those in flight are done. On Ctrl-C, requests already
-        sent are finished and reported before KeyboardInterrupt.
+        images. Returns one BatchResult per request, in input order, holding its Generation or
+        its exception; `on_result` sees each one as it finishes, one call at a time (it need
+        not be thread-safe; AsyncFluxSchnell also takes a coroutine function, whose awaits may
+        interleave with another call's); if it raises, no further request is sent and the
+        exception is raised once those in flight are done.
+        A batch stopped from outside (Ctrl-C; for AsyncFluxSchnell, a cancellation too:
+        task.cancel(), asyncio.timeout, wait_for, a failing TaskGroup sibling) sends nothing
+        more; requests already sent are finished (each within its timeout: the API bills them
+        anyway) and reported before the KeyboardInterrupt or CancelledError goes on, carrying
+        every result so far as `.results`.
         """
         plan, pacer, lanes = self._batch(
             requests, concurrency, images_per_minute, max_total_cost, on_result
@@ -150,7 +171,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         def sender(lane: FluxSchnell) -> Callable[[dict[str, Any], Decimal], Generation]:
             def send(body: dict[str, Any], cost: Decimal) -> Generation:
                 flow = lane._generate_flow(body, cost, timeout, retries, server_retries)
-                return cast(Generation, lane._drive(flow))
+                return lane._drive(flow)
 
             return send
 
@@ -172,7 +193,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         """The account's balance, in exact USD. Reading it is free, so every failure that may
         pass is tried again (up to `max_retries`, default the client's); errors are the same
         typed errors as a generation's."""
-        return cast(Balance, self._drive(self._balance_flow(timeout, max_retries)))
+        return self._drive(self._balance_flow(timeout, max_retries))
 
     def _preflight(self, cost: Decimal) -> None:
         try:
@@ -190,8 +211,8 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         timeout: Timeout = NOT_GIVEN,
         max_bytes: int = MAX_IMAGE_BYTES,
     ) -> bytes:
-        """The image's bytes, checked to be a whole PNG, JPEG or WebP; the API key is never
-        sent."""
+        """The image's bytes, checked to be a whole PNG, JPEG or WebP (one other than the type
+        promised is kept, with a warning: it was paid for); the API key is never sent."""
         buffer = io.BytesIO()
         self._drive(self._download_flow(image, buffer, timeout, max_bytes))
         return buffer.getvalue()
@@ -217,7 +238,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         saved, landed = _keeping(on_saved)
         flow = self._save_flow(generation, directory, metadata, landed, timeout, max_bytes)
         try:
-            return cast(list[Path], self._drive(flow))
+            return self._drive(flow)
         except KeyboardInterrupt as stop:
             _interrupts.while_saving(stop, generation, saved, _unsaved(generation, saved))
             raise
@@ -232,8 +253,11 @@ class FluxSchnell(_BaseClient[httpx.Client]):
         not read: read it and close the response yourself. A connection failure raises httpx's
         own exception. The request's own timeouts apply (connect, read, write, pool), not the
         limit on the whole exchange that `generate` keeps."""
-        auth = self._auth if authenticate else None
-        return self._http.send(request, auth=auth, stream=stream, follow_redirects=False)
+        check_http_request(request)
+        auth = self._auth if check_flag("authenticate", authenticate) else None
+        return self._http.send(
+            request, auth=auth, stream=check_flag("stream", stream), follow_redirects=False
+        )
 
     def close(self) -> None:
         """Close the connections this client opened (an injected http_client stays open)."""
@@ -254,7 +278,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _drive(self, flow: _Flow) -> Any:
+    def _drive(self, flow: _Flow[ResultT]) -> ResultT:
         try:
             step = next(flow)
             while True:
@@ -278,7 +302,8 @@ class FluxSchnell(_BaseClient[httpx.Client]):
                             _read_answer(stop, step, response)
                         raise
         except StopIteration as done:
-            return done.value
+            result: ResultT = done.value  # what the flow returned: StopIteration does not say
+            return result
         finally:
             flow.close()  # a flow left half-way removes what it staged
 
@@ -363,7 +388,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
             "response_image_type": response_image_type,
         }
         flow = self._generation(fields, max_cost, timeout, max_retries, retry_server_errors)
-        return cast(Generation, await self._drive(flow))
+        return await self._drive(flow)
 
     async def generate_many(
         self,
@@ -378,21 +403,24 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         retry_server_errors: bool | None = None,
         check_balance: bool = False,
     ) -> list[BatchResult]:
-        """Run many requests (dicts of `generate`'s fields) with at most `concurrency` in flight.
+        """Run many requests (dicts of `generate`'s fields), at most `concurrency` at a time:
+        on threads for FluxSchnell, as tasks for AsyncFluxSchnell.
 
         Every request is checked and priced first; `max_total_cost` refuses the whole batch
         before anything is sent, and so does `check_balance` (InsufficientBalanceError) when the
         account's available balance is below the batch's price (a balance that cannot be read
         is a warning on the `novita_flux` logger, and the batch goes on). With
         `images_per_minute`, requests are released so that no rolling minute carries more
-        images. Returns one BatchResult per request, in input order,
-        holding its Generation or its exception; `on_result` (sync or async) sees each one as
-        it finishes; if it raises, no further request is sent and the exception is raised once
-        those in flight are done. If the call is cancelled (task.cancel(), asyncio.timeout,
-        wait_for, a failing TaskGroup sibling), nothing more is sent; requests already sent are
-        finished (each within its timeout: the API bills them anyway) and reported through
-        `on_result` before the cancellation goes on, and the CancelledError carries every
-        result so far as `.results`.
+        images. Returns one BatchResult per request, in input order, holding its Generation or
+        its exception; `on_result` sees each one as it finishes, one call at a time (it need
+        not be thread-safe; AsyncFluxSchnell also takes a coroutine function, whose awaits may
+        interleave with another call's); if it raises, no further request is sent and the
+        exception is raised once those in flight are done.
+        A batch stopped from outside (Ctrl-C; for AsyncFluxSchnell, a cancellation too:
+        task.cancel(), asyncio.timeout, wait_for, a failing TaskGroup sibling) sends nothing
+        more; requests already sent are finished (each within its timeout: the API bills them
+        anyway) and reported before the KeyboardInterrupt or CancelledError goes on, carrying
+        every result so far as `.results`.
         """
         plan, pacer, lanes = self._batch(
             requests, concurrency, images_per_minute, max_total_cost, on_result
@@ -405,7 +433,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
                 body: dict[str, Any], cost: Decimal, proceed: Callable[[], bool]
             ) -> Generation:
                 flow = lane._generate_flow(body, cost, timeout, retries, server_retries)
-                return cast(Generation, await lane._drive(flow, proceed))
+                return await lane._drive(flow, proceed)
 
             return send
 
@@ -426,8 +454,10 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
     async def balance(
         self, *, timeout: Timeout = NOT_GIVEN, max_retries: int | None = None
     ) -> Balance:
-        """The account's balance, in exact USD (see FluxSchnell.balance)."""
-        return cast(Balance, await self._drive(self._balance_flow(timeout, max_retries)))
+        """The account's balance, in exact USD. Reading it is free, so every failure that may
+        pass is tried again (up to `max_retries`, default the client's); errors are the same
+        typed errors as a generation's."""
+        return await self._drive(self._balance_flow(timeout, max_retries))
 
     async def _preflight(self, cost: Decimal) -> None:
         try:
@@ -445,7 +475,8 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         timeout: Timeout = NOT_GIVEN,
         max_bytes: int = MAX_IMAGE_BYTES,
     ) -> bytes:
-        """The image's bytes, checked to be the type promised; the API key is never sent."""
+        """The image's bytes, checked to be a whole PNG, JPEG or WebP (one other than the type
+        promised is kept, with a warning: it was paid for); the API key is never sent."""
         buffer = io.BytesIO()
         await self._drive(self._download_flow(image, buffer, timeout, max_bytes))
         return buffer.getvalue()
@@ -460,14 +491,20 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         timeout: Timeout = NOT_GIVEN,
         max_bytes: int = MAX_IMAGE_BYTES,
     ) -> list[Path]:
-        """Stream each image to a file in `directory`, atomically; return the paths (see
-        FluxSchnell.save for the names)."""
+        """Stream each image to a file in `directory`, atomically; return the paths.
+
+        Files are named after the request (`<prompt>_<w>x<h>_s<steps>_seed<seed>_<i>.<ext>`):
+        saving the same image again finds the existing file, and a different file already
+        there is never replaced (`-2` is appended). With `metadata`, a `<file>.json` sidecar
+        records how to reproduce the image (a mapping adds its fields to it). `on_saved` is
+        called with each path as it lands.
+        """
         import asyncio
 
         saved, landed = _keeping(on_saved)
         flow = self._save_flow(generation, directory, metadata, landed, timeout, max_bytes)
         try:
-            return cast(list[Path], await self._drive(flow))
+            return await self._drive(flow)
         except asyncio.CancelledError as stop:  # a download is free: it stops at once
             _interrupts.while_saving(stop, generation, saved, _unsaved(generation, saved))
             raise
@@ -482,8 +519,11 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         not read: read it and close the response yourself. A connection failure raises httpx's
         own exception. The request's own timeouts apply (connect, read, write, pool), not the
         limit on the whole exchange that `generate` keeps."""
-        auth = self._auth if authenticate else None
-        return await self._http.send(request, auth=auth, stream=stream, follow_redirects=False)
+        check_http_request(request)
+        auth = self._auth if check_flag("authenticate", authenticate) else None
+        return await self._http.send(
+            request, auth=auth, stream=check_flag("stream", stream), follow_redirects=False
+        )
 
     async def close(self) -> None:
         """Close the connections this client opened (an injected http_client stays open)."""
@@ -496,7 +536,9 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _drive(self, flow: _Flow, proceed: Callable[[], bool] | None = None) -> Any:
+    async def _drive(
+        self, flow: _Flow[ResultT], proceed: Callable[[], bool] | None = None
+    ) -> ResultT:
         """Carry out a flow's steps; `proceed`, when given, is asked just before each API request
         leaves, and a False withdraws it (Withdrawn): a batch that has stopped sends nothing."""
         try:
@@ -516,12 +558,13 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
                 else:
                     step = flow.send(response)
         except StopIteration as done:
-            return done.value
+            result: ResultT = done.value  # what the flow returned: StopIteration does not say
+            return result
         finally:
             flow.close()  # a flow left half-way removes what it staged
 
     async def _send_heard(
-        self, step: _Send, flow: _Flow, proceed: Callable[[], bool] | None
+        self, step: _Send, flow: _Flow[Any], proceed: Callable[[], bool] | None
     ) -> httpx.Response:
         """Send the API request in a task of its own, so that cancelling the caller does not
         cancel it: once the request may have reached the API, its task runs and is billed
@@ -589,7 +632,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
         return response
 
 
-def _heard(stop: BaseException, exchange: Any, flow: _Flow) -> None:
+def _heard(stop: BaseException, exchange: Any, flow: _Flow[Any]) -> None:
     """Read the answer a cancelled call waited for, exactly as the call would have, and put
     what it says on the cancellation (nothing more is sent: a retry it asks for is dropped)."""
     try:

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from novita_flux._format import usd
-from novita_flux._models import GeneratedImage, Generation
+from novita_flux._format import shortened, usd
+from novita_flux._models import GeneratedImage, Generation, link_of
 from novita_flux._spec import known_reasons
 
 _BODY_LIMIT = 2000  # characters of a raw body kept on an error
@@ -107,7 +107,9 @@ class APIStatusError(NovitaError):
         envelope = body if isinstance(body, dict) else {}
         self.response = _without_key(response)
         self.status_code = response.status_code
-        self.body = body if body is not None else _truncate(response.text)
+        self.body = (
+            body if body is not None else shortened(response.text, _BODY_LIMIT, counted=True)
+        )
         self.code = _typed(envelope, "code", int)
         self.reason = _typed(envelope, "reason", str)
         self.message = _typed(envelope, "message", str)
@@ -127,7 +129,7 @@ class APIStatusError(NovitaError):
         if self.message and self.message.strip():
             text += f": {self.message.strip()}"
         elif body is None and response.text:
-            text += f": {_truncate(response.text, 200)}"
+            text += f": {shortened(response.text, 200, counted=True)}"
         if self.task_id is not None:
             text += f" (task_id={self.task_id})"
         if self.possibly_billed:
@@ -189,7 +191,9 @@ class ResponseValidationError(NovitaError):
         self.response = _without_key(response)
         self.status_code = response.status_code
         self.problem = problem
-        self.body: Any = _truncate(response.text) if payload is _NOT_JSON else payload
+        self.body: Any = (
+            shortened(response.text, _BODY_LIMIT, counted=True) if payload is _NOT_JSON else payload
+        )
         self.task_id = task_id
         self.images: list[GeneratedImage] = list(images)
         self.request = request
@@ -276,9 +280,7 @@ class SaveIncompleteError(ImageDownloadError):
         self.failures = list(failures)
         total = len(self.saved) + len(self.failures)
         missing = "; ".join(
-            f"image {image.index} ({error}) at {image.url}"
-            + (f" until {image.expires_at.isoformat()}" if image.expires_at else "")
-            for image, error in self.failures
+            f"image {image.index} ({error}) {link_of(image)}" for image, error in self.failures
         )
         super().__init__(
             f"saved {len(self.saved)} of {total} image(s) of task {generation.task_id}; "
@@ -363,7 +365,3 @@ def _without_key(response: httpx.Response) -> httpx.Response:
 def _typed(mapping: dict[str, Any], key: str, kind: type[Any]) -> Any:
     value = mapping.get(key)
     return value if isinstance(value, kind) and not isinstance(value, bool) else None
-
-
-def _truncate(text: str, limit: int = _BODY_LIMIT) -> str:
-    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more]"

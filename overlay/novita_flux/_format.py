@@ -33,10 +33,14 @@ def usd(amount: Decimal | int) -> str:
     return f"{whole}.{places.rstrip('0').ljust(2, '0')}"  # 0.0037500 -> 0.00375
 
 
-def shortened(text: str, limit: int = 80) -> str:
-    """`text` cut to at most `limit` characters, ending in "..." when it was cut."""
+def shortened(text: str, limit: int = 80, *, counted: bool = False) -> str:
+    """`text` cut to at most `limit` characters, ending in "..." when it was cut; `counted`: its
+    first `limit` characters kept whole, and "... [N more]" says how many were cut (an error's
+    body, which a reader may need to know was longer)."""
     if len(text) <= limit:
         return text
+    if counted:
+        return f"{text[:limit]}{ELLIPSIS} [{len(text) - limit} more]"
     return text[: max(limit - len(ELLIPSIS), 0)] + ELLIPSIS
 
 

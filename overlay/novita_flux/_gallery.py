@@ -26,21 +26,22 @@ import attrs
 
 from novita_flux._faultpoints import reach
 from novita_flux._format import encodable, shortened, usd, without_bidi_controls
-from novita_flux._images import EXTENSIONS, staged_file
+from novita_flux._images import EXTENSIONS, write_atomically
+from novita_flux._states import INVALID, State
 
 GALLERY_NAME: Final = "index.html"
 # Characters of a caption shown on a card (a prompt may have 1024), and of a line's error.
 CAPTION_CHARACTERS: Final = 140
 ERROR_CHARACTERS: Final = 300
 _IMAGE_SUFFIXES: Final = tuple(EXTENSIONS.values())
-_PROBLEMS: Final = ("failed", "unknown", "paid", "invalid", "planned", "sending")
-_SAID: Final = {
-    "failed": "failed (sent again by the next run)",
-    "unknown": "may have been billed (not sent again unless asked)",
-    "paid": "paid for, images not all saved",
-    "invalid": "not a valid request",
-    "planned": "not sent yet",
-    "sending": "in flight when the run stopped",
+_PROBLEMS: Final = (State.FAILED, State.UNKNOWN, State.PAID, INVALID, State.PLANNED, State.SENDING)
+_SAID: Final[dict[str, str]] = {
+    State.FAILED: "failed (sent again by the next run)",
+    State.UNKNOWN: "may have been billed (not sent again unless asked)",
+    State.PAID: "paid for, images not all saved",
+    INVALID: "not a valid request",
+    State.PLANNED: "not sent yet",
+    State.SENDING: "in flight when the run stopped",
 }
 
 
@@ -84,15 +85,13 @@ def write_gallery(directory: Path) -> Path:
     # In the input's order for a batch, then by name for anything else.
     tiles = sorted(_tiles(directory), key=lambda tile: (rank.get(tile.file, len(rank)), tile.file))
     target = directory / GALLERY_NAME
-    with staged_file(directory) as handle:
-        for part in _page(directory, tiles, problems, statuses):
-            reach("write.file")
-            # A directory's name may hold a byte that is not UTF-8 (a lone surrogate here).
-            handle.write(part.encode("utf-8", "backslashreplace"))
-        handle.flush()
-        os.fsync(handle.fileno())
-        reach("gallery.written")
-        os.replace(handle.name, target)
+    # A directory's name may hold a byte that is not UTF-8 (a lone surrogate here).
+    parts = _page(directory, tiles, problems, statuses)
+    write_atomically(
+        target,
+        (part.encode("utf-8", "backslashreplace") for part in parts),
+        ready=lambda: reach("gallery.written"),
+    )
     return target
 
 

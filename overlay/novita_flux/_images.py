@@ -11,14 +11,13 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 
-from novita_flux._constants import LOGGER_NAME
+from novita_flux._constants import LOGGER_NAME, MAX_REDIRECTS
 from novita_flux._errors import ImageDownloadError, ImageExpiredError
 from novita_flux._faultpoints import reach
 from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES, incomplete, sniff
@@ -32,8 +31,26 @@ _ERROR_BYTES = 4096  # of a storage host's error answer, kept for the message
 _EXPIRED = re.compile(rb"Request has expired|<Code>(ExpiredToken|ExpiredRequest)</Code>", re.I)
 
 
+def next_hop(
+    url: httpx.URL, status: int, headers: Mapping[str, str], followed: int
+) -> str | httpx.URL | None:
+    """Where an image link's answer redirects to, when it is a redirect to follow (a 3xx with a
+    Location, as httpx counts them, fewer than MAX_REDIRECTS hops in); None when it is not.
+
+    Redirects are followed by hand rather than by httpx, whose redirects re-add the client's
+    cookies: every hop gets the same bare request. A Location that is no URL is returned as
+    text, for the image request to refuse with the rest."""
+    location = headers.get("Location")
+    if not (httpx.codes.is_redirect(status) and location and followed < MAX_REDIRECTS):
+        return None
+    try:
+        return url.join(location)
+    except (httpx.InvalidURL, ValueError):
+        return location
+
+
 def check_not_expired(image: GeneratedImage) -> None:
-    if image.expires_at is not None and datetime.now(UTC) >= image.expires_at:
+    if image.expires_at is not None and image.expired:  # the first test only narrows the type
         raise ImageExpiredError(
             f"image {image.index} expired at {image.expires_at.isoformat()} "
             f"(its link was valid for {image.ttl} s); generate it again"
@@ -224,14 +241,27 @@ def publish(handle: IO[bytes], target: Path) -> Path:
         return candidate
 
 
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one step: readers see the old file or the new one."""
+def write_atomically(
+    path: Path, chunks: Iterable[bytes], *, ready: Callable[[], object] | None = None
+) -> None:
+    """Replace `path` with the chunks' bytes in one step: readers see the old file or the new
+    one, and the new one is on disk before it takes the name (so that a crash never leaves an
+    empty file under it). `ready` is called between the two: the caller's fault point (a
+    literal `reach`, so that tests/faults can find it)."""
     with staged_file(path.parent) as handle:
-        reach("write.file")
-        handle.write(data)
+        for chunk in chunks:
+            reach("write.file")
+            handle.write(chunk)
         handle.flush()
         os.fsync(handle.fileno())
+        if ready is not None:
+            ready()
         os.replace(handle.name, path)
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` in one step: readers see the old file or the new one."""
+    write_atomically(path, [data])
 
 
 def write_json_atomically(path: Path, data: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from novita_flux._constants import LOGGER_NAME
 from novita_flux._errors import APIConnectionError, NovitaError
+from novita_flux._models import link_of
 
 if TYPE_CHECKING:
     from novita_flux._batch import BatchResult
@@ -36,11 +37,7 @@ _LISTED = 5  # task ids named in a note; the rest are on .results
 
 def links(generation: Generation, images: Sequence[GeneratedImage] | None = None) -> str:
     chosen = generation.images if images is None else images
-    return "; ".join(
-        f"image {image.index} at {image.url}"
-        + (f" until {image.expires_at.isoformat()}" if image.expires_at else "")
-        for image in chosen
-    )
+    return "; ".join(f"image {image.index} {link_of(image)}" for image in chosen)
 
 
 def _say(stop: BaseException, text: str, **attributes: Any) -> None:

@@ -26,7 +26,7 @@ from novita_flux._faultpoints import reach
 
 JOURNAL_NAME: Final = "ledger.journal.jsonl"
 
-Report = Callable[[str], None]
+Reporter = Callable[[str], None]  # says one line of what was found and set aside
 
 
 class Journal:
@@ -46,7 +46,7 @@ class Journal:
             raise OSError(f"{self.path.name}: only {written} of {len(line)} bytes were written")
         os.fsync(self._fd)
 
-    def records(self, report: Report) -> Iterator[dict[str, Any]]:
+    def records(self, report: Reporter) -> Iterator[dict[str, Any]]:
         """Every row snapshot that reads, oldest first."""
         try:
             source = self.path.open("rb")

@@ -10,18 +10,9 @@ not a replay; a crash mid-write leaves the last committed state, never a torn li
 and any sqlite3 tool can read it. A journal would need its own compaction, torn-tail recovery
 and indexing to offer the same.
 
-A request moves `planned -> sending -> paid -> saved`:
-- planned: checked, priced, its seed drawn and written; not sent, or its last send is known to
-  have cost nothing (it was `failed`, which is sent again).
-- sending: on the wire. Found at start-up, it means the process died with the request in flight:
-  it becomes `unknown`.
-- paid: the API answered and the answer's links are recorded; images not all saved yet.
-- saved: every image saved.
-- failed: refused before any work (a 4xx, a rate limit that outlasted the retries, no
-  connection): sent again by the next run.
-- unknown: may have been billed, outcome unknown (died in flight, a timeout after the request
-  left, a 5xx after the task may have run, a 200 with no link to read): never sent again unless
-  the user asks (`--resend-unknown`).
+A request moves `planned -> sending -> paid -> saved`; the states and the one table of the steps
+between them are in _states, and every transition below is a step of that table: its UPDATE
+names the states the step leaves from, and a request in another state is refused (IllegalStep).
 
 A request answered with another number of images than its `image_num` (a short answer, or a long
 one) is paid and saved like any other, and says so: its `error` holds a `ShortAnswer` note, kept
@@ -53,21 +44,22 @@ import attrs
 
 from novita_flux._errors import APIStatusError
 from novita_flux._faultpoints import reach
-from novita_flux._images import image_index, staged_file
-from novita_flux._journal import JOURNAL_NAME, Journal
-from novita_flux._models import GeneratedImage, Generation, entry_of, image_of
-from novita_flux._recovery import Report, restore_from
+from novita_flux._images import write_atomically
+from novita_flux._journal import JOURNAL_NAME, Journal, Reporter
+from novita_flux._models import GeneratedImage, entry_of
+from novita_flux._recovery import restore_from
+from novita_flux._row import COLUMNS, JSON_COLUMNS, RECORD_COLUMNS, Row, qualified
+from novita_flux._states import INVALID, RANK, TO_DOWNLOAD, TO_PAY, IllegalStep, State, Step
+from novita_flux._states import sources as step_sources
+from novita_flux._states import target as step_target
 
 LEDGER_NAME: Final = "ledger.sqlite3"
 MANIFEST_NAME: Final = "manifest.jsonl"
 SCHEMA_VERSION: Final = "1"
 
-PLANNED, SENDING, PAID, SAVED = "planned", "sending", "paid", "saved"
-FAILED, UNKNOWN, INVALID = "failed", "unknown", "invalid"
+# The states' old names, kept for the modules and tests that import them from here.
 SHORT_ANSWER: Final = "ShortAnswer"  # the `error` type of an answer short of (or past) image_num
-STATES: Final = (PLANNED, SENDING, PAID, SAVED, FAILED, UNKNOWN)
-# How far along a request is, within one send: the records that disagree are settled by it.
-_RANK: Final = {PLANNED: 0, SENDING: 1, FAILED: 2, UNKNOWN: 3, PAID: 4, SAVED: 5}
+STATES: Final = tuple(State)
 
 _SCHEMA: Final = f"""
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -78,7 +70,7 @@ CREATE TABLE IF NOT EXISTS requests (
     seed INTEGER NOT NULL,
     image_num INTEGER NOT NULL,
     cost TEXT NOT NULL,               -- USD, exact
-    state TEXT NOT NULL CHECK (state IN ({", ".join(repr(s) for s in STATES)})),
+    state TEXT NOT NULL CHECK (state IN ({", ".join(repr(s.value) for s in State)})),
     task_id TEXT,
     images TEXT NOT NULL DEFAULT '[]',
     files TEXT NOT NULL DEFAULT '[]',
@@ -96,55 +88,7 @@ CREATE TABLE IF NOT EXISTS lines (    -- the input as the current run read it
 
 
 @attrs.frozen
-class Row:
-    """A request of the current run, as the ledger holds it (`line` None: a request paid for
-    by an earlier run whose line is no longer in the input)."""
-
-    line: int | None
-    key: str
-    request: Any
-    body: dict[str, Any]
-    seed: int
-    cost: Decimal
-    state: str
-    task_id: str | None
-    images: list[dict[str, Any]]
-    files: list[str]
-    error: dict[str, Any] | None
-
-    def generation(self) -> Generation:
-        """The paid-for generation recorded here, to finish saving its images."""
-        return Generation(
-            self.task_id or "", [image_of(entry) for entry in self.images], self.seed, self.body,
-            self.cost,
-        )  # fmt: skip
-
-    def missing_images(self) -> list[GeneratedImage]:
-        saved = {image_index(name) for name in self.files}
-        return [image for image in self.generation().images if image.index not in saved]
-
-    def unsaved(self) -> Generation:
-        """The generation, with only the images not saved yet."""
-        return attrs.evolve(self.generation(), images=self.missing_images())
-
-    @property
-    def where(self) -> str:
-        """How messages name it: its line, or its key when it left the input."""
-        return (
-            f"line {self.line}"
-            if self.line is not None
-            else f"request {self.key} (not in the input)"
-        )
-
-    @property
-    def expired(self) -> bool:
-        """Whether every image still to save has a link past its expiry."""
-        missing = self.missing_images()
-        return bool(missing) and all(image.expired for image in missing)
-
-
-@attrs.frozen
-class Planned:
+class PlannedLine:
     """A line read from the input: a request to record, or why it is not one."""
 
     line: int
@@ -169,7 +113,7 @@ class Ledger:
         self._journal_ahead = False
 
     @classmethod
-    def open(cls, directory: Path, report: Report) -> Ledger:
+    def open(cls, directory: Path, report: Reporter) -> Ledger:
         """The directory's ledger, brought up to date with its journal. One that is damaged,
         empty or not a ledger is set aside and rebuilt from everything else that says what was
         paid: what it still holds, the journal, the last exported manifest and the images'
@@ -223,26 +167,24 @@ class Ledger:
         with self._transaction() as db:
             db.execute("DELETE FROM lines")
 
-    def plan(self, lines: Sequence[Planned]) -> None:
+    def plan(self, lines: Sequence[PlannedLine]) -> None:
         """Record a chunk of input lines in one transaction; a request already known keeps its
         row (state, seed and all): only its line number is updated."""
         now = _now()
         with self._transaction() as db:
             for item in lines:
                 if item.key is not None and item.body is not None:
-                    db.execute(
-                        "INSERT OR IGNORE INTO requests (key, request, body, seed, image_num, "
-                        "cost, state, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            item.key,
-                            _json(item.request),
-                            _json(item.body),
-                            item.body["seed"],
-                            item.body["image_num"],
-                            str(item.cost),
-                            PLANNED,
-                            now,
-                        ),
+                    _insert(
+                        db,
+                        "INSERT OR IGNORE",
+                        key=item.key,
+                        request=_json(item.request),
+                        body=_json(item.body),
+                        seed=item.body["seed"],
+                        image_num=item.body["image_num"],
+                        cost=str(item.cost),
+                        state=State.PLANNED,
+                        updated=now,
                     )
                 db.execute(
                     "INSERT OR REPLACE INTO lines (line, key, request, error) VALUES (?, ?, ?, ?)",
@@ -260,25 +202,22 @@ class Ledger:
                 ).fetchone()
                 if held is not None and progress(row) <= _held_progress(held):
                     continue
-                db.execute(
-                    "INSERT OR REPLACE INTO requests (key, request, body, seed, image_num, cost, "
-                    "state, task_id, images, files, error, sends, updated) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        row["key"],
-                        _json(row.get("request")),
-                        _json(row["body"]),
-                        row["body"]["seed"],
-                        row["body"]["image_num"],
-                        str(row.get("cost") or 0),
-                        row["state"],
-                        row.get("task_id"),
-                        _json(row.get("images") or []),
-                        _json(row.get("files") or []),
-                        _json(row.get("error")) if row.get("error") else None,
-                        row.get("sends", 0),
-                        _now(),
-                    ),
+                _insert(
+                    db,
+                    "INSERT OR REPLACE",
+                    key=row["key"],
+                    request=_json(row.get("request")),
+                    body=_json(row["body"]),
+                    seed=row["body"]["seed"],
+                    image_num=row["body"]["image_num"],
+                    cost=str(row.get("cost") or 0),
+                    state=row["state"],
+                    task_id=row.get("task_id"),
+                    images=_json(row.get("images") or []),
+                    files=_json(row.get("files") or []),
+                    error=_json(row.get("error")) if row.get("error") else None,
+                    sends=row.get("sends", 0),
+                    updated=_now(),
                 )
                 changed += 1
         return changed
@@ -298,14 +237,16 @@ class Ledger:
             "billed",
         }
         with self._transaction() as db:
+            allowed = step_sources(Step.INTERRUPTED)
+            marks = ", ".join("?" for _ in allowed)
             cursor = db.execute(
-                "UPDATE requests SET state = ?, error = ?, updated = ? WHERE state = ?",
-                (UNKNOWN, _json(error), _now(), SENDING),
+                f"UPDATE requests SET state = ?, error = ?, updated = ? WHERE state IN ({marks})",  # noqa: S608 - only placeholders are formatted in
+                (step_target(Step.INTERRUPTED), _json(error), _now(), *allowed),
             )
             return cursor.rowcount
 
     def rows(
-        self, states: Iterable[str], chunk: int = 500, report: Report | None = None
+        self, states: Iterable[str], chunk: int = 500, report: Reporter | None = None
     ) -> Iterator[Row]:
         """The current run's requests in these states, in input order, a chunk at a time (a
         100,000-line batch is never held in memory). A row whose fields no longer decode is
@@ -316,8 +257,7 @@ class Ledger:
         while True:
             with self._lock:
                 found = self._db.execute(
-                    "SELECT lines.line, requests.key, requests.request, body, seed, cost, state, "  # noqa: S608 - only placeholders are formatted in
-                    "task_id, images, files, requests.error FROM lines JOIN requests "
+                    f"SELECT lines.line, {qualified(COLUMNS)} FROM lines JOIN requests "  # noqa: S608 - column names and placeholders only
                     f"ON lines.key = requests.key WHERE lines.line > ? AND state IN ({marks}) "
                     "ORDER BY lines.line LIMIT ?",
                     (after, *wanted, chunk),
@@ -326,7 +266,7 @@ class Ledger:
                 return
             for record in found:
                 try:
-                    row = _row(record)
+                    row = Row.read(record)
                 except (TypeError, ValueError, ArithmeticError) as error:
                     if report is not None:
                         report(f"{LEDGER_NAME}: the request of line {record[0]} is garbled "
@@ -341,14 +281,13 @@ class Ledger:
         their links expire."""
         with self._lock:
             found = self._db.execute(
-                "SELECT NULL, key, request, body, seed, cost, state, task_id, images, files, "
-                "error FROM requests WHERE state = ? AND key NOT IN "
+                f"SELECT NULL, {', '.join(COLUMNS)} FROM requests WHERE state = ? AND key NOT IN "  # noqa: S608 - column names only
                 "(SELECT key FROM lines WHERE key IS NOT NULL) ORDER BY rowid",
-                (PAID,),
+                (State.PAID,),
             ).fetchall()
         for record in found:
             with contextlib.suppress(TypeError, ValueError, ArithmeticError):  # garbled: kept
-                yield _row(record)
+                yield Row.read(record)
 
     def totals(self, states: Iterable[str]) -> tuple[int, int, Decimal]:
         """(requests, images, cost) of the current run's requests in these states."""
@@ -356,9 +295,10 @@ class Ledger:
         cost = Decimal(0)
         for row in self.rows(states):
             requests += 1
-            images += int(row.body["image_num"]) if row.state in (PLANNED, FAILED, UNKNOWN) else 0
-            images += len(row.missing_images()) if row.state == PAID else 0
-            cost += row.cost if row.state in (PLANNED, FAILED, UNKNOWN) else 0
+            # Still to pay for: every image it asks for, and its price; paid: what is unsaved.
+            images += int(row.body["image_num"]) if row.state in TO_PAY else 0
+            images += len(row.missing_images()) if row.state in TO_DOWNLOAD else 0
+            cost += row.cost if row.state in TO_PAY else 0
         return requests, images, cost
 
     def short_answers(self) -> int:
@@ -369,7 +309,7 @@ class Ledger:
                 "SELECT COUNT(*) FROM lines JOIN requests ON lines.key = requests.key "
                 "WHERE state IN (?, ?) AND json_valid(requests.error) "
                 "AND json_extract(requests.error, '$.type') = ?",
-                (PAID, SAVED, SHORT_ANSWER),
+                (State.PAID, State.SAVED, SHORT_ANSWER),
             ).fetchone()
         return int(found)
 
@@ -388,13 +328,13 @@ class Ledger:
     def sending(self, key: str, *, again: bool = False) -> bool:
         """Record the intent to send; False if the request is not sendable any more. `again`
         allows a paid request to be sent once more (its links expired before they were saved)."""
-        allowed = (PLANNED, FAILED, UNKNOWN, PAID) if again else (PLANNED, FAILED, UNKNOWN)
+        allowed = step_sources(Step.SEND, Step.SEND_AGAIN) if again else step_sources(Step.SEND)
         marks = ", ".join("?" for _ in allowed)
         with self._transaction() as db:
             cursor = db.execute(
                 "UPDATE requests SET state = ?, sends = sends + 1, error = NULL, images = '[]', "  # noqa: S608 - only placeholders are formatted in
                 f"files = '[]', updated = ? WHERE key = ? AND state IN ({marks})",
-                (SENDING, _now(), key, *allowed),
+                (step_target(Step.SEND), _now(), key, *allowed),
             )
             if cursor.rowcount != 1:
                 return False
@@ -410,27 +350,27 @@ class Ledger:
         error: dict[str, Any] | None = None,
     ) -> None:
         self._set(
-            key, state=PAID, task_id=task_id, images=[entry_of(i) for i in images], error=error
+            key, Step.ANSWERED, task_id=task_id, images=[entry_of(i) for i in images], error=error
         )
 
     def failed(self, key: str, error: dict[str, Any]) -> None:
-        self._set(key, state=FAILED, error=error)
+        self._set(key, Step.REFUSED, error=error)
 
     def unknown(self, key: str, error: dict[str, Any]) -> None:
-        self._set(key, state=UNKNOWN, error=error)
+        self._set(key, Step.UNANSWERED, error=error)
 
     def saved(self, key: str, files: Sequence[str], note: dict[str, Any] | None = None) -> None:
         """Every image saved; `note` is what stays said of the answer (a short answer)."""
-        self._set(key, state=SAVED, files=list(files), error=note)
+        self._set(key, Step.SAVED, files=list(files), error=note)
 
     def partly_saved(self, key: str, files: Sequence[str], error: dict[str, Any]) -> None:
-        self._set(key, files=list(files), error=error)  # still paid: the rest is downloaded next
+        self._set(key, Step.SAVED_IN_PART, files=list(files), error=error)
 
     def lost_files(self, key: str, kept: Sequence[str]) -> None:
         """A saved request some of whose files are gone or damaged: paid again, so that the
         next downloads fetch what is missing (a download costs nothing)."""
         error = {"type": "FileLost", "message": "a saved image was missing or damaged"}
-        self._set(key, state=PAID, files=list(kept), error=error)
+        self._set(key, Step.FILES_LOST, files=list(kept), error=error)
 
     # --- for people and scripts ---
 
@@ -438,15 +378,16 @@ class Ledger:
         """Write `manifest.jsonl` atomically: one line per input line, in input order, then one
         (`"line": null`) per request that is no longer in the input but was sent: it may have
         been paid for, and the manifest is what recovery reads when the ledger is lost."""
-        queries = (
-            "SELECT lines.line, lines.key, lines.request, lines.error, body, seed, cost, state, "
-            "task_id, images, files, requests.error, sends FROM lines LEFT JOIN requests "
+        queries = (  # the line's key and request: an invalid line has no request row
+            "SELECT lines.line, lines.key, lines.request, lines.error, "  # noqa: S608 - column names only
+            f"{qualified(_MANIFEST_COLUMNS)} FROM lines LEFT JOIN requests "
             "ON lines.key = requests.key WHERE lines.line > ? ORDER BY lines.line LIMIT 1000",
-            "SELECT requests.rowid, key, request, NULL, body, seed, cost, state, task_id, images, "
-            "files, error, sends FROM requests WHERE rowid > ? AND sends > 0 AND key NOT IN "
+            f"SELECT rowid, key, request, NULL, {', '.join(_MANIFEST_COLUMNS)} FROM requests "  # noqa: S608 - column names only
+            "WHERE rowid > ? AND sends > 0 AND key NOT IN "
             "(SELECT key FROM lines WHERE key IS NOT NULL) ORDER BY rowid LIMIT 1000",
         )
-        with staged_file(path.parent) as handle:
+
+        def chunks() -> Iterator[bytes]:
             for number, query in enumerate(queries):
                 after = 0
                 while True:
@@ -454,14 +395,11 @@ class Ledger:
                         found = self._db.execute(query, (after,)).fetchall()
                     if not found:
                         break
-                    reach("write.file")
                     lines = (_manifest_line(record, in_input=number == 0) for record in found)
-                    handle.write("".join(lines).encode())
+                    yield "".join(lines).encode()
                     after = found[-1][0]
-            handle.flush()
-            os.fsync(handle.fileno())
-            reach("manifest.written")
-            os.replace(handle.name, path)
+
+        write_atomically(path, chunks(), ready=lambda: reach("manifest.written"))
 
     # --- plumbing ---
 
@@ -481,7 +419,7 @@ class Ledger:
             )
         return ours is not None
 
-    def _set_aside_garbled(self, report: Report) -> int:
+    def _set_aside_garbled(self, report: Reporter) -> int:
         """Move rows whose fields no longer decode (a damaged page that the database's own
         check cannot see) to `ledger.sqlite3.garbled-<time>.jsonl`, so that the other records
         can restore them; how many there were."""
@@ -505,22 +443,31 @@ class Ledger:
         )
         return len(garbled)
 
-    def _set(self, key: str, **fields: Any) -> None:
+    def _set(self, key: str, step: Step, **fields: Any) -> None:
+        """Take the request one step of the table (_states), with these fields; IllegalStep,
+        and nothing written, if its state is not one the step leaves from."""
         columns = {
             # JSON columns: an empty list is '[]' like any other; only None stays NULL.
-            name: _json(value)
-            if name in ("images", "files", "error") and value is not None
-            else value
+            name: _json(value) if name in JSON_COLUMNS and value is not None else value
             for name, value in fields.items()
-        }
+        } | {"state": step_target(step)}
         assignments = ", ".join(f"{name} = ?" for name in columns)
+        allowed = step_sources(step)
+        marks = ", ".join("?" for _ in allowed)
         snapshot: dict[str, Any] | None = None
         try:
             with self._transaction() as db:
-                db.execute(
-                    f"UPDATE requests SET {assignments}, updated = ? WHERE key = ?",  # noqa: S608 - names from this module
-                    (*columns.values(), _now(), key),
+                cursor = db.execute(
+                    f"UPDATE requests SET {assignments}, updated = ? "  # noqa: S608 - names from this module
+                    f"WHERE key = ? AND state IN ({marks})",
+                    (*columns.values(), _now(), key, *allowed),
                 )
+                if cursor.rowcount != 1:
+                    held = db.execute("SELECT state FROM requests WHERE key = ?", (key,)).fetchone()
+                    raise IllegalStep(
+                        f"request {key} is {held[0] if held else 'not in the ledger'}: the step "
+                        f"{step!r} leaves only from {', '.join(allowed)}"
+                    )
                 snapshot = _snapshot(db, key)
         except (sqlite3.Error, OSError):
             # The ledger could not take the step (a full disk, a lost file): the journal is
@@ -600,7 +547,7 @@ def progress(row: dict[str, Any]) -> tuple[int, int, int]:
     files = row.get("files")
     return (
         int(row.get("sends") or 0),
-        _RANK.get(row.get("state", PLANNED), 0),
+        RANK.get(row.get("state", State.PLANNED), 0),
         len(files) if isinstance(files, list) else 0,
     )
 
@@ -614,70 +561,40 @@ def _held_progress(held: Sequence[Any]) -> tuple[int, int, int]:
     return progress({"sends": sends, "state": state, "files": saved})
 
 
-_SNAPSHOT_COLUMNS: Final = (
-    "key", "request", "body", "cost", "state", "task_id", "images", "files", "error", "sends",
-)  # fmt: skip
-
-
 def _snapshot(db: sqlite3.Connection, key: str) -> dict[str, Any]:
     """The request's whole row as the journal keeps it."""
     record = db.execute(
-        f"SELECT {', '.join(_SNAPSHOT_COLUMNS)} FROM requests WHERE key = ?",  # noqa: S608
+        f"SELECT {', '.join(RECORD_COLUMNS)} FROM requests WHERE key = ?",  # noqa: S608
         (key,),
     ).fetchone()
-    row = dict(zip(_SNAPSHOT_COLUMNS, record, strict=True))
-    for name in ("request", "body", "images", "files"):
-        row[name] = json.loads(row[name])
-    row["error"] = json.loads(row["error"]) if row["error"] else None
+    row = dict(zip(RECORD_COLUMNS, record, strict=True))
+    for name in JSON_COLUMNS:
+        row[name] = json.loads(row[name]) if name != "error" or row[name] else None
     return row
 
 
-def _row(record: Sequence[Any]) -> Row:
-    line, key, request, body, seed, cost, state, task_id, images, files, error = record
-    return Row(
-        line,
-        key,
-        json.loads(request),
-        json.loads(body),
-        int(seed),
-        Decimal(cost),
-        state,
-        task_id,
-        json.loads(images),
-        json.loads(files),
-        json.loads(error) if error else None,
-    )
+# A manifest line's columns after the line's own (line, key, request, error).
+_MANIFEST_COLUMNS: Final = (*(name for name in COLUMNS if name not in ("key", "request")), "sends")
 
 
 def _manifest_line(record: Sequence[Any], *, in_input: bool = True) -> str:
-    (
-        line,
-        key,
-        request,
-        line_error,
-        body,
-        seed,
-        cost,
-        state,
-        task_id,
-        images,
-        files,
-        error,
-        sends,
-    ) = record
+    line, key, request, line_error, *values = record
+    held = dict(zip(_MANIFEST_COLUMNS, values, strict=True))
     entry: dict[str, Any] = {
         "line": line if in_input else None,
         "key": key,
-        "status": state or INVALID,
+        "status": held["state"] or INVALID,
         "request": json.loads(request) if request else None,
-        "body": json.loads(body) if body else None,
-        "seed": seed,
-        "task_id": task_id,
-        "cost": cost,
-        "files": json.loads(files) if files else [],
-        "images": json.loads(images) if images else [],
-        "error": json.loads(error) if error else ({"message": line_error} if line_error else None),
-        "sends": sends or 0,
+        "body": json.loads(held["body"]) if held["body"] else None,
+        "seed": held["seed"],
+        "task_id": held["task_id"],
+        "cost": held["cost"],
+        "files": json.loads(held["files"]) if held["files"] else [],
+        "images": json.loads(held["images"]) if held["images"] else [],
+        "error": json.loads(held["error"])
+        if held["error"]
+        else ({"message": line_error} if line_error else None),
+        "sends": held["sends"] or 0,
     }
     # Unicode stays readable, but the line separators some readers split on are escaped.
     text = _json(entry, separators=(", ", ": ")).translate(_LINE_BREAKS)
@@ -694,23 +611,24 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-_COLUMNS: Final = ", ".join(
-    ["rowid", "seed"]
-    + [f"CAST({name} AS BLOB)" for name in ("key", "state", "request", "body", "cost")]
-    + [f"CAST({name} AS BLOB)" for name in ("images", "files", "error")]
-)
+# The text columns whose bytes must decode for a row to be read (task_id is never parsed).
+_DECODED: Final = ("key", "state", "cost", *JSON_COLUMNS)
+_COLUMNS: Final = ", ".join(["rowid", "seed"] + [f"CAST({name} AS BLOB)" for name in _DECODED])
 
 
 def _decoded(record: Sequence[Any]) -> None:
     """Raise ValueError if a row's fields do not decode as what the ledger wrote."""
     _, seed, *blobs = record
-    key, state, request, body, cost, images, files, error = (
-        None if blob is None else bytes(blob).decode("utf-8") for blob in blobs
-    )
+    text = {
+        name: None if blob is None else bytes(blob).decode("utf-8")
+        for name, blob in zip(_DECODED, blobs, strict=True)
+    }
+    key, state, body, cost, error = (text[n] for n in ("key", "state", "body", "cost", "error"))
     if not isinstance(key, str) or state not in STATES or not isinstance(seed, int):
         raise ValueError("not a request row")
-    for text in (request, body, images, files, *([error] if error else [])):
-        json.loads(text or "")
+    for name in JSON_COLUMNS:
+        if name != "error" or error:
+            json.loads(text[name] or "")
     if not isinstance(json.loads(body or "").get("prompt"), str):
         raise ValueError("no prompt")
     Decimal(cost or "")
@@ -727,6 +645,14 @@ def _set_aside(path: Path) -> Path:
         if source.exists():
             os.replace(source, f"{damaged}{suffix}")
     return damaged
+
+
+def _insert(db: sqlite3.Connection, verb: str, **columns: Any) -> None:
+    """`verb INTO requests` of these columns, named once, by their keywords."""
+    db.execute(
+        f"{verb} INTO requests ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+        tuple(columns.values()),
+    )
 
 
 def _json(value: Any, separators: tuple[str, str] = (",", ":")) -> str:

@@ -20,6 +20,13 @@ def link_expiry(sent: datetime, ttl: int) -> datetime | None:
         return datetime.max.replace(tzinfo=UTC)
 
 
+def link_of(image: GeneratedImage) -> str:
+    """`at URL until WHEN` (no `until` when the API stated no expiry): how a message tells where
+    an image paid for can still be fetched, and for how long."""
+    until = f" until {image.expires_at.isoformat()}" if image.expires_at else ""
+    return f"at {image.url}{until}"
+
+
 @attrs.frozen
 class GeneratedImage:
     """One generated image: a pre-signed link, valid until `expires_at` when the API says so."""

@@ -19,31 +19,27 @@ from typing import Any
 
 from novita_flux._errors import NovitaError
 from novita_flux._identity import normalised, request_key
+from novita_flux._journal import Reporter
+from novita_flux._row import JSON_COLUMNS, RECORD_COLUMNS
+from novita_flux._states import State, Step, target
 
-Report = Callable[[str], None]
 Restore = Callable[[Iterable[dict[str, Any]]], int]  # insert rows not held yet; how many were new
 
 # What a manifest's status means to the ledger; the manifest-only format had done/generated.
-_STATES = {
-    "saved": "saved",
-    "done": "saved",
-    "paid": "paid",
-    "generated": "paid",
-    "sending": "unknown",  # it was in flight when that manifest was written
-    "unknown": "unknown",
-    "failed": "failed",
-    "planned": "planned",
+# One that was in flight when it was written is what a request interrupted on the wire becomes.
+_STATES: dict[str, State] = {
+    **{state.value: state for state in State},
+    State.SENDING.value: target(Step.INTERRUPTED),
+    "done": State.SAVED,
+    "generated": State.PAID,
 }
-_ROW_COLUMNS = (
-    "key, request, body, cost, state, task_id, images, files, error, sends"  # in this order
-)
 
 
 def restore_from(
     restore: Restore,
     directory: Path,
     manifest: Path,
-    report: Report,
+    report: Reporter,
     damaged: Path | None,
 ) -> None:
     """Feed `restore` every request the other records hold, most trusted first."""
@@ -59,7 +55,7 @@ def restore_from(
             report(f"recovered {added} request(s) from {name}")
 
 
-def _database_rows(path: Path, report: Report) -> Iterator[dict[str, Any]]:
+def _database_rows(path: Path, report: Reporter) -> Iterator[dict[str, Any]]:
     """Every row a damaged database still yields, read a rowid range at a time so that one bad
     page costs only the rows on it."""
     try:
@@ -68,34 +64,33 @@ def _database_rows(path: Path, report: Report) -> Iterator[dict[str, Any]]:
     except sqlite3.DatabaseError as error:
         report(f"{path.name}: no request could be read ({error})")
         return
-    columns = _ROW_COLUMNS.split(", ")
     for start in range(0, (last or 0) + 1, 64):
         try:
             found = connection.execute(
-                f"SELECT {_ROW_COLUMNS} FROM requests WHERE rowid BETWEEN ? AND ?",  # noqa: S608
+                f"SELECT {', '.join(RECORD_COLUMNS)} FROM requests "  # noqa: S608 - column names only
+                "WHERE rowid BETWEEN ? AND ?",
                 (start, start + 63),
             ).fetchall()
         except sqlite3.DatabaseError as error:
             report(f"{path.name}: rows {start} to {start + 63} could not be read ({error})")
             continue
         for record in found:
-            row = dict(zip(columns, record, strict=True))
+            row = dict(zip(RECORD_COLUMNS, record, strict=True))
             try:
                 yield {
                     **row,
-                    "request": json.loads(row["request"]),
-                    "body": json.loads(row["body"]),
-                    "images": json.loads(row["images"]),
-                    "files": json.loads(row["files"]),
-                    "error": json.loads(row["error"]) if row["error"] else None,
-                    "state": _STATES.get(row["state"], "unknown"),
+                    **{
+                        name: json.loads(row[name]) if name != "error" or row[name] else None
+                        for name in JSON_COLUMNS
+                    },
+                    "state": _STATES.get(row["state"], State.UNKNOWN),
                 }
             except (TypeError, ValueError):
                 report(f"{path.name}: request {row['key']} is garbled; skipped")
     connection.close()
 
 
-def _manifest_rows(path: Path, report: Report) -> Iterator[dict[str, Any]]:
+def _manifest_rows(path: Path, report: Reporter) -> Iterator[dict[str, Any]]:
     occurrences: Counter[str] = Counter()
     with path.open("rb") as lines:
         for position, raw in enumerate(lines, start=1):
@@ -136,7 +131,7 @@ def _manifest_rows(path: Path, report: Report) -> Iterator[dict[str, Any]]:
                 report(f"{path.name} line {position}: cannot be read ({error}); skipped")
 
 
-def _sidecar_rows(directory: Path, report: Report) -> Iterator[dict[str, Any]]:
+def _sidecar_rows(directory: Path, report: Reporter) -> Iterator[dict[str, Any]]:
     """Saved images, by the batch key their sidecars carry."""
     found: dict[str, dict[str, Any]] = {}
     for sidecar in sorted(directory.glob("*.json")):
@@ -158,7 +153,7 @@ def _sidecar_rows(directory: Path, report: Report) -> Iterator[dict[str, Any]]:
                 "request": body,  # a sidecar keeps the body sent, not the line as written
                 "body": body,
                 "cost": data.get("cost_usd"),
-                "state": "saved",
+                "state": State.SAVED,
                 "task_id": data.get("task_id"),
                 "files": [],
                 "sends": 1,  # a saved image was sent for at least once

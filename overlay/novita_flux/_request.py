@@ -56,7 +56,25 @@ def prepare_request(
     body = validate_request(merged)
     cost = request_cost(body)
     check_budget(cost, None if max_cost is None else as_budget(max_cost))
-    return body, cost
+    return in_field_order(body), cost
+
+
+@cache
+def field_order() -> tuple[str, ...]:
+    """The body's fields in the order the generated request model writes them (the spec's
+    required fields, then the rest as the spec lists them), so the bytes sent, the dry run and
+    the records read the same as before the overlay built its bodies itself."""
+    schema = compiled_request_schema()
+    required = tuple(schema.get("required", ()))
+    return required + tuple(name for name in schema["properties"] if name not in required)
+
+
+def in_field_order(body: dict[str, Any]) -> dict[str, Any]:
+    order = field_order()
+    ordered = {name: body[name] for name in order if name in body}
+    if len(ordered) != len(body):  # a field the spec does not name: kept, last
+        ordered.update(body)
+    return ordered
 
 
 def validate_request(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn
 
+from novita_flux._format import shortened
 from novita_flux._jsonstrings import ecma_pattern, is_uri
 from novita_flux._spec import Schema, resolve
 
@@ -157,9 +158,7 @@ def describe(schema: Schema) -> str:
 
 def show(value: Any, limit: int = 60) -> str:
     """A short repr for messages: long strings are cut and their length is given."""
-    text = repr(value)
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
+    text = shortened(repr(value), limit)
     if isinstance(value, str) and len(value) > 20:
         text += f" ({len(value)} characters)"
     return text

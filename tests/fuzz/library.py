@@ -78,6 +78,13 @@ _BUILT_ELSEWHERE: dict[Any, st.SearchStrategy[Any]] = {
     httpx.Timeout: TIMEOUTS,
     httpx.Client: st.nothing(),
     httpx.AsyncClient: st.nothing(),
+    # httpx.URL refuses most text; odd URLs it takes are drawn as text (str) anyway.
+    httpx.URL: st.sampled_from(
+        ["http://127.0.0.1:9/x.png", "https://a..b/x", "http://xn--a/", "ftp://host/x", "/x"]
+    ).map(httpx.URL),
+    # A request is sent as it is, and its connection errors are httpx's own (send's contract):
+    # only requests built by the client itself are sent, and the examples do that.
+    httpx.Request: st.nothing(),
 }
 
 

@@ -17,7 +17,7 @@ import signal
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -53,16 +53,10 @@ from novita_flux._gallery import write_gallery
 from novita_flux._identity import request_key, without_drawn_seed
 from novita_flux._images import whole_on_disk
 from novita_flux._ledger import (
-    FAILED,
     MANIFEST_NAME,
-    PAID,
-    PLANNED,
-    SAVED,
     SHORT_ANSWER,
-    UNKNOWN,
     Ledger,
-    Planned,
-    Row,
+    PlannedLine,
     describe_error,
     short_answer,
 )
@@ -70,7 +64,9 @@ from novita_flux._lock import DirectoryBusy, DirectoryLock
 from novita_flux._models import Generation, entry_of
 from novita_flux._progress import Progress
 from novita_flux._request import as_budget, check_budget, prepare_request
+from novita_flux._row import Row
 from novita_flux._spec import default_images_per_minute, known_reasons
+from novita_flux._states import TO_DOWNLOAD, State, Step, sources, to_send
 
 PLAN_CHUNK = 1000  # lines recorded per transaction while planning
 # Answers that every other line would get too: stop the batch after the first of them.
@@ -105,7 +101,7 @@ class BatchRun:
         kept, and each is said (an error: --quiet does not hide what was refused)."""
         limit = self.images_per_minute()
         occurrences: Counter[str] = Counter()
-        chunk: list[Planned] = []
+        chunk: list[PlannedLine] = []
         self.ledger.begin_planning()
         for number, request, problem in read_requests(self.args.file):
             if self.stop.is_set():  # interrupted while planning: nothing is sent anyway
@@ -127,24 +123,24 @@ class BatchRun:
         problem: str | None,
         limit: int | None,
         occurrences: Counter[str],
-    ) -> Planned:
+    ) -> PlannedLine:
         if problem is not None:
-            return Planned(number, None, request, error=problem)
+            return PlannedLine(number, None, request, error=problem)
         try:
             body, cost = prepare_request(request)  # a seed is drawn here when the line has none
             check_pace(body, limit, "--images-per-minute ")
         except ValidationError as error:
-            return Planned(number, None, request, error=str(error))
+            return PlannedLine(number, None, request, error=str(error))
         content = without_drawn_seed(request, body)
         occurrences[request_key(content)] += 1
         key = request_key(content, occurrences[request_key(content)])
-        return Planned(number, key, request, body, cost)
+        return PlannedLine(number, key, request, body, cost)
 
     def _reopen_lost_files(self) -> int:
         """Saved requests whose files are gone or not whole go back to paid, so that their
         images are fetched again while their links last; a damaged file is set aside."""
         reopened = 0
-        for row in self.ledger.rows([SAVED], report=self.console.info):
+        for row in self.ledger.rows([State.SAVED], report=self.console.info):
             kept = []
             for name in row.files:
                 path = self.out / name
@@ -187,9 +183,9 @@ class BatchRun:
                 f"{interrupted_before} request(s) were in flight when the last run stopped: they "
                 "may have been billed and are not sent again (--resend-unknown sends them)"
             )
-        to_send = [PLANNED, FAILED] + ([UNKNOWN] if self.args.resend_unknown else [])
-        sends, send_images, cost = self.ledger.totals(to_send)
-        downloads, download_images, _ = self.ledger.totals([PAID])
+        sending = to_send(resend_unknown=self.args.resend_unknown)
+        sends, send_images, cost = self.ledger.totals(sending)
+        downloads, download_images, _ = self.ledger.totals(TO_DOWNLOAD)
         for row in self.ledger.paid_outside_input():
             downloads += 1
             download_images += len(row.missing_images())
@@ -205,12 +201,13 @@ class BatchRun:
             )
         counts = self.ledger.counts()
         self.console.info(
-            f"{sends} request(s) to send, {downloads} to finish saving, {counts[SAVED]} already "
-            f"saved; {send_images + download_images} image(s), estimated ${usd(cost)}"
+            f"{sends} request(s) to send, {downloads} to finish saving, "
+            f"{counts[State.SAVED]} already saved; {send_images + download_images} image(s), "
+            f"estimated ${usd(cost)}"
         )
-        if counts[UNKNOWN] and not self.args.resend_unknown:
+        if counts[State.UNKNOWN] and not self.args.resend_unknown:
             self.console.info(
-                f"{counts[UNKNOWN]} request(s) may have been billed and are not sent again "
+                f"{counts[State.UNKNOWN]} request(s) may have been billed and are not sent again "
                 "(--resend-unknown sends them)"
             )
         self.progress.total = send_images + download_images
@@ -219,7 +216,7 @@ class BatchRun:
         clients = flux.lanes(self.args.concurrency)
         try:
             run_threads(
-                self._items(to_send),
+                self._items(sending),
                 [self._work_for(client) for client in clients],
                 concurrency=self.args.concurrency,
                 pacer=None if limit is None else ImagePacer(limit),
@@ -232,10 +229,11 @@ class BatchRun:
                 client.close()
         return self._finish()
 
-    def _items(self, to_send: list[str]) -> Iterator[Row]:
-        yield from self.ledger.rows([PAID], report=self.console.info)  # paid first: links expire
+    def _items(self, sending: Sequence[State]) -> Iterator[Row]:
+        # Paid first: their links expire.
+        yield from self.ledger.rows(TO_DOWNLOAD, report=self.console.info)
         yield from self.ledger.paid_outside_input()
-        yield from self.ledger.rows(to_send, report=self.console.info)
+        yield from self.ledger.rows(sending, report=self.console.info)
 
     def _images_of(self, row: Row) -> int:
         return int(row.body["image_num"]) if self._sends(row) else 0
@@ -244,7 +242,7 @@ class BatchRun:
         """Whether this row is generated (again), rather than only downloaded."""
         if row.line is None:  # no longer asked for: only what was paid is fetched
             return False
-        return row.state != PAID or (self.args.regenerate_expired and row.expired)
+        return row.state not in TO_DOWNLOAD or (self.args.regenerate_expired and row.expired)
 
     def _finish(self) -> int:
         try:
@@ -260,8 +258,9 @@ class BatchRun:
         counts = self.ledger.counts()
         short = self.ledger.short_answers()
         self.console.info(
-            f"{counts[SAVED]} saved, {counts[PAID]} paid but not saved, {counts[FAILED]} failed, "
-            f"{counts[UNKNOWN]} possibly billed, {counts[PLANNED]} not sent, "
+            f"{counts[State.SAVED]} saved, {counts[State.PAID]} paid but not saved, "
+            f"{counts[State.FAILED]} failed, "
+            f"{counts[State.UNKNOWN]} possibly billed, {counts[State.PLANNED]} not sent, "
             f"{len(self.invalid)} invalid line(s), {short} answered with another number of images "
             f"than paid for; spent ${usd(self.spent)}; manifest {self.out / MANIFEST_NAME}"
         )
@@ -302,9 +301,15 @@ class BatchRun:
         unfinished = [
             f"{count} {what}"
             for count, what in (
-                (counts[FAILED], "failed (the next run sends them again)"),
-                (counts[UNKNOWN], "may have been billed (sent again only with --resend-unknown)"),
-                (counts[PAID], "paid for with images not saved (the next run downloads them)"),
+                (counts[State.FAILED], "failed (the next run sends them again)"),
+                (
+                    counts[State.UNKNOWN],
+                    "may have been billed (sent again only with --resend-unknown)",
+                ),
+                (
+                    counts[State.PAID],
+                    "paid for with images not saved (the next run downloads them)",
+                ),
             )
             if count
         ]
@@ -331,7 +336,8 @@ class BatchRun:
                 if self.stop.is_set():
                     return
                 try:
-                    sendable = self.ledger.sending(row.key, again=row.state == PAID)
+                    again = row.state in sources(Step.SEND_AGAIN)
+                    sendable = self.ledger.sending(row.key, again=again)
                 except (OSError, sqlite3.Error) as error:  # not recorded, so never sent
                     self._cannot_record(row, error, None)
                     return
@@ -355,7 +361,7 @@ class BatchRun:
             with _recording(readable):
                 if readable is None:
                     self.ledger.unknown(row.key, describe_error(error))
-                    self._failed(row, UNKNOWN, error)
+                    self._failed(row, State.UNKNOWN, error)
                     return
                 self.ledger.paid(row.key, error.task_id, error.images, describe_error(error))
                 reach("batch.paid")
@@ -372,9 +378,9 @@ class BatchRun:
                     self.ledger.failed(row.key, describe_error(error))
                     self.progress.advance(0, failed=int(row.body["image_num"]))
                     return
-            state = UNKNOWN if error.possibly_billed else FAILED
+            state = State.UNKNOWN if error.possibly_billed else State.FAILED
             with _recording(None):
-                (self.ledger.unknown if state == UNKNOWN else self.ledger.failed)(
+                (self.ledger.unknown if state == State.UNKNOWN else self.ledger.failed)(
                     row.key, describe_error(error)
                 )
             self._failed(row, state, error)
@@ -413,13 +419,13 @@ class BatchRun:
                     else "run again to retry the download"
                 )
                 self.console.error(f"{row.where}: saving failed: {error}; {hint}")
-                self._result(row, PAID, done, error)
+                self._result(row, State.PAID, done, error)
                 return
             reach("batch.saved")
             # Said again on every run until its line leaves the input: paid, and not in full.
             short = short_answer(row.body, row.images)
             self.ledger.saved(row.key, done, short)
-        self._result(row, SAVED, done, None, short)
+        self._result(row, State.SAVED, done, None, short)
 
     def _cannot_record(
         self, row: Row, error: OSError | sqlite3.Error, generation: Generation | None

@@ -31,7 +31,14 @@ EXIT_INTERRUPTED = 130
 
 
 class BadInput(Exception):
-    """Input the CLI refuses before anything is sent (exit status 2)."""
+    """Input the CLI refuses before anything is sent (exit status 2): a command line argparse
+    refuses, or a file, option or value a command refuses. `line` is what is printed: the
+    message after `novita-flux: `, or alone when it names its command itself (`named`, as
+    argparse's `novita-flux generate: --width: ...` does)."""
+
+    def __init__(self, message: str, *, named: bool = False) -> None:
+        super().__init__(message)
+        self.line = message if named else f"novita-flux: {message}"
 
 
 class PaidButInterrupted(NovitaError):

@@ -24,7 +24,6 @@ from novita_flux._cli._common import (
 )
 from novita_flux._cli._options import (
     Parser,
-    UsageError,
     add_api_options,
     add_output_options,
     budget,
@@ -181,8 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             console = console_of(args)
             with library_notes(console):
                 code: int = args.run(args, console)
-    except UsageError as error:
-        console.error(str(error))
+    except BadInput as error:
+        console.error(error.line)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         console.error("novita-flux: interrupted")
@@ -196,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "or add --mock to run against the offline reference server"
         )
         return EXIT_BAD_INPUT
-    except (ValidationError, BudgetExceededError, BadInput) as error:
+    except (ValidationError, BudgetExceededError) as error:
         console.error(f"novita-flux: {error}")
         return EXIT_BAD_INPUT
     except NovitaError as error:

@@ -40,17 +40,13 @@ REQUEST_DEFAULTS: dict[str, Any] = {
 }
 
 
-class UsageError(Exception):
-    """A command line argparse refuses (exit status 2, one line)."""
-
-
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad option is one line (`novita-flux generate: argument --width: ...`)
     raised to main instead of a usage block and an exit."""
 
     def error(self, message: str) -> NoReturn:
         # argparse's 'argument --steps: ...' as '--steps: ...': the option, then what is wrong.
-        raise UsageError(f"{self.prog}: {message.removeprefix('argument ')}")
+        raise BadInput(f"{self.prog}: {message.removeprefix('argument ')}", named=True)
 
     def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
         # Before Python 3.13, argparse drops a `--` given as an option's own value

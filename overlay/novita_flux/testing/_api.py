@@ -48,7 +48,7 @@ from novita_flux.testing._envelope import (
     json_response,
     json_text,
 )
-from novita_flux.testing._faults import Planned
+from novita_flux.testing._faults import QueuedFault
 from novita_flux.testing._links import NEVER, ImageLink, caption, prompt_hash, signed_url
 from novita_flux.testing._malformed import malformed_response
 from novita_flux.testing._settings import Endpoint, Settings
@@ -153,7 +153,7 @@ async def read_body(request: Request, settings: Settings) -> dict[str, Any] | Re
     return body
 
 
-def planned_error(fault: Planned) -> Response:
+def planned_error(fault: QueuedFault) -> Response:
     if fault.bare:
         return gateway_page(fault.status)
     metadata = {"task_id": str(uuid.uuid4())} if fault.reason == "TASK_FAILED" else {}

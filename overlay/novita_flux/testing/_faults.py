@@ -26,7 +26,7 @@ class _ProfileDefault:
 PROFILE_DEFAULT = _ProfileDefault()
 
 
-class Planned(NamedTuple):
+class QueuedFault(NamedTuple):
     """One queued fault: an error envelope, a gateway's bare error page, a 200 whose body breaks
     the contract, or a 200 that arrives a byte at a time."""
 
@@ -73,7 +73,7 @@ class Faults:
         self._initial = (latency, images_per_minute)
         self.profile = profile
         self._lock = threading.Lock()
-        self._queue: deque[Planned] = deque()
+        self._queue: deque[QueuedFault] = deque()
         self._image_queue: deque[tuple[ImageFault, float]] = deque()
         self._window: deque[tuple[float, int]] = deque()
         self._used = 0  # images in the window
@@ -152,7 +152,7 @@ class Faults:
             raise ValueError(f"status must be an error status (400-599), not {status}")
         text = message if message is not None else reason.lower().replace("_", " ")
         header = None if retry_after is None else str(retry_after)
-        self._plan(n, Planned(status, reason, text, header))
+        self._plan(n, QueuedFault(status, reason, text, header))
 
     def malform_next(self, n: int = 1, kind: MalformedKind = "not_json") -> None:
         """Answer the next n requests 200 with a body that breaks the contract in this way:
@@ -161,7 +161,7 @@ class Faults:
         (`image_type` "gif")."""
         if kind not in MALFORMED_KINDS:
             raise ValueError(f"kind must be one of {', '.join(MALFORMED_KINDS)}, not {kind!r}")
-        self._plan(n, Planned(200, malformed=kind))
+        self._plan(n, QueuedFault(200, malformed=kind))
 
     def short_answer_next(self, n: int = 1, *, images: int = 0) -> None:
         """Answer the next n requests 200 with `images` images, whatever `image_num` asked for:
@@ -171,19 +171,19 @@ class Faults:
         image paid for)."""
         if isinstance(images, bool) or not isinstance(images, int) or images < 0:
             raise ValueError(f"images must be an integer >= 0, not {images!r}")
-        self._plan(n, Planned(200, images=images))
+        self._plan(n, QueuedFault(200, images=images))
 
     def gateway_error_next(self, n: int = 1, *, status: int = 502) -> None:
         """Answer the next n requests as a gateway in front of the API would: an HTML page with
         this 5xx status and no error envelope (was the task run? nobody can tell)."""
         if not 500 <= status <= 599:
             raise ValueError(f"status must be a server error (500-599), not {status}")
-        self._plan(n, Planned(status, bare=True))
+        self._plan(n, QueuedFault(status, bare=True))
 
     def drip_next(self, n: int = 1, *, interval: float = 0.5) -> None:
         """Answer the next n requests 200, sending the body one byte every `interval` seconds
         (a server holding a call open without ever tripping a read timeout)."""
-        self._plan(n, Planned(200, drip=_positive("interval", interval)))
+        self._plan(n, QueuedFault(200, drip=_positive("interval", interval)))
 
     def cut_images_next(self, n: int = 1) -> None:
         """Serve the next n image downloads cut in half: a complete HTTP answer whose image ends
@@ -217,7 +217,7 @@ class Faults:
 
     # --- The server's side: called by the app as requests arrive; a test reads the counters --
 
-    def _plan(self, n: int, fault: Planned) -> None:
+    def _plan(self, n: int, fault: QueuedFault) -> None:
         if isinstance(n, bool) or n < 1:
             raise ValueError(f"n must be >= 1, not {n!r}")
         with self._lock:
@@ -255,7 +255,7 @@ class Faults:
             self.image_requests_with_authorization += authorized
             self.image_downloads += served
 
-    def next_fault(self) -> Planned | None:
+    def next_fault(self) -> QueuedFault | None:
         with self._lock:
             return self._queue.popleft() if self._queue else None
 

@@ -19,10 +19,10 @@ import attrs
 import httpx
 
 from novita_flux import _deadline, _retry
-from novita_flux._base_client import joined
 from novita_flux._client import FluxSchnell
-from novita_flux._constants import MAX_IMAGE_BYTES, MAX_REDIRECTS
+from novita_flux._constants import MAX_IMAGE_BYTES
 from novita_flux._errors import ImageDownloadError
+from novita_flux._images import next_hop
 from novita_flux._spec import operation
 from novita_flux.verify._probes import WRONG_KEY, Auth, Send
 
@@ -145,10 +145,10 @@ class Transport:
                 raise Unanswered(str(error), sent=False) from None
             hop = self._exchange(request, False, IMAGE_AUTHORIZATION)
             hops.append(hop)
-            location = hop.header("location")
-            if not (300 <= hop.status < 400 and location and len(hops) <= MAX_REDIRECTS):
+            after = next_hop(request.url, hop.status, httpx.Headers(hop.headers), len(hops) - 1)
+            if after is None:
                 return hops
-            target = joined(request.url, location)
+            target = after
 
     def _exchange(self, request: httpx.Request, authenticate: bool, authorization: str) -> Exchange:
         sent_headers = tuple(

@@ -16,14 +16,13 @@ the key after all that is never written.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
+from novita_flux._images import write_atomically
 from novita_flux._version import __version__
 from novita_flux.verify._exchange import Attempt, Exchange
 from novita_flux.verify._probes import Probe
@@ -82,7 +81,7 @@ class Recorder:
         if self._redactor.holds_secret(text):
             raise CassetteHoldsSecret(f"the cassette of {probe.id} still held the API key")
         path = self.directory / f"{probe.id}.yaml"
-        _write_atomically(path, text)
+        write_atomically(path, [text.encode("utf-8")])
         return path
 
     def _interaction(self, exchange: Exchange) -> dict[str, Any]:
@@ -151,14 +150,3 @@ def _headers(items: Sequence[tuple[str, str]], redact: Redactor) -> dict[str, li
         if name.lower() not in DROPPED_HEADERS:
             headers.setdefault(name, []).append(redact.text(value))
     return headers
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

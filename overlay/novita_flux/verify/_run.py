@@ -194,8 +194,10 @@ class _Runner:
         return attempts
 
     def _send(self, send: Send, *, paced: bool, retry_429: bool) -> Attempt:
-        most = self.max_retries
-        for retry in range(most + 1):
+        """Send one planned request, and again exactly when the client would (_retry's policy:
+        which failures may be sent again, and how long to wait first)."""
+        attempt = 0
+        while True:
             if paced and self.pacer is not None:
                 _wait_until(self.pacer.ready_at(send.images, time.monotonic()))
             try:
@@ -203,32 +205,36 @@ class _Runner:
             except Unanswered as error:
                 if error.sent:  # it may have run: never sent again
                     return Attempt(send, failure=str(error))
-                if retry == most:
+                delay = _retry.retry_delay(attempt, self.max_retries, None)
+                if delay is None:
                     raise Unreachable(f"the API could not be reached: {error}") from None
-                _retry.sleep(_retry.backoff(retry))
-                continue
-            if exchange.status == 200 and self.pacer is not None:
-                self.pacer.record(_images_in(exchange) or send.images, time.monotonic())
-            if retry < most and exchange.status == 429 and retry_429:
-                wait = _retry.parse_retry_after(exchange.header("retry-after"))
-                if wait is None:
-                    wait = WINDOW_SECONDS * max(send.images, 1) / self.limit
-                _retry.sleep(wait)
-                continue
-            if retry < most and exchange.status >= 500 and self._would_retry(exchange):
-                _retry.sleep(_retry.backoff(retry))
-                continue
-            return Attempt(send, exchange)
-        raise AssertionError("unreachable")  # pragma: no cover
+            else:
+                if exchange.status == 200 and self.pacer is not None:
+                    self.pacer.record(_images_in(exchange) or send.images, time.monotonic())
+                delay = self._retry_delay(send, exchange, attempt, retry_429=retry_429)
+                if delay is None:
+                    return Attempt(send, exchange)
+            _retry.sleep(delay)
+            attempt += 1
 
-    def _would_retry(self, exchange: Exchange) -> bool:
-        """Whether the client would send this request again after this 5xx (its reason says
-        it cost nothing, or the caller accepts paying twice)."""
+    def _retry_delay(
+        self, send: Send, exchange: Exchange, attempt: int, *, retry_429: bool
+    ) -> float | None:
+        """How long the client would wait before sending this request again after this answer;
+        None when it would not send it again (or a burst's 429, which the probe is after)."""
         payload = as_json(exchange.body)
         reason = payload.get("reason") if isinstance(payload, dict) else None
-        return _retry.retryable_answer(
+        retryable = _retry.retryable_answer(
             exchange.status, reason if isinstance(reason, str) else None, self.retry_server_errors
         )
+        if not retryable or (exchange.status == 429 and not retry_429):
+            return None
+        retry_after = _retry.parse_retry_after(exchange.header("retry-after"))
+        if retry_after is None and exchange.status == 429:
+            # A 429 that names no wait of its own is waited out for the request's share of
+            # the window, not the backoff: sent sooner, it would only be refused again.
+            retry_after = WINDOW_SECONDS * max(send.images, 1) / self.limit
+        return _retry.retry_delay(attempt, self.max_retries, retry_after)
 
     def _with_images(self, attempt: Attempt) -> Attempt:
         assert attempt.exchange is not None
