@@ -143,20 +143,32 @@ def per_call_row(measure: str, ratios: list[float], target: float) -> float:
     return ratio
 
 
+def versus_raw(
+    flux: FluxSchnell,
+    http: httpx.Client,
+    url: str,
+    fields: dict[str, Any],
+    rounds: int,
+    calls: int,
+) -> list[float]:
+    """`interleaved` for generate() and raw httpx posting the same body to the same server."""
+    endpoint = url + operation(GENERATE).path
+    headers = {"Authorization": f"Bearer {KEY}"}
+    return interleaved(
+        lambda: flux.generate(**fields),
+        lambda: http.post(endpoint, json=fields, headers=headers).json(),
+        rounds,
+        calls,
+    )
+
+
 def bench_overhead(rounds: int, calls: int) -> None:
     print("1. per-call time: FluxSchnell.generate vs httpx.Client.post + .json(), same body")
     fields = body()  # prepare_request's output: exactly the body generate() sends
-    headers = {"Authorization": f"Bearer {KEY}"}
     # Over a real loopback socket: the server's share of each call is most of it, and noisy;
     # hence many rounds, and the median of their ratios.
     with server() as url, FluxSchnell(api_key=KEY, base_url=url) as flux, httpx.Client() as http:
-        endpoint = url + operation(GENERATE).path
-        ratios = interleaved(
-            lambda: flux.generate(**fields),
-            lambda: http.post(endpoint, json=fields, headers=headers).json(),
-            rounds,
-            calls,
-        )
+        ratios = versus_raw(flux, http, url, fields, rounds, calls)
     per_call_row(f"per-call time, loopback socket (median of {rounds} rounds)", ratios, 1.05)
     # Over httpx.MockTransport: no socket, no server, only client-side Python; what is left is
     # the overlay's own work per call, and it is stable.
@@ -172,13 +184,7 @@ def bench_overhead(rounds: int, calls: int) -> None:
         FluxSchnell(api_key=KEY, base_url=url, http_client=injected) as flux,
         httpx.Client(transport=transport) as http,
     ):
-        endpoint = url + operation(GENERATE).path
-        ratios = interleaved(
-            lambda: flux.generate(**fields),
-            lambda: http.post(endpoint, json=fields, headers=headers).json(),
-            rounds,
-            calls,
-        )
+        ratios = versus_raw(flux, http, url, fields, rounds, calls)
     mock = per_call_row(MOCK_ROW + f" (median of {rounds} rounds)", ratios, 1.10)
     recorded = recorded_ratio(MOCK_ROW)
     if recorded is not None:
