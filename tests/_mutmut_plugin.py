@@ -77,8 +77,8 @@ CHILD_PROCESS_TESTS = {
 # Whole suites that reach the mutated code only through slower layers, each pinned by faster
 # tests that must kill its mutants on their own: the client's flows over a real socket against
 # the reference server (the same flows run over respx in test_client.py and the examples),
-# writing cassettes (verify/_record is not mutated), and the response properties (the explicit
-# examples in tests/client/test_response_examples.py are what the issue asks to kill them, seed-free).
+# writing cassettes (verify/_record is not mutated), and the response properties (the
+# explicit examples in tests/client/test_response_examples.py kill them, seed-free).
 SLOW_SUITES = (
     "tests/client/test_client_over_http.py::",
     "tests/verify/test_record.py::",

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import os
 import threading
 import time
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +19,6 @@ from novita_flux import (
     AsyncFluxSchnell,
     BudgetExceededError,
     FluxSchnell,
-    GeneratedImage,
     Generation,
     ValidationError,
     _batch,
@@ -39,25 +36,7 @@ from novita_flux._batch import (
     run_threads,
     total_cost,
 )
-from novita_flux._images import (
-    _current_umask,
-    prompt_slug,
-)
-from tests.support import API_URL, KEY, MAGIC, Sleeps, error_body, success_body
-
-PNG, JPEG, WEBP = MAGIC["png"], MAGIC["jpeg"], MAGIC["webp"]
-EXPIRES = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-
-def image(index: int = 0, image_type: str = "png", expires: datetime | None = None) -> Any:
-    return GeneratedImage("https://host/x", 3600, image_type, expires, index)
-
-
-def generation(request: dict[str, Any], seed: int = 7, images: list[Any] | None = None) -> Any:
-    return Generation("task-9", images or [], seed, request, Decimal("0.003"))
-
-
-REQUEST = {"prompt": "A Cat, on a Mat!", "width": 512, "height": 768, "steps": 4}
+from tests.support import API_URL, KEY, Sleeps, error_body, success_body
 
 
 def test_batch_result_defaults_and_ok() -> None:
@@ -906,21 +885,3 @@ async def test_run_tasks_cancelled_from_outside_waits_for_every_worker_to_clean_
 def test_total_cost_is_a_decimal_even_with_nothing_to_send() -> None:
     assert type(total_cost([])) is Decimal
     assert type(total_cost([PlannedRequest(0, {"prompt": 1})])) is Decimal  # invalid: no body
-
-
-def test_current_umask_reads_the_process_umask_and_leaves_it_unchanged() -> None:
-    previous = os.umask(0o027)
-    try:
-        assert _current_umask() == 0o027
-        assert os.umask(0o027) == 0o027  # still what it was before the call
-    finally:
-        os.umask(previous)
-
-
-def test_prompt_slug_never_starts_with_a_dash_left_by_a_dropped_mark() -> None:
-    assert prompt_slug("\u0301-abc") == "abc"  # the mark goes, then the dash it hid
-
-
-def test_prompt_slug_cut_looks_one_character_past_the_limit_and_no_further() -> None:
-    # "abc-defg" is 8 > 7 characters: the cut falls back to "abc", never "abc-defg".
-    assert prompt_slug("abc defg hi", limit=7) == "abc"

@@ -26,6 +26,7 @@ from novita_flux._errors import ImageDownloadError, ImageExpiredError
 from novita_flux._imagebytes import TAIL_BYTES
 from novita_flux._images import (
     ImageReceiver,
+    _current_umask,
     check_not_expired,
     file_name,
     prompt_slug,
@@ -493,3 +494,21 @@ def test_sidecar_holds_task_index_type_seed_cost_and_the_exact_request() -> None
         "cost_usd": "0.003",
         "request": REQUEST,
     }
+
+
+def test_current_umask_reads_the_process_umask_and_leaves_it_unchanged() -> None:
+    previous = os.umask(0o027)
+    try:
+        assert _current_umask() == 0o027
+        assert os.umask(0o027) == 0o027  # still what it was before the call
+    finally:
+        os.umask(previous)
+
+
+def test_prompt_slug_never_starts_with_a_dash_left_by_a_dropped_mark() -> None:
+    assert prompt_slug("\u0301-abc") == "abc"  # the mark goes, then the dash it hid
+
+
+def test_prompt_slug_cut_looks_one_character_past_the_limit_and_no_further() -> None:
+    # "abc-defg" is 8 > 7 characters: the cut falls back to "abc", never "abc-defg".
+    assert prompt_slug("abc defg hi", limit=7) == "abc"
