@@ -1,7 +1,7 @@
 """How much of the generated package a set of tests runs, module by module.
 
-    python scripts/generated_usage.py tests/test_client.py            # what the overlay runs
-    python scripts/generated_usage.py tests/test_low_level_client.py  # the documented low-level use
+    python scripts/generated_usage.py tests/client/test_client.py      # what the overlay runs
+    python scripts/generated_usage.py tests/spec/test_low_level_client.py  # the low-level use
 
 The measure behind README's "How it is built": a generated line that neither the overlay nor a
 documented, tested use runs is code the wheel ships for nobody. Standard library only (a line

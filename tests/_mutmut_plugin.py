@@ -60,9 +60,9 @@ def clear_novita_flux_caches() -> None:
 # moments in real time: what they test is the command's process handling (_cli/_batch, _lock:
 # not mutated), and each child pays ~6 s to import the trampolined package, for every mutant
 # of every function their in-process reference server calls. The ledger and the engine they
-# drive are pinned in-process by tests/test_examples_ledger.py and the batch tests.
+# drive are pinned in-process by tests/batch/test_ledger_examples.py and the batch tests.
 CHILD_PROCESS_TESTS = {
-    "tests/test_batch_ledger.py::" + name
+    "tests/batch/test_ledger.py::" + name
     for name in (
         "test_sigkill_at_random_moments_never_bills_twice_and_saves_every_paid_image",
         "test_sigterm_stops_new_sends_lets_the_wire_finish_and_leaves_nothing_in_flight",
@@ -77,12 +77,12 @@ CHILD_PROCESS_TESTS = {
 # Whole suites that reach the mutated code only through slower layers, each pinned by faster
 # tests that must kill its mutants on their own: the client's flows over a real socket against
 # the reference server (the same flows run over respx in test_client.py and the examples),
-# writing cassettes (verify/_record is not mutated), and the response properties (the explicit
-# examples in test_examples_response.py are what the issue asks to kill them, seed-free).
+# writing cassettes (verify/_record is not mutated), and the response properties (the
+# explicit examples in tests/client/test_response_examples.py kill them, seed-free).
 SLOW_SUITES = (
-    "tests/test_client_over_http.py::",
-    "tests/test_verify_record.py::",
-    "tests/test_properties_response.py::",
+    "tests/client/test_client_over_http.py::",
+    "tests/verify/test_record.py::",
+    "tests/client/test_response_properties.py::",
 )
 
 # Durations of the stats run, written by mutmut beside the tests.

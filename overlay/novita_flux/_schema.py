@@ -17,8 +17,8 @@ JSON Schema means ECMA-262 (`^png$` would accept "png\n").
 
 Each keyword means what JSON Schema says: `pattern` is ECMA-262's and `format: uri` is RFC 3986's
 (_jsonstrings); a pattern whose ECMA-262 meaning cannot be given to Python fails compilation like
-an unknown keyword. tests/test_properties_schema.py holds this validator to an independent one's
-verdict (jsonschema-rs) on values drawn for every schema of the spec.
+an unknown keyword. tests/client/test_schema_properties.py holds this validator to an
+independent one's verdict (jsonschema-rs) on values drawn for every schema of the spec.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ stores a binary body. The output is read back by `yaml.safe_load` in the test su
 Kept rather than PyYAML: PyYAML is only a development dependency (the spec's tests read YAML),
 and the package's run-time dependencies are httpx, attrs and sniffio; `verify --record` runs
 from an installed wheel, and 100 lines that the suite round-trips through PyYAML (any text, any
-bytes: tests/test_verify_record.py) cost less than a C-extension dependency for every user.
+bytes: tests/verify/test_record.py) cost less than a C-extension dependency for every user.
 """
 
 from __future__ import annotations

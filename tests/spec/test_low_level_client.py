@@ -4,7 +4,7 @@
 operation, sending exactly what it is given and checking nothing. It ships because it is a
 documented way to call the API (docs/library/low-level.md): these tests hold it to that against
 the reference server, over every module the generator writes. The overlay uses its public names
-only (tests/test_private_access.py), and sends what the generated request model would.
+only (tests/package/test_private_access.py), and sends what the generated request model would.
 """
 
 from __future__ import annotations

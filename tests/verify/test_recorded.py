@@ -11,7 +11,7 @@ import vcr
 from novita_flux import FluxSchnell
 from tests.replay import load, replay
 
-RECORDED = Path(__file__).with_name("recorded")
+RECORDED = Path(__file__).resolve().parents[1] / "recorded"
 CASSETTES = sorted(RECORDED.glob("*.yaml"))
 # Signed query strings are redacted in cassettes, so requests are matched without them.
 MATCH_ON = ["method", "scheme", "host", "port", "path"]

@@ -23,7 +23,7 @@ from novita_flux import FluxSchnell, _spec
 from novita_flux._schema import SchemaViolation, compile_schema, conform
 from scripts.spec_diff.releases import Project, load, releases
 
-RECORDED = Path(__file__).resolve().parent / "recorded"
+RECORDED = Path(__file__).resolve().parents[1] / "recorded"
 
 
 class Seen(NamedTuple):

@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 from novita_flux import _spec
 from novita_flux._schema import compile_schema
 
-SPEC_FILE = Path(__file__).resolve().parent.parent / "openapi" / "flux-1-schnell.yaml"
+SPEC_FILE = Path(__file__).resolve().parents[2] / "openapi" / "flux-1-schnell.yaml"
 
 
 def load_yaml() -> dict:

@@ -1,7 +1,7 @@
 """Every operation of the spec is covered from the spec itself, none by hand: served by the
-reference server, fuzzed by the strategies (tests/test_properties_operations.py), and checked by
-`verify`. Each test lists the spec's operations; an operation added to the spec fails here until
-each of the three covers it (the last test adds one, and sees which do)."""
+reference server, fuzzed by the strategies (tests/spec/test_operations_properties.py), and
+checked by `verify`. Each test lists the spec's operations; an operation added to the spec fails
+here until each of the three covers it (the last test adds one, and sees which do)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from novita_flux import _spec
 from novita_flux._schema import compile_schema, conform
 from novita_flux.testing import create_app
 from novita_flux.verify import build_plan
-from tests import test_properties_operations
+from tests.spec import test_operations_properties
 from tests.strategies import RESPONSE_SCHEMAS, conforming_bodies
 
 OPERATIONS = list(_spec.operations())
@@ -55,7 +55,7 @@ async def test_every_operation_is_served_by_the_reference_server(operation_id: s
 @pytest.mark.parametrize("operation_id", OPERATIONS)
 def test_every_operation_is_fuzzed_by_the_strategies(operation_id: str) -> None:
     assert operation_id in RESPONSE_SCHEMAS
-    assert operation_id in test_properties_operations.CALLS
+    assert operation_id in test_operations_properties.CALLS
 
     @settings(max_examples=5, database=None)
     @given(body=conforming_bodies(operation_id))
@@ -92,7 +92,7 @@ def test_an_operation_nobody_has_covered_is_caught(monkeypatch: pytest.MonkeyPat
     with pytest.raises(RuntimeError, match="userInfo"):
         create_app()
     # Not fuzzed: the client has no call for it.
-    assert "userInfo" not in test_properties_operations.CALLS
+    assert "userInfo" not in test_operations_properties.CALLS
     # Checked by verify all the same: an operation that takes no body is read with the key.
     import novita_flux.verify._plan as plan
 

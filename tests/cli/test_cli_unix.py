@@ -25,7 +25,7 @@ from novita_flux._request import field_schema
 from novita_flux._schema import describe
 from novita_flux.testing import ReferenceServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

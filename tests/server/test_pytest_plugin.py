@@ -147,7 +147,7 @@ def test_the_plugin_imports_neither_the_client_nor_the_server() -> None:
 
 
 def test_the_readme_example_passes_as_it_is_written(pytester: pytest.Pytester) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     after = readme.index("registers a **pytest plugin**")
     start = readme.index("```python\n", after) + len("```python\n")
     example = readme[start : readme.index("```", start)]

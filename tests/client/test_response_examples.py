@@ -2,7 +2,7 @@
 Generation or a ResponseValidationError, an error answer turned into its exception, when and how
 long to wait before trying again, and the client's checked configuration.
 
-The property tests (test_properties_*.py) say what holds for every body; these say exactly what
+The property tests (test_*_properties.py) say what holds for every body; these say exactly what
 comes out for each named case, messages included, so that a flipped comparison, a changed
 literal, a dropped field or a changed default in _errors, _retry or _base_client fails a test.
 Every value is fixed (times, jitter, clocks): nothing depends on luck or on the wall clock.

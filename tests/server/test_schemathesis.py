@@ -18,7 +18,7 @@ from schemathesis import GenerationMode
 from novita_flux import _spec
 from novita_flux.testing import PROFILE_NAMES, ReferenceServer, create_app
 
-SPEC = Path(__file__).resolve().parent.parent / "openapi" / "flux-1-schnell.yaml"
+SPEC = Path(__file__).resolve().parents[2] / "openapi" / "flux-1-schnell.yaml"
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 

@@ -1,0 +1,1 @@
+"""Batches: the plan and the engine, the ledger and its states, recovery, the directory lock."""

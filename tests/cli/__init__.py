@@ -1,0 +1,1 @@
+"""The command line: every command, its options, its exit statuses and what it prints."""

@@ -1,0 +1,1 @@
+"""The package's shape: imports, cycles and who may use whose names."""

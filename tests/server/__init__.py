@@ -1,0 +1,1 @@
+"""The reference server and the pytest plugin: what they serve, bill and count."""

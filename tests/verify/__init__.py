@@ -1,0 +1,1 @@
+"""verify: probes, judging, recording and replaying real exchanges."""
