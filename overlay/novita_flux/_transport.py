@@ -94,8 +94,9 @@ class DeadlineTransport(httpx.HTTPTransport):
     It stays an HTTPTransport, requests and errors handled by httpx's own code, so that what
     patches HTTPTransport (vcrpy's record and replay) sees our requests as it sees anyone's. The
     pool is built through httpcore's public `network_backend=` argument; the one name it relies
-    on is `_pool`, where HTTPTransport keeps the pool it sends through. tests/test_deadline.py
-    fails if a trickling server can hold an exchange past its deadline again.
+    on is `_pool`, where HTTPTransport keeps the pool it sends through.
+    tests/client/test_deadline.py fails if a trickling server can hold an exchange past its
+    deadline again.
     """
 
     def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
