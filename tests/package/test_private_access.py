@@ -43,6 +43,8 @@ def defined_here(tree: ast.Module) -> set[str]:
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             names.add(node.id)
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store | ast.Del):
+            # Set on self or cls, a name is the class's own; set on anything else (a lane, a
+            # copy of self) it is this module's too, unless the walk finds it owned elsewhere.
             names.add(node.attr)
         elif isinstance(node, ast.arg):
             names.add(node.arg)
@@ -107,7 +109,19 @@ def reach_ins(tree: ast.Module, package: str) -> list[str]:
         own |= defined_here(ast.parse(source_of(parent).read_text()))
     found: list[str] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in {"getattr", "setattr", "hasattr", "delattr"}
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+            and is_private(node.args[1].value)
+            and node.args[1].value not in own
+        ):
+            # The same reach-in, spelled so that no attribute access shows it.
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
             owner = node.value
             if not is_private(node.attr) or node.attr in own:
                 continue
@@ -143,6 +157,10 @@ def test_no_module_uses_a_private_name_another_module_owns() -> None:
     [
         ("def f(flux):\n    return flux._lanes(4)\n", ["line 2: flux._lanes"]),
         ("from x import y\ny._pool._network_backend = 1\n", ["line 2: y._pool"]),
+        (
+            "def f(t):\n    return getattr(t, '_pool', None)\n",
+            ["line 2: getattr(t, '_pool', None)"],
+        ),
         (
             "from novita_flux._deadline import _Guard\n",
             ["line 1: from novita_flux._deadline import _Guard"],
