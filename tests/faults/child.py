@@ -36,10 +36,8 @@ def arm(point: str, nth: int, fault: str) -> None:
         sys.stderr.flush()
         if fault == "ENOSPC":
             raise full_disk(point)
-        # Raised in this thread, not sent to the process: a process-directed signal may land on
-        # another thread (the mock server's, the progress bar's), whose CPU time a busy machine
-        # delays, and the main thread would then take it steps later than the one under test
-        # (seen in CI-like runs: the run finished with 0 after "write.lock SIGINT").
+        # Raised in this thread, not sent to the process: a process-directed signal may be taken
+        # by another thread (the mock server's), and reach the main thread steps later.
         if fault == "INTx2":
             signal.raise_signal(signal.SIGINT)
             signal.raise_signal(signal.SIGINT)
@@ -52,5 +50,9 @@ def arm(point: str, nth: int, fault: str) -> None:
 if __name__ == "__main__":
     point, nth, fault, separator, *argv = sys.argv[1:]
     assert separator == "--"
+    # The Ctrl-C of a terminal's user: a suite started in the background (`make test &`, no job
+    # control) hands its children SIGINT ignored, and Python then installs no handler for it, so
+    # the cells that stop a command by SIGINT outside its own handlers ended with status 0.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     arm(point, int(nth), fault)
     sys.exit(main(argv))
