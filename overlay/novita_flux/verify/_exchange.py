@@ -23,7 +23,6 @@ from novita_flux._client import FluxSchnell
 from novita_flux._constants import MAX_IMAGE_BYTES
 from novita_flux._errors import ImageDownloadError
 from novita_flux._images import next_hop
-from novita_flux._spec import operation
 from novita_flux.verify._probes import WRONG_KEY, Auth, Send
 
 # What the Authorization header of each kind of request carried, as stored.
@@ -125,8 +124,7 @@ class Transport:
 
     def post(self, send: Send) -> Exchange:
         """Send one planned request to its operation; raise Unanswered when no answer came."""
-        takes_body = "requestBody" in operation(send.operation).body
-        request = self._flux.build_request(send.operation, send.body if takes_body else None)
+        request = self._flux.build_request(send.operation, send.body)
         if send.auth == "empty":
             request.headers["Authorization"] = "Bearer"
         elif send.auth == "wrong":
