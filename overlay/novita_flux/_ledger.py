@@ -466,7 +466,7 @@ class Ledger:
                     held = db.execute("SELECT state FROM requests WHERE key = ?", (key,)).fetchone()
                     raise IllegalStep(
                         f"request {key} is {held[0] if held else 'not in the ledger'}: the step "
-                        f"{step!r} leaves only from {', '.join(allowed)}"
+                        f"'{step}' leaves only from {', '.join(allowed)}"
                     )
                 snapshot = _snapshot(db, key)
         except (sqlite3.Error, OSError):

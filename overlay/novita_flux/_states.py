@@ -105,7 +105,7 @@ def after(state: State, step: Step) -> State:
     try:
         return TRANSITIONS[state][step]
     except KeyError:
-        raise IllegalStep(f"a request that is {state} cannot take the step {step!r}") from None
+        raise IllegalStep(f"a request that is {state} cannot take the step '{step}'") from None
 
 
 def to_send(*, resend_unknown: bool) -> tuple[State, ...]:

@@ -467,3 +467,31 @@ def test_ctrl_c_leaves_a_consistent_manifest_and_the_rerun_finishes(
     assert code == 0
     assert api.faults.api_requests == 10  # the rerun sent only what was missing
     assert [entry["status"] for entry in manifest(out)] == ["saved"] * 10
+
+
+def test_a_paid_answer_the_ledger_refuses_to_take_is_said_with_its_links_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+    api: ReferenceServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ledger refuses a step its table does not allow (IllegalStep): only a bug in the
+    runner can ask for one. Should it ever refuse a 200's links, the answer was paid for and is
+    recorded nowhere: the batch stops, and says the task and its links, as it does when the disk
+    refuses the write."""
+    from novita_flux._ledger import Ledger
+
+    # The bug: the intent to send is not recorded, so the row is still `planned` when the
+    # answer comes, and `answered` does not leave from there.
+    monkeypatch.setattr(Ledger, "sending", lambda self, key, *, again=False: True)
+    source = write_jsonl(tmp_path / "in.jsonl", ['{"prompt": "one", "width": 64, "height": 64}'])
+    code, _, err = run(capsys, "batch", str(source), "--out", str(tmp_path / "out"))
+    assert api.faults.api_requests == 1  # paid for once, and never again
+    assert code == 1
+    assert "Traceback" not in err
+    (said,) = [line for line in err.splitlines() if line.startswith("line 1:")]
+    assert "task " in said, said
+    assert "image 0 at http" in said, said
+    assert "is planned" in said  # why it is not recorded
+    assert "spent $0.00001171875;" in err  # counted as spent: it was
+    assert "this is a bug in novita-flux" in err.splitlines()[-1]

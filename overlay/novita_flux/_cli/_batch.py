@@ -66,12 +66,16 @@ from novita_flux._progress import Progress
 from novita_flux._request import as_budget, check_budget, prepare_request
 from novita_flux._row import Row
 from novita_flux._spec import default_images_per_minute, known_reasons
-from novita_flux._states import TO_DOWNLOAD, State, Step, sources, to_send
+from novita_flux._states import TO_DOWNLOAD, IllegalStep, State, Step, sources, to_send
 
 PLAN_CHUNK = 1000  # lines recorded per transaction while planning
 # Answers that every other line would get too: stop the batch after the first of them.
 STOPPING_KINDS = frozenset({"authentication", "permission"})
 STOPPING_REASONS = frozenset({"BILLING_BALANCE_NOT_ENOUGH"})
+
+# What can refuse a write the batch must make: the disk, the database, or (a bug) the ledger's
+# table of steps.
+Unwritten = OSError | sqlite3.Error | IllegalStep
 
 
 class BatchRun:
@@ -86,7 +90,7 @@ class BatchRun:
         self.interrupted = False
         self.fatal: NovitaError | None = None
         # The disk (or the ledger on it) refused a write: nothing more is sent.
-        self.broken: OSError | sqlite3.Error | None = None
+        self.broken: Unwritten | None = None
         console.on_stdout_closed = self.stop.set  # nobody reads the results: send nothing more
         self.spent = Decimal(0)
         self.sent = 0  # requests put on the wire by this run
@@ -275,6 +279,12 @@ class BatchRun:
                 f"novita-flux: stopped the batch: {type(self.fatal).__name__}: {self.fatal}"
             )
             return EXIT_API_ERROR
+        if isinstance(self.broken, IllegalStep):
+            self.console.error(
+                f"novita-flux: stopped the batch: the ledger refused a step ({self.broken}); "
+                "this is a bug in novita-flux: what was paid for is said above; please report it"
+            )
+            return EXIT_API_ERROR
         if self.broken is not None:
             self.console.error(
                 f"novita-flux: stopped the batch: {_disk_error(self.broken)}; what was recorded "
@@ -386,11 +396,11 @@ class BatchRun:
             self._failed(row, state, error)
             return
         reach("batch.answered")
+        self._count(spent=generation.cost)  # paid, whether or not the ledger can say so
         short = short_answer(row.body, generation.images)
         with _recording(generation):
             self.ledger.paid(row.key, generation.task_id, generation.images, short)
         reach("batch.paid")
-        self._count(spent=generation.cost)
         if short is not None:
             missing = max(0, generation.images_paid_for - len(generation.images))
             self.progress.advance(0, failed=missing)
@@ -427,11 +437,9 @@ class BatchRun:
             self.ledger.saved(row.key, done, short)
         self._result(row, State.SAVED, done, None, short)
 
-    def _cannot_record(
-        self, row: Row, error: OSError | sqlite3.Error, generation: Generation | None
-    ) -> None:
-        """The disk refused a write: send nothing more, and say here what was paid for, in case
-        it is recorded nowhere else."""
+    def _cannot_record(self, row: Row, error: Unwritten, generation: Generation | None) -> None:
+        """The disk (or, through a bug, the ledger's table) refused a write: send nothing more,
+        and say here what was paid for, in case it is recorded nowhere else."""
         with self._counting:
             self.broken = self.broken or error
         self.stop.set()
@@ -509,7 +517,7 @@ class BatchRun:
 class _Unrecorded(Exception):
     """A step after the answer could not be written; carries what the answer said."""
 
-    def __init__(self, error: OSError | sqlite3.Error, generation: Generation | None) -> None:
+    def __init__(self, error: Unwritten, generation: Generation | None) -> None:
         super().__init__(str(error))
         self.error = error
         self.generation = generation
@@ -523,10 +531,12 @@ def _answered(row: Row, generation: Generation) -> Row:
 
 @contextlib.contextmanager
 def _recording(generation: Generation | None) -> Iterator[None]:
-    """A write after the answer: if the disk refuses it, the answer goes up with the error."""
+    """A write after the answer: if the disk refuses it, the answer goes up with the error. So
+    it does if the ledger refuses the step itself (IllegalStep, a bug in this module): the
+    answer was paid for all the same, and would otherwise be recorded nowhere."""
     try:
         yield
-    except (OSError, sqlite3.Error) as error:
+    except (OSError, sqlite3.Error, IllegalStep) as error:
         raise _Unrecorded(error, generation) from error
 
 
@@ -543,7 +553,9 @@ def _line_numbers(numbers: list[int], shown: int = 10) -> str:
     return f"line{'s' if len(numbers) > 1 else ''} {text}{more}"
 
 
-def _disk_error(error: OSError | sqlite3.Error) -> str:
+def _disk_error(error: Unwritten) -> str:
+    if isinstance(error, IllegalStep):
+        return f"the ledger refused the step ({error})"
     if isinstance(error, OSError):
         where = f" ({error.filename})" if error.filename else ""
         return f"cannot write{where}: {error.strerror or error}"
