@@ -16,7 +16,8 @@ import pytest
 
 from novita_flux import APIStatusError, ResponseValidationError
 from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES
-from novita_flux._spec import Operation
+from novita_flux._errors import BalanceValidationError
+from novita_flux._spec import BALANCE, Operation
 from novita_flux.verify import _checks, _judge
 from novita_flux.verify._exchange import Attempt, Exchange, ImageFetch
 from novita_flux.verify._probes import Check, Probe, Send
@@ -597,6 +598,112 @@ def test_image_media_type_prefers_the_image_type_and_tolerates_octet_stream(
     media: str | None, image_type: str | None, findings: list[Finding]
 ) -> None:
     assert _judge._image_media_type("image 9", media, image_type) == findings
+
+
+# --- judge_read: an operation that takes no body (the balance) ----------------------------------
+
+BALANCE_FIELDS = ("availableBalance", "cashBalance", "creditLimit", "outstandingInvoices")
+
+
+def balance(**fields: Any) -> dict[str, Any]:
+    """A balance with every required amount as a string of units, `fields` added or replaced."""
+    return dict(zip(BALANCE_FIELDS, ("1000", "800", "200", "0"), strict=True)) | fields
+
+
+def read(status: int = 200, payload: Any = None, media: str | None = "application/json") -> Attempt:
+    """An answer to the balance request (GET, no body): a balance unless `payload` is given."""
+    phrase = "OK" if status == 200 else "Forbidden"
+    got = exchange(status, balance() if payload is None else payload, media, phrase)
+    return Attempt(Send(None, operation=BALANCE), got)
+
+
+def test_a_balance_as_documented_conforms_and_its_account_names_its_fields() -> None:
+    assert _judge.judge_read(read()) == _judge.Judged([], "200: " + ", ".join(BALANCE_FIELDS))
+
+
+def test_a_read_whose_body_is_not_an_object_names_its_json_type() -> None:
+    judged = _judge.judge_read(read(payload=[1, 2]))
+    assert judged == _judge.Judged([deviates("$", "an object", "[1, 2]")], "200: list")
+
+
+def test_a_read_whose_body_is_not_json_deviates_at_the_root_with_its_first_sixty_bytes() -> None:
+    # The first byte is not UTF-8: the head is decoded with replacement characters.
+    judged = _judge.judge_read(read(payload=b"\xff<html>" + b"y" * 80, media="text/html"))
+    head = "'\ufffd<html>" + "y" * 49 + "..." + " (60 characters)"
+    assert judged == _judge.Judged(
+        [
+            deviates("header Content-Type", "application/json", "text/html"),
+            deviates("$", "a JSON body", head),
+        ],
+        "200, not JSON",
+    )
+
+
+def test_a_read_keeps_its_content_type_finding_beside_a_conforming_body() -> None:
+    judged = _judge.judge_read(read(media="text/plain"))
+    assert judged.findings == [deviates("header Content-Type", "application/json", "text/plain")]
+
+
+def test_a_read_refused_is_judged_as_a_refusal_expecting_no_reason_and_told_by_its_line() -> None:
+    # A key without billing rights is an answer, not a deviation: any known reason will do,
+    # but the envelope is still held to the spec.
+    judged = _judge.judge_read(read(403, envelope(401, "API_NOT_ALLOWED")))
+    assert judged == _judge.Judged(
+        [deviates("$.code", "403 (the HTTP status, repeated)", "401")],
+        "403 API_NOT_ALLOWED: 'no'",
+    )
+
+
+def cannot_read(seen: list[Any]) -> Any:
+    def reader(response: Any) -> None:
+        seen.append(response)
+        raise BalanceValidationError(response, "a client bug")
+
+    return reader
+
+
+def test_a_balance_the_client_cannot_read_deviates_at_client_after_the_tolerated_forms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A tolerated form does not keep the client from reading the answer; its error is the
+    # finding, as the client would say it.
+    seen: list[Any] = []
+    monkeypatch.setitem(_judge.READERS, BALANCE, cannot_read(seen))
+    judged = _judge.judge_read(read(payload=balance(availableBalance=1000)))
+    said = "the API's 200 answer to the balance request breaks the contract: a client bug"
+    assert judged.findings == [
+        tolerated(
+            "$.availableBalance",
+            "a string matching '^-?[0-9]+$'",
+            "1000, an integer, which it allows",
+        ),
+        deviates("client", "a body the client reads", said),
+    ]
+    assert [response.content for response in seen] == [
+        json.dumps(balance(availableBalance=1000)).encode()
+    ]
+
+
+def test_the_client_is_not_asked_to_read_a_balance_the_judge_found_deviating(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Any] = []
+    monkeypatch.setitem(_judge.READERS, BALANCE, cannot_read(seen))
+    judged = _judge.judge_read(read(payload={"availableBalance": "1", "cashBalance": "1"}))
+    required = "a required field: a string matching '^-?[0-9]+$' or an integer"
+    assert judged.findings == [
+        deviates("$.creditLimit", required, "missing"),
+        deviates("$.outstandingInvoices", required, "missing"),
+    ]
+    assert seen == []
+
+
+def test_the_real_client_reads_a_conforming_balance_with_its_tolerated_forms() -> None:
+    # The judge and the client agree: what the judge tolerates, parse_balance reads.
+    judged = _judge.judge_read(
+        read(payload=balance(availableBalance=1000, pendingCharges="0", x=1))
+    )
+    assert [finding.kind for finding in judged.findings] == ["tolerated", "tolerated"]
 
 
 # --- judge_refusal and its parts ----------------------------------------------------------------
@@ -1284,6 +1391,29 @@ def test_rate_limit_counts_nothing_for_a_request_of_no_images() -> None:
     assert line.startswith("after 1 image(s): ")
 
 
+# --- _reads -------------------------------------------------------------------------------------
+
+
+def reads_probe() -> Probe:
+    """The plan's probe that reads the balance with the key."""
+    return Probe("b.r", "b", "the balance", "reads", (Send(None, operation=BALANCE),))
+
+
+def test_reads_of_a_200_gives_the_judged_balance_and_no_answer_finding() -> None:
+    findings, line = _checks._reads(reads_probe(), [read(media="text/plain")])
+    assert findings == [deviates("header Content-Type", "application/json", "text/plain")]
+    assert line == "200: " + ", ".join(BALANCE_FIELDS)
+
+
+def test_reads_refused_answers_under_the_probe_title_after_the_refusal_findings() -> None:
+    findings, line = _checks._reads(reads_probe(), [read(403, envelope(401, "API_NOT_ALLOWED"))])
+    assert line == "could not be read with this key: 403 API_NOT_ALLOWED: 'no'"
+    assert findings == [
+        deviates("$.code", "403 (the HTTP status, repeated)", "401"),
+        answered("the balance", line),
+    ]
+
+
 # --- _either and _asked_type --------------------------------------------------------------------
 
 
@@ -1467,3 +1597,32 @@ def test_a_generation_is_held_to_the_media_types_documented_for_200() -> None:
 def test_a_refusal_is_held_to_the_media_types_documented_for_its_status() -> None:
     judged = _judge.judge_refusal(refusal(418, b"<", "text/plain"), None)
     assert judged.findings == [deviates("$", "the error envelope (JSON)", "'<'")]
+
+
+@pytest.fixture
+def plain_balance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The balance's 200 and 403 documented as plain text, the generation's left as shipped
+    (JSON): a judge that asks about another operation or status than the answer's would say
+    `application/json`."""
+    shipped = _judge.operation
+    responses = {"200": {"content": {"text/plain": {}}}, "403": {"content": {"text/plain": {}}}}
+
+    def operation(operation_id: str) -> Operation:
+        if operation_id == BALANCE:
+            return Operation("GET", "/balance", {"responses": responses}, BALANCE)
+        return shipped(operation_id)
+
+    monkeypatch.setattr(_judge, "operation", operation)
+
+
+@pytest.mark.usefixtures("plain_balance")
+def test_a_read_is_held_to_the_media_types_its_operation_documents_for_200() -> None:
+    assert _judge.judge_read(read(media="text/plain")).findings == []
+    judged = _judge.judge_read(read(media="application/json"))
+    assert judged.findings == [deviates("header Content-Type", "text/plain", "application/json")]
+
+
+@pytest.mark.usefixtures("plain_balance")
+def test_a_refusal_is_held_to_the_media_types_its_operation_documents() -> None:
+    refused = read(403, envelope(403, "API_NOT_ALLOWED"), "text/plain")
+    assert _judge.judge_refusal(refused, None).findings == []
