@@ -17,7 +17,7 @@ import pytest
 from novita_flux import APIStatusError, ResponseValidationError
 from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES
 from novita_flux._errors import BalanceValidationError
-from novita_flux._spec import BALANCE, Operation
+from novita_flux._spec import BALANCE, GENERATE, Operation
 from novita_flux.verify import _checks, _judge
 from novita_flux.verify._exchange import Attempt, Exchange, ImageFetch
 from novita_flux.verify._probes import Check, Probe, Send
@@ -1626,3 +1626,38 @@ def test_a_read_is_held_to_the_media_types_its_operation_documents_for_200() -> 
 def test_a_refusal_is_held_to_the_media_types_its_operation_documents() -> None:
     refused = read(403, envelope(403, "API_NOT_ALLOWED"), "text/plain")
     assert _judge.judge_refusal(refused, None).findings == []
+
+
+OTHER = "flux1Other"
+
+
+@pytest.fixture
+def other_generation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second operation that generates, with the generation's answer schema and its 200
+    documented as plain text (the shipped generation left as it is): a judge that looks up the
+    default operation instead of the attempt's would say `application/json`."""
+    shipped_operation, shipped_schema = _judge.operation, _judge.response_schema
+    plain = {"responses": {"200": {"content": {"text/plain": {}}}}}
+
+    def operation(operation_id: str) -> Operation:
+        if operation_id == OTHER:
+            return Operation("POST", "/other", plain, OTHER)
+        return shipped_operation(operation_id)
+
+    def response_schema(operation_id: str, status: int = 200) -> Any:
+        return shipped_schema(GENERATE if operation_id == OTHER else operation_id, status)
+
+    monkeypatch.setattr(_judge, "operation", operation)
+    monkeypatch.setattr(_judge, "response_schema", response_schema)
+
+
+@pytest.mark.usefixtures("other_generation")
+def test_a_generation_is_held_to_the_media_types_of_its_own_operation() -> None:
+    def judged(media: str) -> list[Finding]:
+        attempt = Attempt(Send(request(), operation=OTHER), exchange(200, answer(image()), media))
+        return _judge.judge_generation(attempt, asked_type="png", download=False).findings
+
+    assert judged("text/plain") == []
+    assert judged("application/json") == [
+        deviates("header Content-Type", "text/plain", "application/json")
+    ]
