@@ -15,8 +15,8 @@ from typing import Any, get_args
 import pytest
 
 from novita_flux import APIStatusError, ResponseValidationError
-from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES
 from novita_flux._errors import BalanceValidationError
+from novita_flux._imagebytes import HEAD_BYTES, TAIL_BYTES
 from novita_flux._spec import BALANCE, GENERATE, Operation
 from novita_flux.verify import _checks, _judge
 from novita_flux.verify._exchange import Attempt, Exchange, ImageFetch
