@@ -30,6 +30,7 @@ from novita_flux._ledger import (
     Row,
     _stamp,
     describe_error,
+    progress,
 )
 from novita_flux._models import entry_of, image_of
 from novita_flux._states import State
@@ -279,6 +280,24 @@ def test_failed_and_unknown_requests_are_sendable_again(ledger: Ledger) -> None:
     assert ledger.sending(K2) is True
     assert (raw(ledger, K1)["sends"], raw(ledger, K2)["sends"]) == (2, 2)
     assert raw(ledger, K1)["error"] is None
+
+
+def test_a_saved_request_whose_files_were_lost_is_paid_again_keeping_what_is_left(
+    ledger: Ledger,
+) -> None:
+    """The step `files lost`: the request is downloaded again, not sent again, and its row
+    says why, so that the manifest shows it."""
+    ledger.plan([planned(1, K1, "a", image_num=2)])
+    ledger.sending(K1)
+    paid = images(2)
+    ledger.paid(K1, "task-1", paid)
+    ledger.saved(K1, ["a_0.png", "a_1.png"])
+    ledger.lost_files(K1, ["a_1.png"])
+    row = only(ledger, K1)
+    assert (row.state, row.files, row.task_id) == (State.PAID, ["a_1.png"], "task-1")
+    assert row.error == {"type": "FileLost", "message": "a saved image was missing or damaged"}
+    assert row.missing_images() == [paid[0]]
+    assert raw(ledger, K1)["sends"] == 1
 
 
 def test_sending_an_unknown_key_is_refused(ledger: Ledger) -> None:
@@ -644,6 +663,36 @@ def test_restore_inserts_new_requests_with_their_defaults_and_advances_known_one
     )  # fmt: skip
     assert ledger.restore(recovered) == 0
     assert ledger.restore([]) == 0
+
+
+def test_progress_orders_records_by_sends_then_step_then_files_saved() -> None:
+    """What `restore` compares: a record missing a field counts it at its earliest, and a
+    state the table does not know (a journal line written by hand or damaged) as planned."""
+    assert progress({}) == (0, 0, 0)
+    assert progress({"sends": None, "state": State.PLANNED, "files": None}) == (0, 0, 0)
+    assert progress({"sends": 2, "state": State.PAID, "files": ["a_0.png", "a_1.png"]}) == (2, 4, 2)
+    assert progress({"sends": 1, "state": "done", "files": "a_0.png"}) == (1, 0, 0)
+
+
+def test_restore_brings_in_a_record_with_more_sends_or_more_files_saved(ledger: Ledger) -> None:
+    ledger.plan([planned(1, K1, "a", image_num=2), planned(2, K2, "b", image_num=2)])
+    ledger.restore([
+        {"key": K1, "body": body("a", 5, 2), "state": State.SAVED, "files": ["a_0.png"], "sends": 1},
+        {"key": K2, "body": body("b", 6, 2), "state": State.SAVED, "sends": 1},
+    ])  # fmt: skip
+    # The same step and sends, one more file: further along.
+    assert ledger.restore(
+        [{"key": K1, "body": body("a", 5, 2), "state": State.SAVED, "files": ["a_0.png", "a_1.png"],
+          "sends": 1}]
+    ) == 1  # fmt: skip
+    assert only(ledger, K1).files == ["a_0.png", "a_1.png"]
+    # An earlier step of a later send: further along (it may have been billed again).
+    assert (
+        ledger.restore([{"key": K2, "body": body("b", 7, 2), "state": State.PAID, "sends": 2}]) == 1
+    )
+    assert (raw(ledger, K2)["state"], raw(ledger, K2)["sends"], raw(ledger, K2)["seed"]) == (
+        State.PAID, 2, 7,
+    )  # fmt: skip
 
 
 # --- the manifest -------------------------------------------------------------------------------

@@ -109,6 +109,12 @@ def test_a_step_for_a_request_the_ledger_does_not_hold_is_refused(ledger: Ledger
         ledger.saved(KEY, [])
 
 
+def test_a_move_the_table_lacks_is_refused_naming_the_state_and_the_step() -> None:
+    """The message is what a user reads when the runner has a bug: it names both by value."""
+    with pytest.raises(IllegalStep, match=r"^a request that is saved cannot take the step 'send'$"):
+        after(State.SAVED, Step.SEND)
+
+
 def test_the_database_holds_exactly_the_table_states(ledger: Ledger) -> None:
     for number, state in enumerate(State):
         held_in(ledger, state, key=str(number) * 32)
