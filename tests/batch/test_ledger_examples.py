@@ -677,7 +677,8 @@ def test_progress_orders_records_by_sends_then_step_then_files_saved() -> None:
 def test_restore_brings_in_a_record_with_more_sends_or_more_files_saved(ledger: Ledger) -> None:
     ledger.plan([planned(1, K1, "a", image_num=2), planned(2, K2, "b", image_num=2)])
     ledger.restore([
-        {"key": K1, "body": body("a", 5, 2), "state": State.SAVED, "files": ["a_0.png"], "sends": 1},
+        {"key": K1, "body": body("a", 5, 2), "state": State.SAVED, "files": ["a_0.png"],
+         "sends": 1},
         {"key": K2, "body": body("b", 6, 2), "state": State.SAVED, "sends": 1},
     ])  # fmt: skip
     # The same step and sends, one more file: further along.
