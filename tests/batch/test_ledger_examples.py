@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from novita_flux import GeneratedImage, Generation, ValidationError
+from novita_flux import GeneratedImage, Generation, ValidationError, _faultpoints
 from novita_flux._errors import APIConnectionError, InternalServerError
 from novita_flux._ledger import (
     LEDGER_NAME,
@@ -761,6 +761,26 @@ def test_export_manifest_replaces_the_previous_one(tmp_path: Path, ledger: Ledge
     path.write_text("old\n")
     ledger.export_manifest(path)
     assert path.read_text() == ""
+
+
+def test_export_manifest_passes_its_fault_point_with_the_new_file_whole_and_not_in_place(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    """tests/faults kills a run at `manifest.written` (which mutmut does not run): the step must
+    be reached, by that name, after the last write and before the old manifest is replaced."""
+    ledger.plan([planned(1, K1, "a")])
+    path = tmp_path / MANIFEST_NAME
+    path.write_text("old\n")
+    seen: list[tuple[str, str]] = []
+    previous = _faultpoints.install(lambda point: seen.append((point, path.read_text())))
+    try:
+        ledger.export_manifest(path)
+    finally:
+        _faultpoints.install(previous)
+    assert [point for point, _ in seen].count("manifest.written") == 1
+    assert seen[-1] == ("manifest.written", "old\n")
+    assert {point for point, _ in seen} <= set(_faultpoints.POINTS)
+    assert json.loads(path.read_text())["key"] == K1
 
 
 # --- images and errors as the ledger keeps them -------------------------------------------------
