@@ -182,6 +182,13 @@ def test_a_line_with_a_key_but_no_body_records_only_the_line(ledger: Ledger) -> 
     assert ledger.counts() == Counter({"invalid": 1})
 
 
+def test_a_line_error_naming_a_lone_surrogate_is_kept_as_its_escape(ledger: Ledger) -> None:
+    """An input line's `\\ud800` escape in a field name reaches the error text: UTF-8 cannot
+    hold it, so the TEXT column keeps it as the backslash escape the input wrote."""
+    ledger.plan([PlannedLine(4, None, None, error="unknown field '\ud800'")])
+    assert lines(ledger) == [(4, None, "null", "unknown field '\\ud800'")]
+
+
 def test_replanning_a_known_request_keeps_its_row_and_moves_its_line(ledger: Ledger) -> None:
     ledger.plan([planned(1, K1, "a", seed=5), planned(2, K2, "b")])
     assert ledger.sending(K1)
@@ -571,6 +578,39 @@ def test_a_damaged_database_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
         assert ledger.path == tmp_path / LEDGER_NAME  # the rebuilt one, where the old one was
         ledger.plan([planned(1, K1, "a")])
         assert ledger.seed_of(K1) == 11
+        assert ledger._db.execute("SELECT value FROM meta").fetchone() == ("1",)
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda path: path.write_bytes(b""), "the file is empty (0 bytes)"),
+        (
+            lambda path: sqlite3.connect(path).execute("CREATE TABLE other (x)").connection.close(),
+            "it holds no ledger",
+        ),
+    ],
+    ids=["empty", "another-database"],
+)
+def test_a_file_sqlite_would_open_but_that_holds_no_ledger_is_set_aside_saying_why(
+    tmp_path: Path, make: Any, why: str
+) -> None:
+    """SQLite opens both without an error (an empty file as an empty database); the ledger
+    must not take either for its own and forget what it held, and the report says which."""
+    make(tmp_path / LEDGER_NAME)
+    reports: list[str] = []
+    ledger = Ledger.open(tmp_path, reports.append)
+    try:
+        (damaged,) = [
+            path
+            for path in tmp_path.glob(f"{LEDGER_NAME}.damaged-*")
+            if not path.name.endswith(("-wal", "-shm"))
+        ]
+        assert (
+            reports[0] == f"ledger.sqlite3 is damaged ({why}); kept as {damaged.name} and rebuilt"
+        )
         assert ledger._db.execute("SELECT value FROM meta").fetchone() == ("1",)
     finally:
         ledger.close()
