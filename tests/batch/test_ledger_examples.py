@@ -32,6 +32,7 @@ from novita_flux._ledger import (
     describe_error,
     progress,
 )
+from novita_flux._journal import JOURNAL_NAME
 from novita_flux._models import entry_of, image_of
 from novita_flux._states import State
 
@@ -666,6 +667,40 @@ def test_a_new_ledger_beside_a_manifest_restores_it_and_an_existing_one_does_not
         assert row["state"] == State.UNKNOWN  # it was in flight when the manifest was written
     finally:
         fresh.close()
+
+
+def test_a_step_the_ledger_cannot_commit_stays_in_the_journal_until_the_next_open(
+    tmp_path: Path,
+) -> None:
+    """A full disk at the commit (tests/faults does this to a child, which mutmut cannot see):
+    the step is refused, but the journal, another file, keeps it, and is not emptied at the end
+    of the run, so that the next run knows the request was paid."""
+    ledger = Ledger.open(tmp_path, [].append)
+    ledger.plan([planned(1, K1, "a")])
+    ledger.sending(K1)
+
+    def full(point: str) -> None:
+        if point == "write.ledger":
+            raise sqlite3.OperationalError("database or disk is full")
+
+    previous = _faultpoints.install(full)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            ledger.paid(K1, "task-1", images(1))
+    finally:
+        _faultpoints.install(previous)
+    assert raw(ledger, K1)["state"] == State.SENDING  # rolled back
+    ledger.release_journal()  # as the run ends: the journal holds what the ledger lacks
+    ledger.close()
+    journal = [json.loads(line) for line in (tmp_path / JOURNAL_NAME).read_text().splitlines()]
+    assert (journal[-1]["state"], journal[-1]["task_id"]) == (State.PAID, "task-1")
+    reports: list[str] = []
+    again = Ledger.open(tmp_path, reports.append)
+    try:
+        assert reports == [f"brought 1 request(s) up to date from {JOURNAL_NAME}"]
+        assert (raw(again, K1)["state"], raw(again, K1)["task_id"]) == (State.PAID, "task-1")
+    finally:
+        again.close()
 
 
 # --- restore ------------------------------------------------------------------------------------
