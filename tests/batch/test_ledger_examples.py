@@ -21,6 +21,7 @@ import pytest
 
 from novita_flux import GeneratedImage, Generation, ValidationError, _faultpoints
 from novita_flux._errors import APIConnectionError, InternalServerError
+from novita_flux._journal import JOURNAL_NAME
 from novita_flux._ledger import (
     LEDGER_NAME,
     MANIFEST_NAME,
@@ -32,7 +33,6 @@ from novita_flux._ledger import (
     describe_error,
     progress,
 )
-from novita_flux._journal import JOURNAL_NAME
 from novita_flux._models import entry_of, image_of
 from novita_flux._states import State
 
