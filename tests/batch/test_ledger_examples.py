@@ -703,6 +703,37 @@ def test_a_step_the_ledger_cannot_commit_stays_in_the_journal_until_the_next_ope
         again.close()
 
 
+def test_a_journal_line_that_parses_but_is_not_a_whole_row_is_reported_and_skipped(
+    tmp_path: Path,
+) -> None:
+    """A flipped byte can leave valid JSON: such a line is skipped like a torn one. It stopped
+    the ledger from opening (a KeyError, or the table's CHECK on the state) on every run."""
+    planned_and_closed(tmp_path, planned(1, K1, "a"))
+    good = {"key": K1, "body": body("a"), "state": "paid", "sends": 1, "task_id": "t"}
+    records = [
+        {k: v for k, v in good.items() if k != "state"},
+        good | {"state": "pbid", "sends": 5},
+        good | {"body": {"prompt": "a", "seed": 11}, "sends": 5},
+        good | {"sends": "5"},
+        good,
+    ]
+    (tmp_path / JOURNAL_NAME).write_text("".join(json.dumps(r) + "\n" for r in records))
+    reports: list[str] = []
+    ledger = Ledger.open(tmp_path, reports.append)
+    try:
+        assert reports == [
+            f"{JOURNAL_NAME} line 1: cannot be read (no state of the ledger's); skipped",
+            f"{JOURNAL_NAME} line 2: cannot be read (no state of the ledger's); skipped",
+            f"{JOURNAL_NAME} line 3: cannot be read (no seed or image_num in its request body); "
+            "skipped",
+            f"{JOURNAL_NAME} line 4: cannot be read (its sends is not a count); skipped",
+            f"brought 1 request(s) up to date from {JOURNAL_NAME}",
+        ]
+        assert (raw(ledger, K1)["state"], raw(ledger, K1)["sends"]) == (State.PAID, 1)
+    finally:
+        ledger.close()
+
+
 # --- restore ------------------------------------------------------------------------------------
 
 
