@@ -8,6 +8,7 @@ what a clean release leaves in the file.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -43,6 +44,25 @@ def test_taking_the_lock_passes_its_fault_point_before_the_pid_is_written(tmp_pa
         _faultpoints.install(previous)
     assert seen == [("write.lock", "")]
     assert lock.previous_pid == 12345678
+
+
+def test_a_lock_that_cannot_write_its_pid_is_let_go_and_the_error_raised(tmp_path: Path) -> None:
+    """A full disk as the pid is written: the run stops with that error, and the directory is
+    not left locked by an open file nobody will close."""
+
+    def full(point: str) -> None:
+        if point == "write.lock":
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    previous = _faultpoints.install(full)
+    try:
+        with pytest.raises(OSError, match="No space left") as failed:
+            DirectoryLock(tmp_path).acquire()
+    finally:
+        _faultpoints.install(previous)
+    assert failed.value.errno == errno.ENOSPC
+    with DirectoryLock(tmp_path) as again:  # free: the failed attempt closed its file
+        assert again.path.read_text() == f"{os.getpid()}\n"
 
 
 def test_a_second_holder_is_refused_and_told_whose_it_is(tmp_path: Path) -> None:
