@@ -138,6 +138,23 @@ def test_a_closed_ledger_refuses_further_use(ledger: Ledger) -> None:
         ledger.seed_of(K1)
 
 
+def test_a_step_whose_transaction_cannot_begin_writes_nothing_and_lets_the_ledger_go(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    """BEGIN itself fails (here: a closed connection; a disk error does the same): nothing was
+    recorded, so nothing goes to the journal, and the ledger's lock is released, or the next
+    call from any thread would wait for ever."""
+    ledger.plan([planned(1, K1, "a")])
+    ledger.sending(K1)
+    journal = (tmp_path / JOURNAL_NAME).read_bytes()
+    ledger._db.close()
+    for _ in range(2):
+        with pytest.raises(sqlite3.ProgrammingError):
+            ledger.paid(K1, "task-1", images(1))
+        assert not ledger._lock.locked()
+    assert (tmp_path / JOURNAL_NAME).read_bytes() == journal
+
+
 # --- planning -----------------------------------------------------------------------------------
 
 
@@ -369,6 +386,31 @@ def test_rows_reads_chunk_by_chunk_without_losing_or_repeating_a_row(ledger: Led
     all_states(ledger)
     for chunk in (1, 2, 5, 6, 500):
         assert [row.line for row in ledger.rows(STATES, chunk=chunk)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_paid_requests_whose_lines_left_the_input_are_found_and_garbled_ones_skipped(
+    ledger: Ledger,
+) -> None:
+    """Their images are still to download (free), whatever the new input says; a row that no
+    longer reads is left for recovery rather than stopping the run."""
+    ledger.plan([planned(n, key, f"p{n}") for n, key in enumerate((K1, K2, K3, K4), 1)])
+    keys = [K1, K2, K3, K4, "5" * 32, "6" * 32]
+    ledger.plan([planned(n, key, f"p{n}") for n, key in enumerate(keys[4:], 5)])
+    for key in keys:
+        ledger.sending(key)
+        ledger.paid(key, f"task-{key[0]}", images(1))
+    ledger.saved(K4, ["p4_0.png"])  # saved: nothing left to download
+    ledger.begin_planning()
+    ledger.plan([planned(1, K1, "p1")])  # the new input holds only K1
+    garble = "UPDATE requests SET {} WHERE key = ?"
+    ledger._db.execute(garble.format("images = 'not json'"), (K3,))  # ValueError
+    ledger._db.execute(garble.format("cost = 'abc'"), ("5" * 32,))  # ArithmeticError
+    ledger._db.execute(garble.format("cost = X'31'"), ("6" * 32,))  # TypeError (a blob)
+    found = list(ledger.paid_outside_input())
+    assert [(row.line, row.key, row.state, row.task_id) for row in found] == [
+        (None, K2, State.PAID, "task-2"),
+    ]
+    assert found[0].missing_images() == images(1)
 
 
 def test_totals_count_what_is_left_to_send_and_to_download(ledger: Ledger) -> None:
@@ -850,6 +892,27 @@ def test_export_manifest_writes_one_exact_line_per_input_line(
     assert escaped in text.splitlines()[0]
     assert text.count("\n") == 4
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".novita-")] == []
+
+
+def test_export_manifest_ends_with_each_sent_request_no_longer_in_the_input(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    """Recovery reads the manifest when the ledger is lost: a request sent by an earlier run
+    may have been paid for even if its line has left the input, so it keeps a line (`null`);
+    one never sent does not."""
+    ledger.plan([planned(1, K1, "a"), planned(2, K2, "b"), planned(3, K3, "c")])
+    ledger.sending(K2)
+    ledger.unknown(K2, {"type": "E", "message": "m"})
+    ledger.begin_planning()
+    ledger.plan([planned(1, K1, "a")])  # K2 (sent) and K3 (never sent) have left the input
+    path = tmp_path / MANIFEST_NAME
+    ledger.export_manifest(path)
+    written = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(line["line"], line["key"], line["status"]) for line in written] == [
+        (1, K1, State.PLANNED),
+        (None, K2, State.UNKNOWN),
+    ]
+    assert written[1]["sends"] == 1
 
 
 def test_export_manifest_of_more_than_a_thousand_lines_keeps_every_line(
