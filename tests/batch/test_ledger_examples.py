@@ -196,6 +196,15 @@ def test_plan_keeps_unicode_unescaped_in_the_stored_json(ledger: Ledger) -> None
     assert raw(ledger, K1)["request"] == '{"prompt":"é"}'
 
 
+def test_plan_keeps_a_lone_surrogate_as_its_escape_in_the_stored_json(ledger: Ledger) -> None:
+    """UTF-8 cannot hold `\\ud800` (an input line's escape): that JSON is written ASCII-escaped,
+    compact like the rest."""
+    ledger.plan([PlannedLine(1, K1, {"prompt": "\ud800"}, body("\ud800"), Decimal(1))])
+    stored = raw(ledger, K1)
+    assert stored["request"] == '{"prompt":"\\ud800"}'
+    assert json.loads(stored["body"]) == body("\ud800")
+
+
 def test_a_line_with_a_key_but_no_body_records_only_the_line(ledger: Ledger) -> None:
     ledger.plan([PlannedLine(4, K1, {"prompt": "a"}, None, error="refused")])
     assert ledger._db.execute("SELECT COUNT(*) FROM requests").fetchone() == (0,)
@@ -777,6 +786,43 @@ def test_a_journal_line_that_parses_but_is_not_a_whole_row_is_reported_and_skipp
         assert (raw(ledger, K1)["state"], raw(ledger, K1)["sends"]) == (State.PAID, 1)
     finally:
         ledger.close()
+
+
+def test_when_the_journal_fails_too_the_ledger_s_own_error_is_raised(tmp_path: Path) -> None:
+    """Both files refuse the step (one full disk): the error said is the ledger's, and the
+    journal's own failure does not replace it."""
+    ledger = Ledger.open(tmp_path, [].append)
+    ledger.plan([planned(1, K1, "a")])
+    ledger.sending(K1)
+
+    def full(point: str) -> None:
+        if point == "write.ledger":
+            raise sqlite3.OperationalError("database or disk is full")
+        if point == "write.journal":
+            raise OSError(28, "No space left on device")
+
+    previous = _faultpoints.install(full)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            ledger.paid(K1, "task-1", images(1))
+    finally:
+        _faultpoints.install(previous)
+        ledger.close()
+
+
+def test_the_journal_keeps_each_step_s_whole_row_error_included(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    ledger.plan([planned(1, K1, "a")])
+    ledger.sending(K1)
+    ledger.failed(K1, {"type": "E", "message": "m"})
+    *_, sent, failed = (tmp_path / JOURNAL_NAME).read_text().splitlines()
+    assert (json.loads(sent)["state"], json.loads(sent)["error"]) == (State.SENDING, None)
+    assert json.loads(failed) == {
+        "key": K1, "request": {"prompt": "a"}, "body": body("a"), "cost": "0.00075",
+        "state": State.FAILED, "task_id": None, "images": [], "files": [],
+        "error": {"type": "E", "message": "m"}, "sends": 1,
+    }  # fmt: skip
 
 
 # --- restore ------------------------------------------------------------------------------------
