@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from novita_flux._faultpoints import reach
+from novita_flux._states import State
 
 JOURNAL_NAME: Final = "ledger.journal.jsonl"
+_STATES: Final = frozenset(state.value for state in State)
+_COUNTED: Final = ("seed", "image_num")  # the request body's fields the ledger has columns for
 
 Reporter = Callable[[str], None]  # says one line of what was found and set aside
 
@@ -63,6 +66,14 @@ class Journal:
                         raise ValueError("not a journal record")
                     if not isinstance(record.get("body"), dict):
                         raise ValueError("no request body")
+                    # What the ledger's restore reads as it is: a line that parses but lacks
+                    # one of them (a flipped byte) must be skipped, not stop the ledger opening.
+                    if record.get("state") not in _STATES:
+                        raise ValueError("no state of the ledger's")
+                    if not all(isinstance(record["body"].get(n), int) for n in _COUNTED):
+                        raise ValueError("no seed or image_num in its request body")
+                    if not isinstance(record.get("sends", 0), int):
+                        raise ValueError("its sends is not a count")
                 except (UnicodeDecodeError, ValueError) as error:
                     if raw.strip(b"\x00 \t\r\n"):  # a file cut to zeros reads as nothing
                         report(f"{self.path.name} line {number}: cannot be read ({error}); skipped")

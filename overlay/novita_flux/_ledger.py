@@ -486,7 +486,12 @@ class Ledger:
 
         def __enter__(self) -> sqlite3.Connection:
             self.ledger._lock.acquire()
-            self.ledger._db.execute("BEGIN IMMEDIATE")
+            try:
+                self.ledger._db.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                # No __exit__ follows a failed __enter__: the lock would stay taken for ever.
+                self.ledger._lock.release()
+                raise
             return self.ledger._db
 
         def __exit__(self, kind: object, *rest: object) -> None:

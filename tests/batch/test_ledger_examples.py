@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from novita_flux import GeneratedImage, Generation, ValidationError
+from novita_flux import GeneratedImage, Generation, ValidationError, _faultpoints
 from novita_flux._errors import APIConnectionError, InternalServerError
+from novita_flux._journal import JOURNAL_NAME
 from novita_flux._ledger import (
     LEDGER_NAME,
     MANIFEST_NAME,
@@ -30,6 +31,7 @@ from novita_flux._ledger import (
     Row,
     _stamp,
     describe_error,
+    progress,
 )
 from novita_flux._models import entry_of, image_of
 from novita_flux._states import State
@@ -136,6 +138,26 @@ def test_a_closed_ledger_refuses_further_use(ledger: Ledger) -> None:
         ledger.seed_of(K1)
 
 
+def test_a_step_whose_transaction_cannot_begin_writes_nothing_and_lets_the_ledger_go(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    """BEGIN itself fails (here: a closed connection; a disk error does the same): nothing was
+    recorded, so nothing goes to the journal, and the ledger's lock is released, or the next
+    call from any thread would wait for ever."""
+    ledger.plan([planned(1, K1, "a")])
+    ledger.sending(K1)
+    journal = (tmp_path / JOURNAL_NAME).read_bytes()
+    ledger._db.close()
+    for _ in range(2):
+        with pytest.raises(sqlite3.ProgrammingError):
+            ledger.paid(K1, "task-1", images(1))
+        leaked = ledger._lock.locked()
+        if leaked:  # let the fixture's close() go on: a hang would hide the failure
+            ledger._lock.release()
+        assert not leaked
+    assert (tmp_path / JOURNAL_NAME).read_bytes() == journal
+
+
 # --- planning -----------------------------------------------------------------------------------
 
 
@@ -174,11 +196,27 @@ def test_plan_keeps_unicode_unescaped_in_the_stored_json(ledger: Ledger) -> None
     assert raw(ledger, K1)["request"] == '{"prompt":"é"}'
 
 
+def test_plan_keeps_a_lone_surrogate_as_its_escape_in_the_stored_json(ledger: Ledger) -> None:
+    """UTF-8 cannot hold `\\ud800` (an input line's escape): that JSON is written ASCII-escaped,
+    compact like the rest."""
+    ledger.plan([PlannedLine(1, K1, {"prompt": "\ud800"}, body("\ud800"), Decimal(1))])
+    stored = raw(ledger, K1)
+    assert stored["request"] == '{"prompt":"\\ud800"}'
+    assert json.loads(stored["body"]) == body("\ud800")
+
+
 def test_a_line_with_a_key_but_no_body_records_only_the_line(ledger: Ledger) -> None:
     ledger.plan([PlannedLine(4, K1, {"prompt": "a"}, None, error="refused")])
     assert ledger._db.execute("SELECT COUNT(*) FROM requests").fetchone() == (0,)
     assert lines(ledger) == [(4, K1, '{"prompt":"a"}', "refused")]
     assert ledger.counts() == Counter({"invalid": 1})
+
+
+def test_a_line_error_naming_a_lone_surrogate_is_kept_as_its_escape(ledger: Ledger) -> None:
+    """An input line's `\\ud800` escape in a field name reaches the error text: UTF-8 cannot
+    hold it, so the TEXT column keeps it as the backslash escape the input wrote."""
+    ledger.plan([PlannedLine(4, None, None, error="unknown field '\ud800'")])
+    assert lines(ledger) == [(4, None, "null", "unknown field '\\ud800'")]
 
 
 def test_replanning_a_known_request_keeps_its_row_and_moves_its_line(ledger: Ledger) -> None:
@@ -281,6 +319,24 @@ def test_failed_and_unknown_requests_are_sendable_again(ledger: Ledger) -> None:
     assert raw(ledger, K1)["error"] is None
 
 
+def test_a_saved_request_whose_files_were_lost_is_paid_again_keeping_what_is_left(
+    ledger: Ledger,
+) -> None:
+    """The step `files lost`: the request is downloaded again, not sent again, and its row
+    says why, so that the manifest shows it."""
+    ledger.plan([planned(1, K1, "a", image_num=2)])
+    ledger.sending(K1)
+    paid = images(2)
+    ledger.paid(K1, "task-1", paid)
+    ledger.saved(K1, ["a_0.png", "a_1.png"])
+    ledger.lost_files(K1, ["a_1.png"])
+    row = only(ledger, K1)
+    assert (row.state, row.files, row.task_id) == (State.PAID, ["a_1.png"], "task-1")
+    assert row.error == {"type": "FileLost", "message": "a saved image was missing or damaged"}
+    assert row.missing_images() == [paid[0]]
+    assert raw(ledger, K1)["sends"] == 1
+
+
 def test_sending_an_unknown_key_is_refused(ledger: Ledger) -> None:
     assert ledger.sending(K4) is False
     assert ledger.sending(K4, again=True) is False
@@ -342,6 +398,31 @@ def test_rows_reads_chunk_by_chunk_without_losing_or_repeating_a_row(ledger: Led
     all_states(ledger)
     for chunk in (1, 2, 5, 6, 500):
         assert [row.line for row in ledger.rows(STATES, chunk=chunk)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_paid_requests_whose_lines_left_the_input_are_found_and_garbled_ones_skipped(
+    ledger: Ledger,
+) -> None:
+    """Their images are still to download (free), whatever the new input says; a row that no
+    longer reads is left for recovery rather than stopping the run."""
+    ledger.plan([planned(n, key, f"p{n}") for n, key in enumerate((K1, K2, K3, K4), 1)])
+    keys = [K1, K2, K3, K4, "5" * 32, "6" * 32]
+    ledger.plan([planned(n, key, f"p{n}") for n, key in enumerate(keys[4:], 5)])
+    for key in keys:
+        ledger.sending(key)
+        ledger.paid(key, f"task-{key[0]}", images(1))
+    ledger.saved(K4, ["p4_0.png"])  # saved: nothing left to download
+    ledger.begin_planning()
+    ledger.plan([planned(1, K1, "p1")])  # the new input holds only K1
+    garble = "UPDATE requests SET {} WHERE key = ?"
+    ledger._db.execute(garble.format("images = 'not json'"), (K3,))  # ValueError
+    ledger._db.execute(garble.format("cost = 'abc'"), ("5" * 32,))  # ArithmeticError
+    ledger._db.execute(garble.format("cost = X'31'"), ("6" * 32,))  # TypeError (a blob)
+    found = list(ledger.paid_outside_input())
+    assert [(row.line, row.key, row.state, row.task_id) for row in found] == [
+        (None, K2, State.PAID, "task-2"),
+    ]
+    assert found[0].missing_images() == images(1)
 
 
 def test_totals_count_what_is_left_to_send_and_to_download(ledger: Ledger) -> None:
@@ -557,6 +638,39 @@ def test_a_damaged_database_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
         ledger.close()
 
 
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda path: path.write_bytes(b""), "the file is empty (0 bytes)"),
+        (
+            lambda path: sqlite3.connect(path).execute("CREATE TABLE other (x)").connection.close(),
+            "it holds no ledger",
+        ),
+    ],
+    ids=["empty", "another-database"],
+)
+def test_a_file_sqlite_would_open_but_that_holds_no_ledger_is_set_aside_saying_why(
+    tmp_path: Path, make: Any, why: str
+) -> None:
+    """SQLite opens both without an error (an empty file as an empty database); the ledger
+    must not take either for its own and forget what it held, and the report says which."""
+    make(tmp_path / LEDGER_NAME)
+    reports: list[str] = []
+    ledger = Ledger.open(tmp_path, reports.append)
+    try:
+        (damaged,) = [
+            path
+            for path in tmp_path.glob(f"{LEDGER_NAME}.damaged-*")
+            if not path.name.endswith(("-wal", "-shm"))
+        ]
+        assert (
+            reports[0] == f"ledger.sqlite3 is damaged ({why}); kept as {damaged.name} and rebuilt"
+        )
+        assert ledger._db.execute("SELECT value FROM meta").fetchone() == ("1",)
+    finally:
+        ledger.close()
+
+
 def test_a_database_its_own_check_finds_damaged_is_reported_in_one_line(tmp_path: Path) -> None:
     planned_and_closed(
         tmp_path, *(planned(n, f"{n:032d}", "x" * 1500 + str(n)) for n in range(1, 201))
@@ -609,6 +723,108 @@ def test_a_new_ledger_beside_a_manifest_restores_it_and_an_existing_one_does_not
         fresh.close()
 
 
+def test_a_step_the_ledger_cannot_commit_stays_in_the_journal_until_the_next_open(
+    tmp_path: Path,
+) -> None:
+    """A full disk at the commit (tests/faults does this to a child, which mutmut cannot see):
+    the step is refused, but the journal, another file, keeps it, and is not emptied at the end
+    of the run, so that the next run knows the request was paid."""
+    ledger = Ledger.open(tmp_path, [].append)
+    ledger.plan([planned(1, K1, "a")])
+    ledger.sending(K1)
+
+    def full(point: str) -> None:
+        if point == "write.ledger":
+            raise sqlite3.OperationalError("database or disk is full")
+
+    previous = _faultpoints.install(full)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            ledger.paid(K1, "task-1", images(1))
+    finally:
+        _faultpoints.install(previous)
+    assert raw(ledger, K1)["state"] == State.SENDING  # rolled back
+    ledger.release_journal()  # as the run ends: the journal holds what the ledger lacks
+    ledger.close()
+    journal = [json.loads(line) for line in (tmp_path / JOURNAL_NAME).read_text().splitlines()]
+    assert (journal[-1]["state"], journal[-1]["task_id"]) == (State.PAID, "task-1")
+    reports: list[str] = []
+    again = Ledger.open(tmp_path, reports.append)
+    try:
+        assert reports == [f"brought 1 request(s) up to date from {JOURNAL_NAME}"]
+        assert (raw(again, K1)["state"], raw(again, K1)["task_id"]) == (State.PAID, "task-1")
+    finally:
+        again.close()
+
+
+def test_a_journal_line_that_parses_but_is_not_a_whole_row_is_reported_and_skipped(
+    tmp_path: Path,
+) -> None:
+    """A flipped byte can leave valid JSON: such a line is skipped like a torn one. It stopped
+    the ledger from opening (a KeyError, or the table's CHECK on the state) on every run."""
+    planned_and_closed(tmp_path, planned(1, K1, "a"))
+    good = {"key": K1, "body": body("a"), "state": "paid", "sends": 1, "task_id": "t"}
+    records = [
+        {k: v for k, v in good.items() if k != "state"},
+        good | {"state": "pbid", "sends": 5},
+        good | {"body": {"prompt": "a", "seed": 11}, "sends": 5},
+        good | {"sends": "5"},
+        good,
+    ]
+    (tmp_path / JOURNAL_NAME).write_text("".join(json.dumps(r) + "\n" for r in records))
+    reports: list[str] = []
+    ledger = Ledger.open(tmp_path, reports.append)
+    try:
+        assert reports == [
+            f"{JOURNAL_NAME} line 1: cannot be read (no state of the ledger's); skipped",
+            f"{JOURNAL_NAME} line 2: cannot be read (no state of the ledger's); skipped",
+            f"{JOURNAL_NAME} line 3: cannot be read (no seed or image_num in its request body); "
+            "skipped",
+            f"{JOURNAL_NAME} line 4: cannot be read (its sends is not a count); skipped",
+            f"brought 1 request(s) up to date from {JOURNAL_NAME}",
+        ]
+        assert (raw(ledger, K1)["state"], raw(ledger, K1)["sends"]) == (State.PAID, 1)
+    finally:
+        ledger.close()
+
+
+def test_when_the_journal_fails_too_the_ledger_s_own_error_is_raised(tmp_path: Path) -> None:
+    """Both files refuse the step (one full disk): the error said is the ledger's, and the
+    journal's own failure does not replace it."""
+    ledger = Ledger.open(tmp_path, [].append)
+    ledger.plan([planned(1, K1, "a")])
+    ledger.sending(K1)
+
+    def full(point: str) -> None:
+        if point == "write.ledger":
+            raise sqlite3.OperationalError("database or disk is full")
+        if point == "write.journal":
+            raise OSError(28, "No space left on device")
+
+    previous = _faultpoints.install(full)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            ledger.paid(K1, "task-1", images(1))
+    finally:
+        _faultpoints.install(previous)
+        ledger.close()
+
+
+def test_the_journal_keeps_each_step_s_whole_row_error_included(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    ledger.plan([planned(1, K1, "a")])
+    ledger.sending(K1)
+    ledger.failed(K1, {"type": "E", "message": "m"})
+    *_, sent, failed = (tmp_path / JOURNAL_NAME).read_text().splitlines()
+    assert (json.loads(sent)["state"], json.loads(sent)["error"]) == (State.SENDING, None)
+    assert json.loads(failed) == {
+        "key": K1, "request": {"prompt": "a"}, "body": body("a"), "cost": "0.00075",
+        "state": State.FAILED, "task_id": None, "images": [], "files": [],
+        "error": {"type": "E", "message": "m"}, "sends": 1,
+    }  # fmt: skip
+
+
 # --- restore ------------------------------------------------------------------------------------
 
 
@@ -644,6 +860,37 @@ def test_restore_inserts_new_requests_with_their_defaults_and_advances_known_one
     )  # fmt: skip
     assert ledger.restore(recovered) == 0
     assert ledger.restore([]) == 0
+
+
+def test_progress_orders_records_by_sends_then_step_then_files_saved() -> None:
+    """What `restore` compares: a record missing a field counts it at its earliest, and a
+    state the table does not know (a journal line written by hand or damaged) as planned."""
+    assert progress({}) == (0, 0, 0)
+    assert progress({"sends": None, "state": State.PLANNED, "files": None}) == (0, 0, 0)
+    assert progress({"sends": 2, "state": State.PAID, "files": ["a_0.png", "a_1.png"]}) == (2, 4, 2)
+    assert progress({"sends": 1, "state": "done", "files": "a_0.png"}) == (1, 0, 0)
+
+
+def test_restore_brings_in_a_record_with_more_sends_or_more_files_saved(ledger: Ledger) -> None:
+    ledger.plan([planned(1, K1, "a", image_num=2), planned(2, K2, "b", image_num=2)])
+    ledger.restore([
+        {"key": K1, "body": body("a", 5, 2), "state": State.SAVED, "files": ["a_0.png"],
+         "sends": 1},
+        {"key": K2, "body": body("b", 6, 2), "state": State.SAVED, "sends": 1},
+    ])  # fmt: skip
+    # The same step and sends, one more file: further along.
+    assert ledger.restore(
+        [{"key": K1, "body": body("a", 5, 2), "state": State.SAVED, "files": ["a_0.png", "a_1.png"],
+          "sends": 1}]
+    ) == 1  # fmt: skip
+    assert only(ledger, K1).files == ["a_0.png", "a_1.png"]
+    # An earlier step of a later send: further along (it may have been billed again).
+    assert (
+        ledger.restore([{"key": K2, "body": body("b", 7, 2), "state": State.PAID, "sends": 2}]) == 1
+    )
+    assert (raw(ledger, K2)["state"], raw(ledger, K2)["sends"], raw(ledger, K2)["seed"]) == (
+        State.PAID, 2, 7,
+    )  # fmt: skip
 
 
 # --- the manifest -------------------------------------------------------------------------------
@@ -696,6 +943,27 @@ def test_export_manifest_writes_one_exact_line_per_input_line(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".novita-")] == []
 
 
+def test_export_manifest_ends_with_each_sent_request_no_longer_in_the_input(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    """Recovery reads the manifest when the ledger is lost: a request sent by an earlier run
+    may have been paid for even if its line has left the input, so it keeps a line (`null`);
+    one never sent does not."""
+    ledger.plan([planned(1, K1, "a"), planned(2, K2, "b"), planned(3, K3, "c")])
+    ledger.sending(K2)
+    ledger.unknown(K2, {"type": "E", "message": "m"})
+    ledger.begin_planning()
+    ledger.plan([planned(1, K1, "a")])  # K2 (sent) and K3 (never sent) have left the input
+    path = tmp_path / MANIFEST_NAME
+    ledger.export_manifest(path)
+    written = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(line["line"], line["key"], line["status"]) for line in written] == [
+        (1, K1, State.PLANNED),
+        (None, K2, State.UNKNOWN),
+    ]
+    assert written[1]["sends"] == 1
+
+
 def test_export_manifest_of_more_than_a_thousand_lines_keeps_every_line(
     tmp_path: Path, ledger: Ledger
 ) -> None:
@@ -711,6 +979,26 @@ def test_export_manifest_replaces_the_previous_one(tmp_path: Path, ledger: Ledge
     path.write_text("old\n")
     ledger.export_manifest(path)
     assert path.read_text() == ""
+
+
+def test_export_manifest_passes_its_fault_point_with_the_new_file_whole_and_not_in_place(
+    tmp_path: Path, ledger: Ledger
+) -> None:
+    """tests/faults kills a run at `manifest.written` (which mutmut does not run): the step must
+    be reached, by that name, after the last write and before the old manifest is replaced."""
+    ledger.plan([planned(1, K1, "a")])
+    path = tmp_path / MANIFEST_NAME
+    path.write_text("old\n")
+    seen: list[tuple[str, str]] = []
+    previous = _faultpoints.install(lambda point: seen.append((point, path.read_text())))
+    try:
+        ledger.export_manifest(path)
+    finally:
+        _faultpoints.install(previous)
+    assert [point for point, _ in seen].count("manifest.written") == 1
+    assert seen[-1] == ("manifest.written", "old\n")
+    assert {point for point, _ in seen} <= set(_faultpoints.POINTS)
+    assert json.loads(path.read_text())["key"] == K1
 
 
 # --- images and errors as the ledger keeps them -------------------------------------------------

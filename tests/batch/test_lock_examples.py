@@ -8,11 +8,13 @@ what a clean release leaves in the file.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import pytest
 
+from novita_flux import _faultpoints
 from novita_flux._lock import LOCK_NAME, DirectoryBusy, DirectoryLock, _read_pid
 
 
@@ -26,6 +28,41 @@ def test_the_lock_file_is_named_in_the_directory_and_holds_our_pid(tmp_path: Pat
         assert lock.previous_pid is None  # a fresh directory: nobody held it before
     assert lock.path.read_text() == ""  # a clean exit leaves no holder's pid behind
     assert lock.path.exists()
+
+
+def test_taking_the_lock_passes_its_fault_point_before_the_pid_is_written(tmp_path: Path) -> None:
+    """tests/faults fills the disk at `write.lock` (mutmut does not run them): the step must be
+    reached, by that name, with the file emptied and our pid not in it yet."""
+    lock = DirectoryLock(tmp_path)
+    lock.path.write_text("12345678\n")  # a holder that died
+    seen: list[tuple[str, str]] = []
+    previous = _faultpoints.install(lambda point: seen.append((point, lock.path.read_text())))
+    try:
+        with lock:
+            pass
+    finally:
+        _faultpoints.install(previous)
+    assert seen == [("write.lock", "")]
+    assert lock.previous_pid == 12345678
+
+
+def test_a_lock_that_cannot_write_its_pid_is_let_go_and_the_error_raised(tmp_path: Path) -> None:
+    """A full disk as the pid is written: the run stops with that error, and the directory is
+    not left locked by an open file nobody will close."""
+
+    def full(point: str) -> None:
+        if point == "write.lock":
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    previous = _faultpoints.install(full)
+    try:
+        with pytest.raises(OSError, match="No space left") as failed:
+            DirectoryLock(tmp_path).acquire()
+    finally:
+        _faultpoints.install(previous)
+    assert failed.value.errno == errno.ENOSPC
+    with DirectoryLock(tmp_path) as again:  # free: the failed attempt closed its file
+        assert again.path.read_text() == f"{os.getpid()}\n"
 
 
 def test_a_second_holder_is_refused_and_told_whose_it_is(tmp_path: Path) -> None:

@@ -105,8 +105,17 @@ def test_the_ledger_takes_a_step_from_exactly_the_states_the_table_allows(
 
 
 def test_a_step_for_a_request_the_ledger_does_not_hold_is_refused(ledger: Ledger) -> None:
-    with pytest.raises(IllegalStep, match="not in the ledger"):
+    with pytest.raises(IllegalStep) as refused:
         ledger.saved(KEY, [])
+    assert str(refused.value) == (
+        f"request {KEY} is not in the ledger: the step 'saved' leaves only from paid"
+    )
+
+
+def test_a_move_the_table_lacks_is_refused_naming_the_state_and_the_step() -> None:
+    """The message is what a user reads when the runner has a bug: it names both by value."""
+    with pytest.raises(IllegalStep, match=r"^a request that is saved cannot take the step 'send'$"):
+        after(State.SAVED, Step.SEND)
 
 
 def test_the_database_holds_exactly_the_table_states(ledger: Ledger) -> None:
