@@ -722,6 +722,46 @@ async def test_run_async_uses_no_more_workers_than_items(monkeypatch: pytest.Mon
     assert len([name for name in started if name.endswith("worker")]) == 3
 
 
+def test_run_sync_takes_no_item_while_on_result_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """on_result runs under the lock items are taken with, so that when it raises no worker
+    can have taken another item meanwhile. Here the second worker starts only once on_result
+    is running, and on_result waits a while for the send of the second item: it must never
+    come, and the failure stops the run."""
+    plan = [
+        PlannedRequest(index, {"prompt": prompt}, {"image_num": 1, "prompt": prompt}, Decimal(1))
+        for index, prompt in enumerate(["first", "second"])
+    ]
+    reporting, second_sent = threading.Event(), threading.Event()
+    sent: list[str] = []
+
+    def send(body: dict[str, Any], cost: Decimal) -> Generation:
+        sent.append(body["prompt"])
+        if body["prompt"] == "second":
+            second_sent.set()
+        return Generation("t-" + body["prompt"], [], 1, body, cost)
+
+    def on_result(result: BatchResult) -> None:
+        if result.index == 0:
+            reporting.set()
+            second_sent.wait(0.3)  # the time a free worker needs to take and send an item
+            raise RuntimeError("disk full")
+
+    submitted: list[Any] = []
+
+    class LateSecondWorker(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            if submitted:  # every worker after the first starts while on_result runs
+                assert reporting.wait(5)
+            submitted.append(fn)
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", LateSecondWorker)
+    with pytest.raises(RuntimeError, match=r"^disk full$"):
+        run_sync(plan, [send], concurrency=2, pacer=None, on_result=on_result)
+    assert sent == ["first"]
+    assert len(submitted) == 2
+
+
 @pytest.mark.anyio
 async def test_run_async_cancelled_reports_what_the_sends_on_the_wire_heard_and_carries_it() -> (
     None
