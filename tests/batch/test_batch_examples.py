@@ -468,6 +468,41 @@ def test_run_threads_stops_every_worker_at_once_and_raises_the_first_failure() -
     assert len(items.values) == 8  # nothing taken after the failure
 
 
+def test_run_threads_raises_a_failure_that_comes_after_the_other_workers_ran_out() -> None:
+    """The run waits for the items in flight by counting them: taken 2, finished 1, and the
+    last one fails after the other worker has found no more items. The count must be back at
+    0 then, or the run would wait forever instead of raising."""
+    second_taken, ran_out = threading.Event(), threading.Event()
+
+    class Two(Items):
+        def __next__(self) -> Any:
+            if not self.values:
+                ran_out.set()
+            return super().__next__()
+
+    def work(item: str) -> None:
+        if item == "first":
+            assert second_taken.wait(5)  # so that the other worker holds the second
+        else:
+            second_taken.set()
+            assert ran_out.wait(5)
+            raise ValueError("the last one in flight fails")
+
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            items = Two(["first", "second"])
+            run_threads(items, [work], concurrency=2, pacer=None, images=lambda item: 0)
+        except ValueError as error:
+            outcome.append(error)
+
+    runner = threading.Thread(target=run, daemon=True)  # a hang would fail, not block, the test
+    runner.start()
+    runner.join(5)
+    assert [str(error) for error in outcome] == ["the last one in flight fails"]
+
+
 @pytest.mark.anyio
 async def test_run_tasks_of_no_items_does_nothing() -> None:
     items = Items([])
