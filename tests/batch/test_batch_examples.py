@@ -16,6 +16,7 @@ import pytest
 import respx
 
 from novita_flux import (
+    APIConnectionError,
     AsyncFluxSchnell,
     BudgetExceededError,
     FluxSchnell,
@@ -36,6 +37,7 @@ from novita_flux._batch import (
     run_threads,
     total_cost,
 )
+from novita_flux._interrupts import answered
 from tests.support import API_URL, KEY, Sleeps, error_body, success_body
 
 
@@ -466,6 +468,41 @@ def test_run_threads_stops_every_worker_at_once_and_raises_the_first_failure() -
     assert len(items.values) == 8  # nothing taken after the failure
 
 
+def test_run_threads_raises_a_failure_that_comes_after_the_other_workers_ran_out() -> None:
+    """The run waits for the items in flight by counting them: taken 2, finished 1, and the
+    last one fails after the other worker has found no more items. The count must be back at
+    0 then, or the run would wait forever instead of raising."""
+    second_taken, ran_out = threading.Event(), threading.Event()
+
+    class Two(Items):
+        def __next__(self) -> Any:
+            if not self.values:
+                ran_out.set()
+            return super().__next__()
+
+    def work(item: str) -> None:
+        if item == "first":
+            assert second_taken.wait(5)  # so that the other worker holds the second
+        else:
+            second_taken.set()
+            assert ran_out.wait(5)
+            raise ValueError("the last one in flight fails")
+
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            items = Two(["first", "second"])
+            run_threads(items, [work], concurrency=2, pacer=None, images=lambda item: 0)
+        except ValueError as error:
+            outcome.append(error)
+
+    runner = threading.Thread(target=run, daemon=True)  # a hang would fail, not block, the test
+    runner.start()
+    runner.join(5)
+    assert [str(error) for error in outcome] == ["the last one in flight fails"]
+
+
 @pytest.mark.anyio
 async def test_run_tasks_of_no_items_does_nothing() -> None:
     items = Items([])
@@ -720,6 +757,177 @@ async def test_run_async_uses_no_more_workers_than_items(monkeypatch: pytest.Mon
     assert len([name for name in started if name.endswith("worker")]) == 3
 
 
+def test_run_sync_takes_no_item_while_on_result_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """on_result runs under the lock items are taken with, so that when it raises no worker
+    can have taken another item meanwhile. Here the second worker starts only once on_result
+    is running, and on_result waits a while for the send of the second item: it must never
+    come, and the failure stops the run."""
+    plan = [
+        PlannedRequest(index, {"prompt": prompt}, {"image_num": 1, "prompt": prompt}, Decimal(1))
+        for index, prompt in enumerate(["first", "second"])
+    ]
+    reporting, second_sent = threading.Event(), threading.Event()
+    sent: list[str] = []
+
+    def send(body: dict[str, Any], cost: Decimal) -> Generation:
+        sent.append(body["prompt"])
+        if body["prompt"] == "second":
+            second_sent.set()
+        return Generation("t-" + body["prompt"], [], 1, body, cost)
+
+    def on_result(result: BatchResult) -> None:
+        if result.index == 0:
+            reporting.set()
+            second_sent.wait(0.3)  # the time a free worker needs to take and send an item
+            raise RuntimeError("disk full")
+
+    submitted: list[Any] = []
+
+    class LateSecondWorker(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            if submitted:  # every worker after the first starts while on_result runs
+                assert reporting.wait(5)
+            submitted.append(fn)
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", LateSecondWorker)
+    with pytest.raises(RuntimeError, match=r"^disk full$"):
+        run_sync(plan, [send], concurrency=2, pacer=None, on_result=on_result)
+    assert sent == ["first"]
+    assert len(submitted) == 2
+
+
+@pytest.mark.anyio
+async def test_run_async_cancelled_reports_what_the_sends_on_the_wire_heard_and_carries_it() -> (
+    None
+):
+    """A cancelled batch lets the sends on the wire finish (AsyncFluxSchnell._send_heard): each
+    re-raises the cancellation carrying the answer it heard, a Generation or an error, and that
+    answer is reported like any other result; a send that never left carries nothing and
+    reports nothing. The cancellation that reaches the caller carries every result so far."""
+    prompts = ["answered", "paid", "refused", "never left"]
+    plan = [
+        PlannedRequest(index, {"prompt": prompt}, {"image_num": 1, "prompt": prompt}, Decimal(1))
+        for index, prompt in enumerate(prompts)
+    ]
+    first = Generation("t-answered", [], 1, {"prompt": "answered"}, Decimal(1))
+    paid = Generation("t-paid", [], 2, {"prompt": "paid"}, Decimal(1))
+    refused = APIConnectionError("the API answered 500")
+    on_the_wire: list[str] = []
+    all_sent = asyncio.Event()
+
+    async def send(body: dict[str, Any], cost: Decimal, proceed: Any) -> Generation:
+        if body["prompt"] == "answered":
+            return first
+        on_the_wire.append(body["prompt"])
+        if len(on_the_wire) == 3:
+            all_sent.set()
+        try:
+            await asyncio.Event().wait()  # until the batch is cancelled
+        except asyncio.CancelledError as stop:
+            if body["prompt"] == "paid":
+                answered(stop, generation=paid)
+            elif body["prompt"] == "refused":
+                answered(stop, error=refused)
+            raise
+        raise AssertionError("never answered")
+
+    seen: list[BatchResult] = []
+    run = asyncio.ensure_future(
+        run_async(plan, [send], concurrency=4, pacer=None, on_result=seen.append)
+    )
+    await all_sent.wait()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError) as raised:
+        await run
+    expected = [
+        BatchResult(0, {"prompt": "answered"}, first),
+        BatchResult(1, {"prompt": "paid"}, paid),
+        BatchResult(2, {"prompt": "refused"}, error=refused),
+    ]
+    assert sorted(seen, key=lambda result: result.index) == expected
+    assert raised.value.results == expected  # type: ignore[attr-defined]
+    assert "the batch stopped after 3 result(s)" in raised.value.__notes__[-1]
+    assert "paid: t-answered, t-paid;" in raised.value.__notes__[-1]
+
+
+@pytest.mark.anyio
+async def test_run_async_a_send_cancelled_on_its_own_stops_the_batch_as_a_cancellation() -> None:
+    """A cancellation raised by one send (what it awaited was cancelled), not by the caller,
+    carries no answer: nothing is reported for it, nothing more is sent, and the batch stops
+    with that cancellation carrying the results so far."""
+    plan = [
+        PlannedRequest(index, {"prompt": prompt}, {"image_num": 1, "prompt": prompt}, Decimal(1))
+        for index, prompt in enumerate(["first", "cancelled", "never sent"])
+    ]
+    sent: list[str] = []
+
+    async def send(body: dict[str, Any], cost: Decimal, proceed: Any) -> Generation:
+        sent.append(body["prompt"])
+        if body["prompt"] == "cancelled":
+            awaited = asyncio.get_running_loop().create_future()
+            awaited.cancel()
+            await awaited
+        return Generation("t-" + body["prompt"], [], 1, body, cost)
+
+    seen: list[BatchResult] = []
+    with pytest.raises(asyncio.CancelledError) as raised:
+        await run_async(plan, [send], concurrency=1, pacer=None, on_result=seen.append)
+    expected = [
+        BatchResult(0, {"prompt": "first"}, Generation("t-first", [], 1, plan[0].body, Decimal(1)))
+    ]
+    assert seen == expected
+    assert raised.value.results == expected  # type: ignore[attr-defined]
+    assert sent == ["first", "cancelled"]
+
+
+def test_run_sync_interrupted_lets_the_send_on_the_wire_finish_and_carries_every_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C lands in the main thread, which waits on the workers' futures (here: a pool whose
+    futures raise KeyboardInterrupt there once a send is on the wire). The send is let finish
+    and reported, and the KeyboardInterrupt carries every result, the one in flight included."""
+    plan = [
+        PlannedRequest(index, {"prompt": prompt}, {"image_num": 1, "prompt": prompt}, Decimal(1))
+        for index, prompt in enumerate(["first", "on the wire"])
+    ]
+    sending, interrupted = threading.Event(), threading.Event()
+
+    def send(body: dict[str, Any], cost: Decimal) -> Generation:
+        if body["prompt"] == "on the wire":
+            sending.set()
+            assert interrupted.wait(5)  # still on the wire when Ctrl-C lands
+        return Generation("t-" + body["prompt"], [], 1, body, cost)
+
+    class CtrlC(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            future = super().submit(fn, *args, **kwargs)
+
+            def result(timeout: float | None = None) -> Any:
+                assert sending.wait(5)
+                interrupted.set()
+                raise KeyboardInterrupt
+
+            future.result = result
+            return future
+
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", CtrlC)
+    seen: list[BatchResult] = []
+    with pytest.raises(KeyboardInterrupt) as raised:
+        run_sync(plan, [send], concurrency=1, pacer=None, on_result=seen.append)
+    expected = [
+        BatchResult(0, {"prompt": "first"}, Generation("t-first", [], 1, plan[0].body, Decimal(1))),
+        BatchResult(
+            1,
+            {"prompt": "on the wire"},
+            Generation("t-on the wire", [], 1, plan[1].body, Decimal(1)),
+        ),
+    ]
+    assert seen == expected
+    assert raised.value.results == expected  # type: ignore[attr-defined]
+    assert "paid: t-first, t-on the wire;" in raised.value.__notes__[-1]
+
+
 # --- generate_many over mocked HTTP -------------------------------------------------------------
 
 
@@ -800,6 +1008,23 @@ async def test_async_generate_many_over_budget_sends_nothing() -> None:
                 await flux.generate_many(REQUESTS, max_total_cost="0.0119")
         assert route.call_count == 0
     assert raised.value.cost == Decimal("0.012")
+
+
+def test_generate_many_refuses_an_on_result_it_could_not_call_before_sending_anything() -> None:
+    async def unawaited(result: BatchResult) -> None:
+        """FluxSchnell cannot await it: called, it would never run."""
+
+    with respx.mock(assert_all_called=False) as router:
+        route = router.post(API_URL).mock(side_effect=answer)
+        with FluxSchnell(api_key=KEY) as flux:
+            with pytest.raises(ValidationError) as not_callable:
+                flux.generate_many(REQUESTS, on_result="print")
+            with pytest.raises(ValidationError) as not_awaited:
+                flux.generate_many(REQUESTS, on_result=unawaited)
+        assert route.call_count == 0
+    assert (not_callable.value.field, not_callable.value.value) == ("on_result", "print")
+    assert str(not_callable.value) == "on_result: 'print' is not None or a callable"
+    assert not_awaited.value.field == "on_result"
 
 
 def test_generate_many_paces_by_images_per_minute(sleeps: Sleeps) -> None:
