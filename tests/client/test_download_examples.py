@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import respx
@@ -219,6 +220,34 @@ async def test_the_async_client_uses_the_per_call_timeout(sleeps: Sleeps) -> Non
         async with AsyncFluxSchnell(api_key=KEY, timeout=60) as client:
             await client.download(image, timeout=9.0)
     assert route.calls[0].request.extensions["timeout"]["read"] == 9.0
+
+
+# --- _unfetchable ---
+
+
+def test_a_link_whose_port_is_out_of_range_is_refused_unsent_naming_its_image() -> None:
+    """No request is made: the error names the image, why, and the link cut to 120 characters
+    (this one is 119, so its repr of 121 is cut)."""
+    url = "https://storage.example.com:70000/out/" + "a" * 81
+    assert len(url) == 119
+    image = attrs.evolve(generation_of("png").images[0], url=url)
+    with respx.mock, pytest.raises(ImageDownloadError) as caught:  # nothing may go out
+        FluxSchnell(api_key=KEY).download(image)
+    assert str(caught.value) == (
+        "the link of image 0 cannot be fetched: its port 70000 is not in [0, 65535]: "
+        + repr(url)[:117]
+        + "... (119 characters)"
+    )
+
+
+def test_a_bare_link_that_cannot_be_fetched_names_no_image() -> None:
+    url = "https://storage.example.com:70000/0.png"
+    with pytest.raises(ImageDownloadError) as caught:
+        FluxSchnell(api_key=KEY).build_image_request(url)
+    assert str(caught.value) == (
+        "the link cannot be fetched: its port 70000 is not in [0, 65535]: "
+        "'https://storage.example.com:70000/0.png' (39 characters)"
+    )
 
 
 # --- _new_http ---
