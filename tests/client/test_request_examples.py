@@ -10,7 +10,9 @@ such mutants, see `make mutation`)."""
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import random
 from decimal import Decimal
 from typing import Any
@@ -562,6 +564,21 @@ def test_within_puts_the_outer_keys_in_front_and_returns_the_same_violation() ->
     assert violation.within("images", 0) is violation
     assert violation.location == ("images", 0, "image_url")
     assert str(violation) == "images.0.image_url: p"
+
+
+def test_a_violation_written_only_when_read_pickles_and_copies_with_its_message() -> None:
+    # `refused` leaves the message unwritten (issue 22): a copy or a pickle writes it out, and
+    # the copy is a SchemaViolation again, not a bare exception.
+    violation = SchemaViolation.refused({"type": "integer"}, "7", ("width",))
+    for copied in (pickle.loads(pickle.dumps(violation)), copy.copy(violation)):  # noqa: S301
+        assert type(copied) is SchemaViolation
+        assert (copied.location, copied.value, copied.problem, copied.expected) == (
+            ("width",),
+            "7",
+            "'7' is not an integer",
+            "an integer",
+        )
+        assert str(copied) == "width: '7' is not an integer"
 
 
 # --- _schema: compile_schema -------------------------------------------------------------------
