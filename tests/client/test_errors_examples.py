@@ -172,7 +172,9 @@ def test_a_balance_answer_that_breaks_the_contract_says_so_and_keeps_what_it_rea
     problem = "cashBalance: missing; required: a string matching '^-?[0-9]+$' or an integer"
     assert error.problem == problem
     assert error.body == {"availableBalance": "lots"}  # parsed, as a generation's answer is
-    assert str(error) == f"the API's 200 answer to the balance request breaks the contract: {problem}"
+    assert (
+        str(error) == f"the API's 200 answer to the balance request breaks the contract: {problem}"
+    )
     assert not error.possibly_billed
 
 
@@ -185,3 +187,14 @@ def test_an_insufficient_balance_error_made_without_naming_what_names_a_request(
         "nothing was sent"
     )
     assert (error.cost, error.available) == (Decimal("0.5"), Decimal("0.25"))
+
+
+def test_a_status_error_made_without_saying_may_have_been_billed_on_a_5xx() -> None:
+    # The careful default for a caller that raises one itself (a test double, a wrapper): only
+    # an operation known never to be billed says billable=False.
+    response = httpx.Response(500, request=httpx.Request("POST", API_URL))
+    error = _errors.InternalServerError(response, None, None)
+    assert error.possibly_billed
+    assert str(error).endswith(
+        "; the call may have been billed, so it is not retried unless retry_server_errors=True"
+    )
