@@ -46,6 +46,14 @@ def test_an_image_request_is_bare_and_a_stream_is_left_open(server: ReferenceSer
     assert server.faults.image_requests_with_authorization == 0
 
 
+def test_a_request_carries_the_clients_timeout_or_the_one_given() -> None:
+    with FluxSchnell(api_key=KEY, base_url="http://127.0.0.1:9", timeout=60) as flux:
+        default = flux.build_request("balanceDetail")
+        given = flux.build_request("balanceDetail", timeout=5)
+    assert default.extensions["timeout"] == dict.fromkeys(("connect", "read", "write", "pool"), 60)
+    assert given.extensions["timeout"]["read"] == 5
+
+
 def test_an_image_request_carries_the_clients_timeout_or_the_one_given() -> None:
     with FluxSchnell(api_key=KEY, base_url="http://127.0.0.1:9", timeout=60) as flux:
         default = flux.build_image_request("https://storage.example.com/0.png")

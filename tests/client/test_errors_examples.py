@@ -198,3 +198,20 @@ def test_a_status_error_made_without_saying_may_have_been_billed_on_a_5xx() -> N
     assert str(error).endswith(
         "; the call may have been billed, so it is not retried unless retry_server_errors=True"
     )
+
+
+def test_a_kept_request_loses_its_credentials_only() -> None:
+    # What is redacted is the key and cookies; the rest says what was sent.
+    error = answered(400, error_body(400, "INVALID_REQUEST_BODY"))
+    assert isinstance(error, _errors.APIStatusError)
+    headers = error.response.request.headers
+    assert headers["Authorization"] == "[redacted]"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["User-Agent"].startswith("novita-flux/")
+
+
+def test_a_request_without_credentials_is_kept_as_it_was_sent() -> None:
+    # Nothing to redact: the error keeps the request itself, its timeout and all, not a copy.
+    request = httpx.Request("GET", API_URL, extensions={"timeout": {"read": 5.0}})
+    error = _errors.InternalServerError(httpx.Response(500, request=request), None, None)
+    assert error.response.request is request
