@@ -245,6 +245,22 @@ def test_a_link_whose_port_is_out_of_range_is_refused_unsent_naming_its_image() 
     )
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://[::1/0.png", "Invalid port: ':1'"),  # httpx cannot build the request
+        ("https://xn--a/0.png", "Codepoint U+0080 at position 1 of '\\x80' not allowed"),  # idna
+    ],
+)
+def test_a_link_httpx_cannot_make_a_request_of_is_refused_unsent_naming_its_image(
+    url: str, why: str
+) -> None:
+    image = attrs.evolve(generation_of("png").images[0], url=url)
+    with respx.mock, pytest.raises(ImageDownloadError) as caught:
+        FluxSchnell(api_key=KEY).download(image)
+    assert str(caught.value) == f"the link of image 0 cannot be fetched: {why}: {url!r}"
+
+
 def test_a_bare_link_that_cannot_be_fetched_names_no_image() -> None:
     url = "https://storage.example.com:70000/0.png"
     with pytest.raises(ImageDownloadError) as caught:
