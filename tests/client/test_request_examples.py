@@ -581,6 +581,22 @@ def test_a_violation_written_only_when_read_pickles_and_copies_with_its_message(
         assert str(copied) == "width: '7' is not an integer"
 
 
+def test_a_string_holding_a_lone_surrogate_is_refused_naming_it_and_where() -> None:
+    # Python lets a str hold one (a JSON `\\ud800` escape, an undecodable byte of a command
+    # line); it is no character and cannot be sent. Text outside ASCII without one conforms.
+    schema = compile_schema({"type": "string", "maxLength": 9})
+    assert conform(schema, "café \u00e9!", ("prompt",)) == "café \u00e9!"
+    with pytest.raises(SchemaViolation) as raised:
+        conform(schema, "café \ud800!", ("prompt",))
+    assert refusal(raised.value) == (
+        "prompt",
+        "café \ud800!",
+        "a string of at most 9 characters",
+        "prompt: 'café \\ud800!' holds U+D800 at character 6, a lone surrogate: not Unicode "
+        "text, so it cannot be sent as UTF-8",
+    )
+
+
 # --- _schema: compile_schema -------------------------------------------------------------------
 
 CUSTOM_SPEC: dict[str, Any] = {
