@@ -30,6 +30,7 @@ from novita_flux._request import (
     compiled_request_schema,
     estimate_cost,
     field_schema,
+    in_field_order,
     prepare_request,
     random_seed,
     request_cost,
@@ -461,6 +462,15 @@ def test_field_schema_is_the_compiled_spec_property() -> None:
     }
     assert field_schema("response_image_type")["default"] == "png"
     assert compiled_request_schema()["additionalProperties"] is False
+
+
+def test_in_field_order_puts_the_spec_s_fields_first_and_keeps_any_other_last() -> None:
+    # The shipped spec refuses an unknown field before this; a spec that allowed one would
+    # still have it sent, after the fields it names.
+    body = {"zzz": 1, "seed": 2, "prompt": "x"}
+    ordered = in_field_order(body)
+    assert list(ordered.items()) == [("prompt", "x"), ("seed", 2), ("zzz", 1)]
+    assert list(in_field_order({"seed": 2, "prompt": "x"})) == ["prompt", "seed"]
 
 
 # --- price -------------------------------------------------------------------------------------
