@@ -580,6 +580,7 @@ def test_a_violation_written_only_when_read_pickles_and_copies_with_its_message(
     # `refused` leaves the message unwritten (issue 22): a copy or a pickle writes it out, and
     # the copy is a SchemaViolation again, not a bare exception.
     violation = SchemaViolation.refused({"type": "integer"}, "7", ("width",))
+    assert repr(violation) == "SchemaViolation(('width',), '7')"  # where and what, unwritten
     for copied in (pickle.loads(pickle.dumps(violation)), copy.copy(violation)):  # noqa: S301
         assert type(copied) is SchemaViolation
         assert (copied.location, copied.value, copied.problem, copied.expected) == (
