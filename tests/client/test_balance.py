@@ -8,10 +8,13 @@ import logging
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from novita_flux import (
+    APIConnectionError,
     AsyncFluxSchnell,
     BadRequestError,
     Balance,
@@ -25,6 +28,7 @@ from novita_flux import (
 from novita_flux._cli import main
 from novita_flux.testing import ReferenceServer
 from novita_flux.testing._account import UNLIMITED_REPORTED, Account
+from tests.support import Sleeps
 
 pytestmark = pytest.mark.slow
 
@@ -371,3 +375,52 @@ def test_a_batch_with_nothing_left_to_send_does_not_read_the_balance(
     reads = server.account.reads
     assert batch(capsys, four_lines, tmp_path / "out")[0] == 0  # everything saved already
     assert server.account.reads == reads
+
+
+# --- retries, without a server --------------------------------------------------------------------
+
+AMOUNTS = ("availableBalance", "cashBalance", "creditLimit", "outstandingInvoices")
+
+
+def test_reading_the_balance_is_tried_again_after_a_5xx_and_broken_connections(
+    sleeps: Sleeps,
+) -> None:
+    # Never billed: a read that breaks after the request went out is retried too; the wait a
+    # 503 names is kept, and the backoff grows with each attempt.
+    answers: list[Any] = [
+        httpx.Response(503, headers={"Retry-After": "3"}),
+        httpx.ReadError("reset"),
+        httpx.ReadError("reset"),
+        httpx.Response(200, json=dict.fromkeys(AMOUNTS, "5000")),
+    ]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        step = answers.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    http = httpx.Client(transport=httpx.MockTransport(answer))
+    balance = FluxSchnell(api_key="k", http_client=http, max_retries=3).balance()
+    assert balance.available_balance == Decimal("0.5")
+    assert answers == []
+    assert sleeps[0] == 3.0
+    assert 0.75 <= sleeps[1] <= 1.0  # backoff(1): 1 s, cut by up to a quarter
+    assert 1.5 <= sleeps[2] <= 2.0  # backoff(2)
+    assert len(sleeps) == 3
+
+
+def test_a_balance_that_cannot_be_reached_is_a_connection_error_never_billed(
+    sleeps: Sleeps,
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("reset", request=request)
+
+    http = httpx.Client(transport=httpx.MockTransport(answer))
+    with pytest.raises(APIConnectionError) as raised:
+        FluxSchnell(api_key="k", http_client=http, max_retries=1).balance()
+    assert str(raised.value) == (
+        "GET https://api.novita.ai/openapi/v1/billing/balance/detail failed: ReadError: reset"
+    )
+    assert not raised.value.possibly_billed
+    assert len(sleeps) == 1

@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from novita_flux import FluxSchnell, ValidationError
+from novita_flux import FluxSchnell, ImageDownloadError, ValidationError
 from novita_flux.testing import ReferenceServer
+from tests.support import generation_of
 
 KEY = "seams-key"
 
@@ -45,6 +46,32 @@ def test_an_image_request_is_bare_and_a_stream_is_left_open(server: ReferenceSer
     assert server.faults.image_requests_with_authorization == 0
 
 
+def test_a_request_carries_the_clients_timeout_or_the_one_given() -> None:
+    with FluxSchnell(api_key=KEY, base_url="http://127.0.0.1:9", timeout=60) as flux:
+        default = flux.build_request("balanceDetail")
+        given = flux.build_request("balanceDetail", timeout=5)
+    assert default.extensions["timeout"] == dict.fromkeys(("connect", "read", "write", "pool"), 60)
+    assert given.extensions["timeout"]["read"] == 5
+
+
+def test_an_image_request_carries_the_clients_timeout_or_the_one_given() -> None:
+    with FluxSchnell(api_key=KEY, base_url="http://127.0.0.1:9", timeout=60) as flux:
+        default = flux.build_image_request("https://storage.example.com/0.png")
+        given = flux.build_image_request("https://storage.example.com/0.png", timeout=5)
+    assert default.extensions["timeout"]["read"] == 60
+    assert given.extensions["timeout"] == dict.fromkeys(("connect", "read", "write", "pool"), 5)
+
+
+def test_an_image_request_for_a_link_that_cannot_be_fetched_names_the_image_given() -> None:
+    image = generation_of("png").images[0]
+    with (
+        FluxSchnell(api_key=KEY, base_url="http://127.0.0.1:9") as flux,
+        pytest.raises(ImageDownloadError) as caught,
+    ):
+        flux.build_image_request("https://storage.example.com:70000/0.png", image=image)
+    assert str(caught.value).startswith("the link of image 0 cannot be fetched: its port 70000")
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -52,6 +79,10 @@ def test_an_image_request_is_bare_and_a_stream_is_left_open(server: ReferenceSer
         (lambda flux: flux.build_request("balanceDetail", {}), "takes no body"),
         (lambda flux: flux.build_request("flux1Schnell", {1j}), "body: "),
         (lambda flux: flux.build_image_request(None), "url: None is not a string"),
+        (
+            lambda flux: flux.build_image_request("https://h/0.png", image="0.png"),
+            "image: '0.png' is not a GeneratedImage",
+        ),
         (lambda flux: flux.send("GET /"), "request: 'GET /' is not an httpx.Request"),
         (lambda flux: flux.send(httpx.Request("GET", "/x"), stream=1), "stream: 1 is not True"),
     ],

@@ -1,20 +1,25 @@
 """Explicit examples for how images are fetched and saved, driven through the public API
 (`download`, `save`, and the async client): the exact messages of connection and download
 errors, the per-call timeout reaching the image request, redirects and their limit, the wait a
-storage host names in Retry-After, the User-Agent of the client's own httpx client, and how
-`save` creates its folder, stages files in it and carries on past one failing image.
+storage host names in Retry-After, the User-Agent, shared SSL context and idle connections of
+the client's own httpx client, a link that cannot be fetched at all, and how `save` creates its
+folder, stages files in it and carries on past one failing image.
 
-Every exchange is mocked with respx and every backoff recorded by the `sleeps` fixture, so
-nothing here touches the network or waits.
+Every exchange is mocked with respx (but the own pool's, which meets a listener on 127.0.0.1 in
+the test's own event loop) and every backoff recorded by the `sleeps` fixture, so nothing here
+touches the network or waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import ssl
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import respx
@@ -30,6 +35,7 @@ from novita_flux import (
     _deadline,
 )
 from novita_flux._base_client import _connection_error
+from novita_flux._config import ssl_context
 from novita_flux._constants import MAX_REDIRECTS
 from tests.support import API_URL, KEY, MAGIC, Sleeps, generation_of, image_url
 
@@ -221,6 +227,50 @@ async def test_the_async_client_uses_the_per_call_timeout(sleeps: Sleeps) -> Non
     assert route.calls[0].request.extensions["timeout"]["read"] == 9.0
 
 
+# --- _unfetchable ---
+
+
+def test_a_link_whose_port_is_out_of_range_is_refused_unsent_naming_its_image() -> None:
+    """No request is made: the error names the image, why, and the link cut to 120 characters
+    (this one is 119, so its repr of 121 is cut)."""
+    url = "https://storage.example.com:70000/out/" + "a" * 81
+    assert len(url) == 119
+    image = attrs.evolve(generation_of("png").images[0], url=url)
+    with respx.mock, pytest.raises(ImageDownloadError) as caught:  # nothing may go out
+        FluxSchnell(api_key=KEY).download(image)
+    assert str(caught.value) == (
+        "the link of image 0 cannot be fetched: its port 70000 is not in [0, 65535]: "
+        + repr(url)[:117]
+        + "... (119 characters)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://[::1/0.png", "Invalid port: ':1'"),  # httpx cannot build the request
+        ("https://xn--a/0.png", "Codepoint U+0080 at position 1 of '\\x80' not allowed"),  # idna
+    ],
+)
+def test_a_link_httpx_cannot_make_a_request_of_is_refused_unsent_naming_its_image(
+    url: str, why: str
+) -> None:
+    image = attrs.evolve(generation_of("png").images[0], url=url)
+    with respx.mock, pytest.raises(ImageDownloadError) as caught:
+        FluxSchnell(api_key=KEY).download(image)
+    assert str(caught.value) == f"the link of image 0 cannot be fetched: {why}: {url!r}"
+
+
+def test_a_bare_link_that_cannot_be_fetched_names_no_image() -> None:
+    url = "https://storage.example.com:70000/0.png"
+    with pytest.raises(ImageDownloadError) as caught:
+        FluxSchnell(api_key=KEY).build_image_request(url)
+    assert str(caught.value) == (
+        "the link cannot be fetched: its port 70000 is not in [0, 65535]: "
+        "'https://storage.example.com:70000/0.png' (39 characters)"
+    )
+
+
 # --- _new_http ---
 
 
@@ -232,6 +282,78 @@ def test_the_clients_own_http_client_sends_its_user_agent_to_the_image_host(
         route = respx.get(image_url(0)).respond(200, content=MAGIC["png"])
         FluxSchnell(api_key=KEY).download(image)
     assert route.calls[0].request.headers["User-Agent"].startswith("novita-flux/")
+
+
+@pytest.mark.anyio
+async def test_the_async_clients_own_pool_loads_no_ca_bundle_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Loading the CA bundle is most of what opening a client costs: every client this package
+    opens shares the one SSL context (with its trust), neither loading its own when it opens
+    (httpx's `verify=True`) nor when it first meets TLS (httpcore's default, without one)."""
+    ssl_context()  # loaded once, for every client
+    loads: list[object] = []
+    original = ssl.SSLContext.load_verify_locations
+
+    def load(context: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loads.append(args or kwargs)
+        original(context, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", load)
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()  # the TLS handshake fails, after the pool has chosen its context
+
+    async with (
+        await asyncio.start_server(hang_up, "127.0.0.1", 0) as listener,
+        AsyncFluxSchnell(api_key=KEY) as client,
+    ):
+        port = listener.sockets[0].getsockname()[1]
+        request = client.build_image_request(f"https://127.0.0.1:{port}/0.png")
+        with pytest.raises(httpx.ConnectError):
+            await client.send(request, authenticate=False)
+    assert loads == []
+
+
+@pytest.mark.anyio
+async def test_the_async_clients_own_pool_keeps_every_connection_of_a_burst_for_the_next() -> None:
+    """POOL_LIMITS keeps as many idle connections as the pool may open: a burst of 24 calls at
+    once is followed by another without opening a connection more (httpx's default keeps 20)."""
+    burst = 24
+    connections = 0
+    waiting: list[asyncio.Future[None]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(asyncio.IncompleteReadError):  # the client hung up: done
+            while await reader.readuntil(b"\r\n\r\n"):
+                # Each request is held until the whole burst has arrived, so none can reuse
+                # another's connection within the burst.
+                arrived = asyncio.get_running_loop().create_future()
+                waiting.append(arrived)
+                if len(waiting) == burst:
+                    for future in waiting:
+                        future.set_result(None)
+                    waiting.clear()
+                await arrived
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+
+    async with (
+        await asyncio.start_server(serve, "127.0.0.1", 0) as listener,
+        AsyncFluxSchnell(api_key=KEY) as client,
+    ):
+        port = listener.sockets[0].getsockname()[1]
+        for _ in range(2):
+            requests = [
+                client.build_image_request(f"http://127.0.0.1:{port}/{i}.png") for i in range(burst)
+            ]
+            answers = await asyncio.gather(
+                *(client.send(request, authenticate=False) for request in requests)
+            )
+            assert [answer.status_code for answer in answers] == [200] * burst
+    assert connections == burst
 
 
 # --- _save_flow ---

@@ -1,6 +1,7 @@
 """Errors as objects that travel: every exception in novita_flux._errors, raised as the client
 raises it, survives pickle (a multiprocessing pool, a task queue, a cache of failures) and
-carries no key, neither pickled nor in the response it keeps."""
+carries no key, neither pickled nor in the response it keeps; and what the balance's errors say
+and keep."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import inspect
 import pickle
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +164,54 @@ def test_a_status_error_keeps_its_request_with_the_key_redacted() -> None:
     assert str(request.url) == API_URL
     assert b'"prompt": "x"' in request.content or b'"prompt":"x"' in request.content
     assert KEY not in repr(vars(error)) + str(request.headers)
+
+
+def test_a_balance_answer_that_breaks_the_contract_says_so_and_keeps_what_it_read() -> None:
+    error = balance_answered(b'{"availableBalance": "lots"}')
+    assert isinstance(error, _errors.BalanceValidationError)
+    problem = "cashBalance: missing; required: a string matching '^-?[0-9]+$' or an integer"
+    assert error.problem == problem
+    assert error.body == {"availableBalance": "lots"}  # parsed, as a generation's answer is
+    assert (
+        str(error) == f"the API's 200 answer to the balance request breaks the contract: {problem}"
+    )
+    assert not error.possibly_billed
+
+
+def test_an_insufficient_balance_error_made_without_naming_what_names_a_request() -> None:
+    # The client always names what it refused ("batch", "request"); the default is for callers
+    # who raise it themselves, as a custom preflight may.
+    error = _errors.InsufficientBalanceError(Decimal("0.5"), Decimal("0.25"))
+    assert str(error) == (
+        "estimated cost $0.50 of this request exceeds the account's available balance $0.25; "
+        "nothing was sent"
+    )
+    assert (error.cost, error.available) == (Decimal("0.5"), Decimal("0.25"))
+
+
+def test_a_status_error_made_without_saying_may_have_been_billed_on_a_5xx() -> None:
+    # The careful default for a caller that raises one itself (a test double, a wrapper): only
+    # an operation known never to be billed says billable=False.
+    response = httpx.Response(500, request=httpx.Request("POST", API_URL))
+    error = _errors.InternalServerError(response, None, None)
+    assert error.possibly_billed
+    assert str(error).endswith(
+        "; the call may have been billed, so it is not retried unless retry_server_errors=True"
+    )
+
+
+def test_a_kept_request_loses_its_credentials_only() -> None:
+    # What is redacted is the key and cookies; the rest says what was sent.
+    error = answered(400, error_body(400, "INVALID_REQUEST_BODY"))
+    assert isinstance(error, _errors.APIStatusError)
+    headers = error.response.request.headers
+    assert headers["Authorization"] == "[redacted]"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["User-Agent"].startswith("novita-flux/")
+
+
+def test_a_request_without_credentials_is_kept_as_it_was_sent() -> None:
+    # Nothing to redact: the error keeps the request itself, its timeout and all, not a copy.
+    request = httpx.Request("GET", API_URL, extensions={"timeout": {"read": 5.0}})
+    error = _errors.InternalServerError(httpx.Response(500, request=request), None, None)
+    assert error.response.request is request

@@ -375,6 +375,33 @@ def test_keep_error_keeps_exactly_the_first_4096_bytes() -> None:
     assert taker.sink.getvalue() == b""
 
 
+# --- whole_on_disk ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [PNG, JPEG, WEBP])
+def test_whole_on_disk_takes_a_whole_image_of_each_type(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "x.png"  # the name's extension is not read: the bytes say the type
+    path.write_bytes(data)
+    assert _images.whole_on_disk(path) is True
+
+
+@pytest.mark.parametrize(
+    "data",
+    [PNG[:-1], JPEG[:-2], WEBP[:-1], b"", b"not an image at all", b"GIF89a" + PNG[6:]],
+)
+def test_whole_on_disk_refuses_a_file_cut_short_or_that_is_no_image(
+    tmp_path: Path, data: bytes
+) -> None:
+    path = tmp_path / "x.png"
+    path.write_bytes(data)
+    assert _images.whole_on_disk(path) is False
+
+
+def test_whole_on_disk_of_a_missing_file_or_a_directory_is_false(tmp_path: Path) -> None:
+    assert _images.whole_on_disk(tmp_path / "gone.png") is False
+    assert _images.whole_on_disk(tmp_path) is False  # open() raises IsADirectoryError
+
+
 # --- staged files, publish, atomic writes -------------------------------------------------------
 
 

@@ -10,7 +10,9 @@ such mutants, see `make mutation`)."""
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import random
 from decimal import Decimal
 from typing import Any
@@ -28,6 +30,7 @@ from novita_flux._request import (
     compiled_request_schema,
     estimate_cost,
     field_schema,
+    in_field_order,
     prepare_request,
     random_seed,
     request_cost,
@@ -461,6 +464,15 @@ def test_field_schema_is_the_compiled_spec_property() -> None:
     assert compiled_request_schema()["additionalProperties"] is False
 
 
+def test_in_field_order_puts_the_spec_s_fields_first_and_keeps_any_other_last() -> None:
+    # The shipped spec refuses an unknown field before this; a spec that allowed one would
+    # still have it sent, after the fields it names.
+    body = {"zzz": 1, "seed": 2, "prompt": "x"}
+    ordered = in_field_order(body)
+    assert list(ordered.items()) == [("prompt", "x"), ("seed", 2), ("zzz", 1)]
+    assert list(in_field_order({"seed": 2, "prompt": "x"})) == ["prompt", "seed"]
+
+
 # --- price -------------------------------------------------------------------------------------
 
 # By hand from the spec: 0.003 * width * height * steps * image_num / 4194304.
@@ -562,6 +574,38 @@ def test_within_puts_the_outer_keys_in_front_and_returns_the_same_violation() ->
     assert violation.within("images", 0) is violation
     assert violation.location == ("images", 0, "image_url")
     assert str(violation) == "images.0.image_url: p"
+
+
+def test_a_violation_written_only_when_read_pickles_and_copies_with_its_message() -> None:
+    # `refused` leaves the message unwritten (issue 22): a copy or a pickle writes it out, and
+    # the copy is a SchemaViolation again, not a bare exception.
+    violation = SchemaViolation.refused({"type": "integer"}, "7", ("width",))
+    assert repr(violation) == "SchemaViolation(('width',), '7')"  # where and what, unwritten
+    for copied in (pickle.loads(pickle.dumps(violation)), copy.copy(violation)):  # noqa: S301
+        assert type(copied) is SchemaViolation
+        assert (copied.location, copied.value, copied.problem, copied.expected) == (
+            ("width",),
+            "7",
+            "'7' is not an integer",
+            "an integer",
+        )
+        assert str(copied) == "width: '7' is not an integer"
+
+
+def test_a_string_holding_a_lone_surrogate_is_refused_naming_it_and_where() -> None:
+    # Python lets a str hold one (a JSON `\\ud800` escape, an undecodable byte of a command
+    # line); it is no character and cannot be sent. Text outside ASCII without one conforms.
+    schema = compile_schema({"type": "string", "maxLength": 9})
+    assert conform(schema, "café \u00e9!", ("prompt",)) == "café \u00e9!"
+    with pytest.raises(SchemaViolation) as raised:
+        conform(schema, "café \ud800!", ("prompt",))
+    assert refusal(raised.value) == (
+        "prompt",
+        "café \ud800!",
+        "a string of at most 9 characters",
+        "prompt: 'café \\ud800!' holds U+D800 at character 6, a lone surrogate: not Unicode "
+        "text, so it cannot be sent as UTF-8",
+    )
 
 
 # --- _schema: compile_schema -------------------------------------------------------------------
