@@ -21,8 +21,13 @@ from novita_flux import (
     BudgetExceededError,
     FluxSchnell,
     InsufficientBalanceError,
+    InternalServerError,
     NotFoundError,
     PermissionDeniedError,
+    _base_client,
+    _deadline,
+    _faultpoints,
+    _spec,
     estimate_cost,
 )
 from novita_flux._cli import main
@@ -422,5 +427,102 @@ def test_a_balance_that_cannot_be_reached_is_a_connection_error_never_billed(
     assert str(raised.value) == (
         "GET https://api.novita.ai/openapi/v1/billing/balance/detail failed: ReadError: reset"
     )
-    assert not raised.value.possibly_billed
+    assert raised.value.possibly_billed is False  # a bool, as on every error
     assert len(sleeps) == 1
+
+
+def answering(*answers: Any) -> tuple[httpx.Client, list[httpx.Request]]:
+    """An injected client whose transport gives these answers (an exception is raised) in turn,
+    and the requests it was sent."""
+    sent: list[httpx.Request] = []
+    left = list(answers)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        step = left.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        assert isinstance(step, httpx.Response)
+        return step
+
+    return httpx.Client(transport=httpx.MockTransport(answer)), sent
+
+
+def test_the_per_call_timeout_of_a_balance_read_bounds_its_request_and_whole_exchange(
+    sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As for every call: the timeout given to balance() replaces the client's, both in httpx's
+    # per-phase timeouts and in the deadline of the whole exchange.
+    exchanges: list[float | None] = []
+    original = _deadline.deadline_in
+
+    def spy(seconds: float | None) -> Any:
+        exchanges.append(seconds)
+        return original(seconds)
+
+    monkeypatch.setattr(_deadline, "deadline_in", spy)
+    http, sent = answering(httpx.Response(200, json=dict.fromkeys(AMOUNTS, "5000")))
+    FluxSchnell(api_key="k", http_client=http, timeout=60).balance(timeout=12.5)
+    assert sent[0].extensions["timeout"] == dict.fromkeys(
+        ("connect", "read", "write", "pool"), 12.5
+    )
+    assert exchanges == [12.5]
+
+
+def test_the_per_call_retries_of_a_balance_read_replace_the_clients(sleeps: Sleeps) -> None:
+    # max_retries=0: the first 503 is the answer, raised with the wait it named, and never
+    # billed (False, not merely falsy: possibly_billed is a bool).
+    http, sent = answering(httpx.Response(503, headers={"Retry-After": "3"}))
+    with pytest.raises(InternalServerError) as raised:
+        FluxSchnell(api_key="k", http_client=http, max_retries=3).balance(max_retries=0)
+    assert len(sent) == 1
+    assert sleeps == []
+    assert raised.value.retry_after == 3.0
+    assert raised.value.possibly_billed is False
+
+
+def test_reading_the_balance_passes_no_money_path_fault_point(sleeps: Sleeps) -> None:
+    # The read is never billed: it is not an API request "about to go on the wire" in the fault
+    # tests' sense (api.sending), which a stopped call would have to account for.
+    reached: list[str] = []
+    previous = _faultpoints.install(reached.append)
+    try:
+        http, _ = answering(httpx.Response(200, json=dict.fromkeys(AMOUNTS, "5000")))
+        FluxSchnell(api_key="k", http_client=http).balance()
+    finally:
+        _faultpoints.install(previous)
+    assert reached == []
+
+
+@pytest.mark.parametrize(
+    ("first", "retried"),
+    [
+        (httpx.Response(503), False),  # may follow billed work
+        (httpx.ReadError("reset"), False),  # broke once sent: may have run
+        (httpx.Response(429), True),  # never reached the task
+        (httpx.Response(503, json={"code": 503, "reason": "SERVICE_NOT_AVAILABLE"}), True),
+    ],
+)
+def test_were_the_spec_to_bill_the_balance_it_would_be_retried_as_carefully_as_a_generation(
+    sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch, first: Any, retried: bool
+) -> None:
+    # _balance_flow's promise for a spec without `x-billed: never` on the balance: only what
+    # cannot have been billed is sent again, and what may have been says so.
+    def billed(operation_id: str) -> _spec.Operation:
+        found = _spec.operation(operation_id)
+        if operation_id != _spec.BALANCE:
+            return found
+        body = {key: value for key, value in found.body.items() if key != "x-billed"}
+        return found._replace(body=body)
+
+    monkeypatch.setattr(_base_client, "operation", billed)
+    http, sent = answering(first, httpx.Response(200, json=dict.fromkeys(AMOUNTS, "5000")))
+    client = FluxSchnell(api_key="k", http_client=http, max_retries=1)
+    if retried:
+        assert client.balance().available_balance == Decimal("0.5")
+        assert len(sent) == 2
+        return
+    with pytest.raises((InternalServerError, APIConnectionError)) as raised:
+        client.balance()
+    assert len(sent) == 1
+    assert raised.value.possibly_billed is True
