@@ -31,8 +31,10 @@ from novita_flux import (
     FluxSchnell,
     ImageDownloadError,
     SaveIncompleteError,
+    ValidationError,
     _base_client,
     _deadline,
+    _faultpoints,
 )
 from novita_flux._base_client import _connection_error
 from novita_flux._config import ssl_context
@@ -417,6 +419,70 @@ def test_save_passes_the_per_call_timeout_to_the_download(sleeps: Sleeps, tmp_pa
         route = respx.get(image_url(0)).respond(200, content=MAGIC["png"])
         FluxSchnell(api_key=KEY, timeout=60).save(generation, tmp_path, timeout=4.0)
     assert route.calls[0].request.extensions["timeout"]["read"] == 4.0
+
+
+def test_save_passes_each_fault_point_by_name_when_it_is_reached(
+    sleeps: Sleeps, tmp_path: Path
+) -> None:
+    # The fault tests (which mutmut does not run) stop a save at these names: a point renamed,
+    # dropped or moved would be one they no longer reach, or reach at another moment. Beside each
+    # name: the files then under their final names (the staged ones are hidden).
+    reached: list[tuple[str, list[str]]] = []
+
+    def record(point: str) -> None:
+        names = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
+        reached.append((point, names))
+
+    generation = generation_of("png", "jpeg")
+    png, jpg = "x_1024x1024_s4_seed1_0.png", "x_1024x1024_s4_seed1_1.jpg"
+    previous = _faultpoints.install(record)
+    try:
+        with respx.mock:
+            respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+            respx.get(image_url(1, "jpeg")).respond(200, content=MAGIC["jpeg"])
+            FluxSchnell(api_key=KEY).save(generation, tmp_path, metadata=True)
+    finally:
+        _faultpoints.install(previous)
+    first = [png, png + ".json"]
+    assert reached == [
+        ("image.downloading", []),
+        ("write.image", []),
+        ("image.downloaded", []),  # whole, not yet under its name
+        ("image.published", [png]),  # under its name, no sidecar yet
+        ("write.file", [png]),
+        ("image.downloading", first),
+        ("write.image", first),
+        ("image.downloaded", first),
+        ("image.published", sorted([*first, jpg])),
+        ("write.file", sorted([*first, jpg])),
+    ]
+    assert {point for point, _ in reached} <= set(_faultpoints.POINTS)
+
+
+def test_save_refuses_a_generation_its_sidecars_cannot_describe_before_fetching_anything(
+    sleeps: Sleeps, tmp_path: Path
+) -> None:
+    # A sidecar is written after its image: found only then, the image would be saved and the
+    # call fail half-way. With metadata=False the same generation is saved.
+    generation = attrs.evolve(generation_of("png"), request={"prompt": "x", "tags": {"a"}})
+    with respx.mock:
+        route = respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+        with pytest.raises(ValidationError, match="a generation JSON can describe"):
+            FluxSchnell(api_key=KEY).save(generation, tmp_path / "out", metadata=True)
+        assert not route.called
+        assert not (tmp_path / "out").exists()
+        assert len(FluxSchnell(api_key=KEY).save(generation, tmp_path / "out")) == 1
+
+
+def test_save_refuses_a_bad_timeout_before_creating_its_folder(
+    sleeps: Sleeps, tmp_path: Path
+) -> None:
+    with respx.mock:
+        route = respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+        with pytest.raises(ValidationError, match="timeout"):
+            FluxSchnell(api_key=KEY).save(generation_of("png"), tmp_path / "out", timeout=-1)
+    assert not route.called
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.anyio
