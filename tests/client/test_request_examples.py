@@ -1273,6 +1273,41 @@ def test_a_typed_union_checks_the_type_before_the_branches() -> None:
     assert violation_of(schema, -5) == ((), -5, expected, f"body: -5 is not {expected}")
 
 
+def test_a_union_branch_without_a_type_is_tried_on_any_value() -> None:
+    schema = compile_schema({"oneOf": [{"type": "string"}, {"enum": [1, 2]}]})
+    assert conform(schema, "a") == "a"
+    assert conform(schema, 2) == 2
+    assert violation_of({"oneOf": [{"type": "string"}, {"enum": [1, 2]}]}, 3)[1] == 3
+
+
+def test_a_union_does_not_try_a_branch_whose_type_cannot_take_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The reason the union looks at types first: a branch tried only to fail builds a
+    # violation, which cost most of the client's own work per answer (issue 22). A str subclass
+    # is not a JSON value the table knows, so it tries every branch.
+    failed: list[Any] = []
+    original = schema_module._fail
+
+    def spy(schema: Any, value: Any, location: Any) -> Any:
+        failed.append(value)
+        return original(schema, value, location)
+
+    compiled = compile_schema(
+        {"oneOf": [{"type": "integer"}, {"type": "object"}, {"type": "string"}]}
+    )
+    monkeypatch.setattr(schema_module, "_fail", spy)
+    assert conform(compiled, "a") == "a"
+    assert conform(compiled, {}) == {}
+    assert failed == []
+
+    class Text(str):
+        pass
+
+    assert conform(compiled, Text("b")) == "b"
+    assert failed == ["b", "b"]  # the integer and the object branch refused it
+
+
 # --- _schema: the response, nested ------------------------------------------------------------
 
 IMAGE = {"image_url": "https://h/x", "image_url_ttl": 3600, "image_type": "png"}
