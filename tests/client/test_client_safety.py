@@ -187,6 +187,28 @@ def test_a_timeout_after_the_request_left_is_possibly_billed_and_a_refused_conne
     assert "billed" not in str(refused.value)
 
 
+def test_a_generation_stopped_on_the_wire_names_the_request_it_may_have_paid_for(
+    sleeps: Sleeps, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Ctrl-C while the POST is out: no answer, no task id, so the note must say which request
+    # (seed, size, steps, images) may have been billed, for the caller to look it up.
+    def stop(request: httpx.Request) -> httpx.Response:
+        raise KeyboardInterrupt
+
+    with respx.mock:
+        respx.post(API_URL).mock(side_effect=stop)
+        with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt) as stopped:
+            FluxSchnell(api_key=KEY).generate("x", width=512, height=768, seed=7, image_num=2)
+    text = (
+        "stopped while the request (seed 7, 512x768, 4 steps, 2 image(s)) was on the wire: it "
+        "may have been billed, and no answer was read, so no task id is known"
+    )
+    assert stopped.value.__notes__ == [f"novita-flux: {text}"]
+    assert str(stopped.value.error) == text  # type: ignore[attr-defined]
+    assert stopped.value.error.possibly_billed is True  # type: ignore[attr-defined]
+    assert [r.getMessage() for r in caplog.records] == [f"KeyboardInterrupt: {text}"]
+
+
 # --- downloads as storage hosts serve them ------------------------------------------------------
 
 
