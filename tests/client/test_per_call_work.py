@@ -16,14 +16,16 @@ from typing import Any
 import httpx
 import pytest
 
-from novita_flux import AsyncFluxSchnell, FluxSchnell, ValidationError, _schema, _spec
+from novita_flux import AsyncFluxSchnell, FluxSchnell, ValidationError, _deadline, _schema, _spec
 from tests.support import KEY, success_body
 
 CALLS = 20
-# The functions that write a message, read the spec, or compile a schema.
+# The functions that write a message, read the spec, compile a schema, or work out how long an
+# exchange under the client's own timeout may take (once per client: _BaseClient._exchange_limits).
 COUNTED = {
     _schema: ("describe", "show", "compile_schema", "_checker"),
     _spec: ("document", "resolve", "operations_in"),
+    _deadline: ("exchange_seconds",),
 }
 
 
@@ -102,3 +104,17 @@ def test_the_counting_sees_a_message_when_one_is_needed(counts: Counts) -> None:
             flux.generate("too narrow", width=63)
     assert str(refused.value) == "width: 63 is not an integer in [64, 2048]"
     assert counts["describe"] >= 1
+
+
+def test_the_counting_sees_an_exchange_worked_out_for_a_timeout_of_the_calls_own(
+    counts: Counts,
+) -> None:
+    """Only the client's own timeout is worked out once: one given to a call is its own."""
+    with httpx.Client(transport=answering(3600)) as http:
+        flux = FluxSchnell(api_key=KEY, http_client=http)
+        flux.generate("warm up")
+        counts.start()
+        flux.generate("own timeout", timeout=5)
+        flux.generate("own timeout again", timeout=5)
+    assert set(counts) == {"exchange_seconds"}
+    assert counts["exchange_seconds"] >= 2  # at least once for each of the two calls
