@@ -611,17 +611,23 @@ def test_a_garbled_row_is_restored_from_the_last_manifest(tmp_path: Path) -> Non
         again.close()
 
 
+def the_damaged_ledger(directory: Path) -> Path:
+    """The one copy of a damaged ledger set aside in `directory` (its -wal and -shm apart)."""
+    (damaged,) = [
+        path
+        for path in directory.glob(f"{LEDGER_NAME}.damaged-*")
+        if not path.name.endswith(("-wal", "-shm"))
+    ]
+    return damaged
+
+
 def test_a_damaged_database_is_set_aside_and_rebuilt(tmp_path: Path) -> None:
     (tmp_path / LEDGER_NAME).write_bytes(b"this is not a database, " * 100)
     (tmp_path / f"{LEDGER_NAME}-wal").write_bytes(b"wal")
     reports: list[str] = []
     ledger = Ledger.open(tmp_path, reports.append)
     try:
-        (damaged,) = [
-            path
-            for path in tmp_path.glob(f"{LEDGER_NAME}.damaged-*")
-            if not path.name.endswith(("-wal", "-shm"))
-        ]
+        damaged = the_damaged_ledger(tmp_path)
         assert re.fullmatch(rf"ledger\.sqlite3\.damaged-{STAMP}", damaged.name)
         assert damaged.read_bytes().startswith(b"this is not a database")
         assert Path(f"{damaged}-wal").read_bytes() == b"wal"
@@ -658,11 +664,7 @@ def test_a_file_sqlite_would_open_but_that_holds_no_ledger_is_set_aside_saying_w
     reports: list[str] = []
     ledger = Ledger.open(tmp_path, reports.append)
     try:
-        (damaged,) = [
-            path
-            for path in tmp_path.glob(f"{LEDGER_NAME}.damaged-*")
-            if not path.name.endswith(("-wal", "-shm"))
-        ]
+        damaged = the_damaged_ledger(tmp_path)
         assert (
             reports[0] == f"ledger.sqlite3 is damaged ({why}); kept as {damaged.name} and rebuilt"
         )
