@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from PIL import Image
 
-from novita_flux import GeneratedImage, Generation, _spec
+from novita_flux import GeneratedImage, Generation, _faultpoints, _spec
 
 API_URL = _spec.default_base_url() + _spec.operation(_spec.GENERATE).path
 IMAGE_URL = "https://storage.example.com/out/task-1/{index}.{ext}?X-Amz-Signature=abc"
@@ -61,3 +63,24 @@ def generation_of(*types: str, ttl: int = 3600) -> Generation:
     images = [GeneratedImage(image_url(i, t), ttl, t, expires, i) for i, t in enumerate(types)]
     request = {"prompt": "x", "width": 1024, "height": 1024, "steps": 4, "seed": 1}
     return Generation("task-1", images, 1, request, cost=0)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def hooked(hook: _faultpoints.Hook) -> Iterator[None]:
+    """Inside the block every fault point calls `hook` (tests/faults does this to children,
+    which mutmut cannot see); the hook before it is put back after."""
+    previous = _faultpoints.install(hook)
+    try:
+        yield
+    finally:
+        _faultpoints.install(previous)
+
+
+def failing_at(errors: Mapping[str, BaseException]) -> _faultpoints.Hook:
+    """A hook that raises, at each point named, the error given for it (a full disk, say)."""
+
+    def fail(point: str) -> None:
+        if point in errors:
+            raise errors[point]
+
+    return fail

@@ -35,6 +35,7 @@ from novita_flux._ledger import (
 )
 from novita_flux._models import entry_of, image_of
 from novita_flux._states import State
+from tests.support import failing_at, hooked
 
 K1, K2, K3, K4 = ("1" * 32, "2" * 32, "3" * 32, "4" * 32)
 NOW = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
@@ -735,16 +736,9 @@ def test_a_step_the_ledger_cannot_commit_stays_in_the_journal_until_the_next_ope
     ledger.plan([planned(1, K1, "a")])
     ledger.sending(K1)
 
-    def full(point: str) -> None:
-        if point == "write.ledger":
-            raise sqlite3.OperationalError("database or disk is full")
-
-    previous = _faultpoints.install(full)
-    try:
-        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
-            ledger.paid(K1, "task-1", images(1))
-    finally:
-        _faultpoints.install(previous)
+    full = failing_at({"write.ledger": sqlite3.OperationalError("database or disk is full")})
+    with hooked(full), pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        ledger.paid(K1, "task-1", images(1))
     assert raw(ledger, K1)["state"] == State.SENDING  # rolled back
     ledger.release_journal()  # as the run ends: the journal holds what the ledger lacks
     ledger.close()
@@ -797,18 +791,16 @@ def test_when_the_journal_fails_too_the_ledger_s_own_error_is_raised(tmp_path: P
     ledger.plan([planned(1, K1, "a")])
     ledger.sending(K1)
 
-    def full(point: str) -> None:
-        if point == "write.ledger":
-            raise sqlite3.OperationalError("database or disk is full")
-        if point == "write.journal":
-            raise OSError(28, "No space left on device")
-
-    previous = _faultpoints.install(full)
+    full = failing_at(
+        {
+            "write.ledger": sqlite3.OperationalError("database or disk is full"),
+            "write.journal": OSError(28, "No space left on device"),
+        }
+    )
     try:
-        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        with hooked(full), pytest.raises(sqlite3.OperationalError, match="disk is full"):
             ledger.paid(K1, "task-1", images(1))
     finally:
-        _faultpoints.install(previous)
         ledger.close()
 
 
@@ -992,11 +984,8 @@ def test_export_manifest_passes_its_fault_point_with_the_new_file_whole_and_not_
     path = tmp_path / MANIFEST_NAME
     path.write_text("old\n")
     seen: list[tuple[str, str]] = []
-    previous = _faultpoints.install(lambda point: seen.append((point, path.read_text())))
-    try:
+    with hooked(lambda point: seen.append((point, path.read_text()))):
         ledger.export_manifest(path)
-    finally:
-        _faultpoints.install(previous)
     assert [point for point, _ in seen].count("manifest.written") == 1
     assert seen[-1] == ("manifest.written", "old\n")
     assert {point for point, _ in seen} <= set(_faultpoints.POINTS)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from novita_flux import _faultpoints
 from novita_flux._lock import LOCK_NAME, DirectoryBusy, DirectoryLock, _read_pid
+from tests.support import failing_at, hooked
 
 
 def test_the_lock_file_is_named_in_the_directory_and_holds_our_pid(tmp_path: Path) -> None:
@@ -36,12 +36,8 @@ def test_taking_the_lock_passes_its_fault_point_before_the_pid_is_written(tmp_pa
     lock = DirectoryLock(tmp_path)
     lock.path.write_text("12345678\n")  # a holder that died
     seen: list[tuple[str, str]] = []
-    previous = _faultpoints.install(lambda point: seen.append((point, lock.path.read_text())))
-    try:
-        with lock:
-            pass
-    finally:
-        _faultpoints.install(previous)
+    with hooked(lambda point: seen.append((point, lock.path.read_text()))), lock:
+        pass
     assert seen == [("write.lock", "")]
     assert lock.previous_pid == 12345678
 
@@ -50,16 +46,9 @@ def test_a_lock_that_cannot_write_its_pid_is_let_go_and_the_error_raised(tmp_pat
     """A full disk as the pid is written: the run stops with that error, and the directory is
     not left locked by an open file nobody will close."""
 
-    def full(point: str) -> None:
-        if point == "write.lock":
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    previous = _faultpoints.install(full)
-    try:
-        with pytest.raises(OSError, match="No space left") as failed:
-            DirectoryLock(tmp_path).acquire()
-    finally:
-        _faultpoints.install(previous)
+    full = failing_at({"write.lock": OSError(errno.ENOSPC, "No space left on device")})
+    with hooked(full), pytest.raises(OSError, match="No space left") as failed:
+        DirectoryLock(tmp_path).acquire()
     assert failed.value.errno == errno.ENOSPC
     with DirectoryLock(tmp_path) as again:  # free: the failed attempt closed its file
         assert again.path.read_text() == f"{os.getpid()}\n"

@@ -26,14 +26,13 @@ from novita_flux import (
     PermissionDeniedError,
     _base_client,
     _deadline,
-    _faultpoints,
     _spec,
     estimate_cost,
 )
 from novita_flux._cli import main
 from novita_flux.testing import ReferenceServer
 from novita_flux.testing._account import UNLIMITED_REPORTED, Account
-from tests.support import Sleeps
+from tests.support import Sleeps, hooked
 
 pytestmark = pytest.mark.slow
 
@@ -485,12 +484,9 @@ def test_reading_the_balance_passes_no_money_path_fault_point(sleeps: Sleeps) ->
     # The read is never billed: it is not an API request "about to go on the wire" in the fault
     # tests' sense (api.sending), which a stopped call would have to account for.
     reached: list[str] = []
-    previous = _faultpoints.install(reached.append)
-    try:
-        http, _ = answering(httpx.Response(200, json=dict.fromkeys(AMOUNTS, "5000")))
+    http, _ = answering(httpx.Response(200, json=dict.fromkeys(AMOUNTS, "5000")))
+    with hooked(reached.append):
         FluxSchnell(api_key="k", http_client=http).balance()
-    finally:
-        _faultpoints.install(previous)
     assert reached == []
 
 

@@ -39,7 +39,7 @@ from novita_flux import (
 from novita_flux._base_client import _connection_error
 from novita_flux._config import ssl_context
 from novita_flux._constants import MAX_REDIRECTS
-from tests.support import API_URL, KEY, MAGIC, Sleeps, generation_of, image_url
+from tests.support import API_URL, KEY, MAGIC, Sleeps, generation_of, hooked, image_url
 
 BILLED = "; the call may have been billed, so it was not retried"
 
@@ -435,14 +435,10 @@ def test_save_passes_each_fault_point_by_name_when_it_is_reached(
 
     generation = generation_of("png", "jpeg")
     png, jpg = "x_1024x1024_s4_seed1_0.png", "x_1024x1024_s4_seed1_1.jpg"
-    previous = _faultpoints.install(record)
-    try:
-        with respx.mock:
-            respx.get(image_url(0)).respond(200, content=MAGIC["png"])
-            respx.get(image_url(1, "jpeg")).respond(200, content=MAGIC["jpeg"])
-            FluxSchnell(api_key=KEY).save(generation, tmp_path, metadata=True)
-    finally:
-        _faultpoints.install(previous)
+    with hooked(record), respx.mock:
+        respx.get(image_url(0)).respond(200, content=MAGIC["png"])
+        respx.get(image_url(1, "jpeg")).respond(200, content=MAGIC["jpeg"])
+        FluxSchnell(api_key=KEY).save(generation, tmp_path, metadata=True)
     first = [png, png + ".json"]
     assert reached == [
         ("image.downloading", []),

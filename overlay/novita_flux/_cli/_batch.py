@@ -176,7 +176,7 @@ class BatchRun:
             interrupted_before = self.ledger.settle_interrupted()
             lost = self._reopen_lost_files()
         except (OSError, sqlite3.Error) as error:  # before anything is sent
-            raise BadInput(f"--out {self.out}: {_disk_error(error)}") from None
+            raise BadInput(f"--out {self.out}: {_why_unwritten(error)}") from None
         if lost:
             self.console.info(
                 f"{lost} saved request(s) have an image missing or damaged: downloading it "
@@ -287,7 +287,7 @@ class BatchRun:
             return EXIT_API_ERROR
         if self.broken is not None:
             self.console.error(
-                f"novita-flux: stopped the batch: {_disk_error(self.broken)}; what was recorded "
+                f"novita-flux: stopped the batch: {_why_unwritten(self.broken)}; what was recorded "
                 "is kept: free some space and run the same command again to resume"
             )
             return EXIT_API_ERROR
@@ -444,16 +444,16 @@ class BatchRun:
             self.broken = self.broken or error
         self.stop.set()
         if generation is None:
-            self.console.error(f"{row.where}: not sent: {_disk_error(error)}")
+            self.console.error(f"{row.where}: not sent: {_why_unwritten(error)}")
             return
         self.console.error(
-            f"{row.where}: paid for, but {_disk_error(error)} before it was all recorded "
+            f"{row.where}: paid for, but {_why_unwritten(error)} before it was all recorded "
             f"and saved: {paid_links(generation)}"
         )
 
     def _disk_said(self, error: OSError | sqlite3.Error, what: str) -> None:
         self.broken = self.broken or error
-        self.console.error(f"novita-flux: {what}: {_disk_error(error)}")
+        self.console.error(f"novita-flux: {what}: {_why_unwritten(error)}")
 
     def _failed(self, row: Row, state: str, error: NovitaError) -> None:
         self.progress.advance(0, failed=int(row.body["image_num"]))
@@ -553,7 +553,8 @@ def _line_numbers(numbers: list[int], shown: int = 10) -> str:
     return f"line{'s' if len(numbers) > 1 else ''} {text}{more}"
 
 
-def _disk_error(error: Unwritten) -> str:
+def _why_unwritten(error: Unwritten) -> str:
+    """Why a write the batch must make did not happen, in a few words for its error line."""
     if isinstance(error, IllegalStep):
         return f"the ledger refused the step ({error})"
     if isinstance(error, OSError):
@@ -590,7 +591,7 @@ def run_batch(args: argparse.Namespace, console: Console) -> int:
         try:
             ledger = Ledger.open(out, console.info)
         except (OSError, sqlite3.Error) as error:
-            raise BadInput(f"--out {out}: {_disk_error(error)}") from None
+            raise BadInput(f"--out {out}: {_why_unwritten(error)}") from None
         try:
             return BatchRun(args, ledger, console).run()
         finally:
