@@ -423,22 +423,25 @@ class Ledger:
         """Move rows whose fields no longer decode (a damaged page that the database's own
         check cannot see) to `ledger.sqlite3.garbled-<time>.jsonl`, so that the other records
         can restore them; how many there were."""
-        garbled = []
+        garbled: list[tuple[str, Sequence[Any]]] = []
         with self._lock:
             # As bytes: a garbled text column must not fail the whole query.
             for record in self._db.execute(f"SELECT {_COLUMNS} FROM requests"):  # noqa: S608
                 try:
                     _decoded(record)
-                except (TypeError, ValueError, ArithmeticError):
-                    garbled.append(record)
+                except ValueError as error:
+                    garbled.append((str(error), record))
         if not garbled:
             return 0
         aside = self.path.with_name(f"{self.path.name}.garbled-{_stamp()}.jsonl")
-        aside.write_text("".join(json.dumps(list(map(repr, r))) + "\n" for r in garbled))
+        # Each row by the repr of its rowid and columns, with why it could not be read.
+        kept = ({"why": why, "row": list(map(repr, r))} for why, r in garbled)
+        write_atomically(aside, (f"{json.dumps(line)}\n".encode() for line in kept))
         with self._transaction() as db:
-            db.executemany("DELETE FROM requests WHERE rowid = ?", [(r[0],) for r in garbled])
+            db.executemany("DELETE FROM requests WHERE rowid = ?", [(r[0],) for _, r in garbled])
+        whys = "; ".join(sorted({why for why, _ in garbled}))
         report(
-            f"{self.path.name}: {len(garbled)} request(s) could not be read; kept in "
+            f"{self.path.name}: {len(garbled)} request(s) could not be read ({whys}); kept in "
             f"{aside.name}, restored from the other records where they can be"
         )
         return len(garbled)
@@ -622,21 +625,34 @@ _COLUMNS: Final = ", ".join(["rowid", "seed"] + [f"CAST({name} AS BLOB)" for nam
 
 
 def _decoded(record: Sequence[Any]) -> None:
-    """Raise ValueError if a row's fields do not decode as what the ledger wrote."""
+    """Raise ValueError, naming the field, if a row's fields do not decode as what the ledger
+    wrote."""
     _, seed, *blobs = record
-    text = {
-        name: None if blob is None else bytes(blob).decode("utf-8")
-        for name, blob in zip(_DECODED, blobs, strict=True)
-    }
-    key, state, body, cost, error = (text[n] for n in ("key", "state", "body", "cost", "error"))
-    if not isinstance(key, str) or state not in STATES or not isinstance(seed, int):
-        raise ValueError("not a request row")
+    text: dict[str, str | None] = {}
+    for name, blob in zip(_DECODED, blobs, strict=True):
+        try:
+            text[name] = None if blob is None else bytes(blob).decode()
+        except UnicodeDecodeError:
+            raise ValueError(f"{name} is not UTF-8") from None
+    if text["key"] is None:
+        raise ValueError("no key")
+    if text["state"] not in STATES:
+        raise ValueError("state is not one of the ledger's")
+    if not isinstance(seed, int):
+        raise ValueError("seed is not a number")
     for name in JSON_COLUMNS:
-        if name != "error" or error:
-            json.loads(text[name] or "")
-    if not isinstance(json.loads(body or "").get("prompt"), str):
-        raise ValueError("no prompt")
-    Decimal(cost or "")
+        if name != "error" or text["error"]:
+            try:
+                json.loads(text[name] or "")
+            except ValueError:
+                raise ValueError(f"{name} is not JSON") from None
+    body = json.loads(text["body"] or "")
+    if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+        raise ValueError("body has no prompt")
+    try:
+        Decimal(text["cost"] or "")
+    except ArithmeticError:
+        raise ValueError("cost is not a decimal") from None
 
 
 def _stamp() -> str:
@@ -672,7 +688,7 @@ def _json(value: Any, separators: tuple[str, str] = (",", ":")) -> str:
 def _text(text: str | None) -> str | None:
     """A message for a TEXT column, any lone surrogate in it (a field named by an input line)
     written as a backslash escape."""
-    return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return None if text is None else text.encode(errors="backslashreplace").decode()
 
 
 _LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")

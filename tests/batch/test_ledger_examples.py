@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from novita_flux import GeneratedImage, Generation, ValidationError, _faultpoints
+from novita_flux import GeneratedImage, Generation, ValidationError, _faultpoints, _ledger
 from novita_flux._errors import APIConnectionError, InternalServerError
 from novita_flux._journal import JOURNAL_NAME
 from novita_flux._ledger import (
@@ -527,18 +527,22 @@ def test_a_garbled_row_is_reported_and_skipped_by_rows(ledger: Ledger, reports: 
     assert reports == []
 
 
+# (the damage, the reason the report and the set-aside file give for it)
 GARBLES = [
-    ("UPDATE requests SET seed = 'x'", "seed not a number"),
+    ("UPDATE requests SET seed = 'x'", "seed is not a number"),
     ("UPDATE requests SET key = NULL", "no key"),
-    ("UPDATE requests SET request = '{'", "request"),
-    ("UPDATE requests SET body = '{'", "body"),
-    ("UPDATE requests SET body = '{\"seed\": 1}'", "no prompt"),
-    ("UPDATE requests SET body = '{\"prompt\": 3}'", "prompt not text"),
-    ("UPDATE requests SET cost = 'lots'", "cost"),
-    ("UPDATE requests SET images = 'no'", "images"),
-    ("UPDATE requests SET files = 'no'", "files"),
-    ("UPDATE requests SET error = 'no'", "error"),
-    ("UPDATE requests SET request = CAST(x'ff' AS TEXT)", "not UTF-8"),
+    ("UPDATE requests SET request = '{'", "request is not JSON"),
+    ("UPDATE requests SET body = '{'", "body is not JSON"),
+    ("UPDATE requests SET body = '{\"seed\": 1}'", "body has no prompt"),
+    ("UPDATE requests SET body = '{\"prompt\": 3}'", "body has no prompt"),
+    ("UPDATE requests SET body = '[\"prompt\"]'", "body has no prompt"),
+    ("UPDATE requests SET body = '\"prompt\"'", "body has no prompt"),
+    ("UPDATE requests SET cost = 'lots'", "cost is not a decimal"),
+    ("UPDATE requests SET images = 'no'", "images is not JSON"),
+    ("UPDATE requests SET files = 'no'", "files is not JSON"),
+    ("UPDATE requests SET error = 'no'", "error is not JSON"),
+    ("UPDATE requests SET request = CAST(x'ff' AS TEXT)", "request is not UTF-8"),
+    ("UPDATE requests SET key = CAST(x'c3' AS TEXT)", "key is not UTF-8"),
 ]
 
 
@@ -549,8 +553,8 @@ def garble(directory: Path, statement: str) -> None:
         db.commit()
 
 
-@pytest.mark.parametrize(("statement", "why"), GARBLES, ids=[why for _, why in GARBLES])
-def test_opening_sets_a_garbled_row_aside_and_keeps_the_rest(
+@pytest.mark.parametrize(("statement", "why"), GARBLES, ids=[s for s, _ in GARBLES])
+def test_opening_sets_a_garbled_row_aside_says_why_and_keeps_the_rest(
     tmp_path: Path, statement: str, why: str
 ) -> None:
     planned_and_closed(tmp_path, planned(1, K1, "a"), planned(2, K2, "b"))
@@ -561,16 +565,47 @@ def test_opening_sets_a_garbled_row_aside_and_keeps_the_rest(
         (aside,) = tmp_path.glob(f"{LEDGER_NAME}.garbled-*.jsonl")
         assert re.fullmatch(rf"ledger\.sqlite3\.garbled-{STAMP}\.jsonl", aside.name)
         assert reports == [
-            f"ledger.sqlite3: 1 request(s) could not be read; kept in {aside.name}, restored "
-            "from the other records where they can be"
+            f"ledger.sqlite3: 1 request(s) could not be read ({why}); kept in {aside.name}, "
+            "restored from the other records where they can be"
         ]
         (kept,) = [json.loads(line) for line in aside.read_text().splitlines()]
-        assert kept[0] == "2"  # the rowid, then the columns, each as its repr
-        assert len(kept) == 10
+        assert kept["why"] == why
+        assert kept["row"][0] == "2"  # the rowid, then the columns, each as its repr
+        assert len(kept["row"]) == 10
         assert [row.key for row in again.rows(STATES)] == [K1]
         assert again._db.execute("SELECT key FROM requests").fetchall() == [(K1,)]
     finally:
         again.close()
+
+
+def test_a_row_whose_state_is_none_of_the_ledgers_is_garbled() -> None:
+    # The table's CHECK keeps such a state out, and the database's own check (quick_check reads
+    # CHECK constraints) sets the whole file aside first; the row-by-row reading still says it.
+    good = (b"k", b"planned", b"0.003", b"{}", b'{"prompt": "p"}', b"[]", b"[]", None)
+    _ledger._decoded((1, 11, *good))
+    with pytest.raises(ValueError, match=r"\Astate is not one of the ledger's\Z"):
+        _ledger._decoded((1, 11, good[0], b"gone", *good[2:]))
+
+
+def test_several_garbled_rows_are_said_once_per_reason(tmp_path: Path) -> None:
+    planned_and_closed(tmp_path, *(planned(n, key, "p") for n, key in enumerate([K1, K2, K3], 1)))
+    with contextlib.closing(sqlite3.connect(tmp_path / LEDGER_NAME)) as db:
+        db.execute("UPDATE requests SET cost = 'lots'")
+        db.execute("UPDATE requests SET body = '{' WHERE rowid = 2")
+        db.commit()
+    reports: list[str] = []
+    Ledger.open(tmp_path, reports.append).close()
+    (aside,) = tmp_path.glob(f"{LEDGER_NAME}.garbled-*.jsonl")
+    assert reports[0] == (
+        "ledger.sqlite3: 3 request(s) could not be read (body is not JSON; cost is not a "
+        f"decimal); kept in {aside.name}, restored from the other records where they can be"
+    )
+    kept = [json.loads(line) for line in aside.read_text().splitlines()]
+    assert [(line["row"][0], line["why"]) for line in kept] == [
+        ("1", "cost is not a decimal"),
+        ("2", "body is not JSON"),
+        ("3", "cost is not a decimal"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -1111,7 +1146,7 @@ def test_every_garbled_row_is_kept_on_a_line_of_its_own_and_the_ledger_knows_its
         assert again.path == tmp_path / LEDGER_NAME
         (aside,) = tmp_path.glob(f"{LEDGER_NAME}.garbled-*.jsonl")
         lines = aside.read_text().splitlines()
-        assert [json.loads(line)[0] for line in lines] == ["2", "3"]
+        assert [json.loads(line)["row"][0] for line in lines] == ["2", "3"]
         assert aside.read_text().endswith("\n")
     finally:
         again.close()
