@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Any, Generic, Self, TypeVar
 
 import attrs
@@ -103,6 +104,11 @@ logger = logging.getLogger(LOGGER_NAME)
 Budget = Decimal | float | int | str
 HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
 
+# The headers the client sets, each name written once (httpx compares names without case).
+_AUTHORIZATION = "Authorization"
+_DEFAULT_HEADERS: Mapping[str, str] = MappingProxyType({"User-Agent": USER_AGENT})
+_JSON_BODY: Mapping[str, str] = MappingProxyType({"Content-Type": "application/json"})
+
 
 # --- What the flows ask their driver to do -----------------------------------------------------
 
@@ -156,7 +162,7 @@ class _APIKeyAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         url = request.url
         if (url.scheme, url.host, url.port or DEFAULT_PORTS.get(url.scheme)) == self._origin:
-            request.headers["Authorization"] = self._header
+            request.headers[_AUTHORIZATION] = self._header
         yield request
 
     def __repr__(self) -> str:
@@ -263,7 +269,7 @@ class _BaseClient(Generic[HttpT]):
         # origin only, so image downloads can never carry it.
         self._http = http_client if http_client is not None else self._new_http()
         # Our own pools carry the User-Agent as a default; an injected client gets it per request.
-        self._headers = {"User-Agent": USER_AGENT} if self._injected else None
+        self._headers = _DEFAULT_HEADERS if self._injected else None
         self._limits: tuple[httpx.Timeout, dict[str, float | None], float | None] | None = None
 
     def __repr__(self) -> str:
@@ -275,7 +281,7 @@ class _BaseClient(Generic[HttpT]):
 
     def _new_http(self) -> HttpT:
         return self._http_client_type(
-            limits=POOL_LIMITS, verify=ssl_context(), headers={"User-Agent": USER_AGENT}
+            limits=POOL_LIMITS, verify=ssl_context(), headers=_DEFAULT_HEADERS
         )
 
     def lanes(self, concurrency: int) -> list[Self]:
@@ -335,7 +341,7 @@ class _BaseClient(Generic[HttpT]):
     def _request_for(self, called: Operation, body: Any, timeout: httpx.Timeout) -> httpx.Request:
         headers = dict(self._headers or {})
         if "requestBody" not in called.body:
-            headers["Content-Type"] = "application/json"
+            headers.update(_JSON_BODY)
         timeouts, _ = self._exchange_limits(timeout)
         return self._http.build_request(
             called.method,
@@ -436,7 +442,7 @@ class _BaseClient(Generic[HttpT]):
                     )
                 if response.is_success:
                     return read(response)
-                retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = _retry.retry_after(response.headers)
                 error = status_error(response, retry_after)
                 retryable = _retry.retryable_answer(
                     response.status_code, error.reason, retry_server_errors
@@ -470,7 +476,7 @@ class _BaseClient(Generic[HttpT]):
                 assert response is not None
                 if response.is_success:
                     return parse_balance(response)
-                retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = _retry.retry_after(response.headers)
                 error = status_error(response, retry_after, billable=not free)
                 retryable = (
                     _retry.retryable_status(response.status_code)
@@ -556,7 +562,7 @@ class _BaseClient(Generic[HttpT]):
                 error = storage_error(image, response.status_code, receiver.error_head)
                 if not _retry.retryable_status(response.status_code):
                     raise error
-                retry_after = _retry.parse_retry_after(response.headers.get("Retry-After"))
+                retry_after = _retry.retry_after(response.headers)
             yield from _pause_or_raise(attempt, self.max_retries, retry_after, error)
             attempt += 1
 

@@ -38,5 +38,5 @@ def canonical(request: Mapping[str, Any]) -> str:
 
 def request_key(request: Mapping[str, Any], occurrence: int = 1) -> str:
     """The key of the `occurrence`-th line (1-based) asking for this normalised request."""
-    digest = hashlib.sha256(canonical(request).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    digest = hashlib.sha256(canonical(request).encode(errors="surrogatepass")).hexdigest()[:32]
     return digest if occurrence == 1 else f"{digest}#{occurrence}"

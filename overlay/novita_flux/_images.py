@@ -59,7 +59,7 @@ def check_not_expired(image: GeneratedImage) -> None:
 
 def storage_error(image: GeneratedImage, status: int, head: bytes) -> ImageDownloadError:
     """The error for a storage host's refusal; an expired pre-signed link says so in its body."""
-    text = head[:200].decode("utf-8", "replace")
+    text = head[:200].decode(errors="replace")
     if status in (400, 403) and _EXPIRED.search(head):
         return ImageExpiredError(
             f"image {image.index}: the storage host says its link has expired ({status}: "

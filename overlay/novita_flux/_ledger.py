@@ -280,11 +280,7 @@ class Ledger:
         the input (edited or deleted): downloading what they paid for still costs nothing, and
         their links expire."""
         with self._lock:
-            found = self._db.execute(
-                f"SELECT NULL, {', '.join(COLUMNS)} FROM requests WHERE state = ? AND key NOT IN "  # noqa: S608 - column names only
-                "(SELECT key FROM lines WHERE key IS NOT NULL) ORDER BY rowid",
-                (State.PAID,),
-            ).fetchall()
+            found = self._db.execute(_PAID_OUTSIDE_INPUT, (State.PAID,)).fetchall()
         for record in found:
             with contextlib.suppress(TypeError, ValueError, ArithmeticError):  # garbled: kept
                 yield Row.read(record)
@@ -378,17 +374,9 @@ class Ledger:
         """Write `manifest.jsonl` atomically: one line per input line, in input order, then one
         (`"line": null`) per request that is no longer in the input but was sent: it may have
         been paid for, and the manifest is what recovery reads when the ledger is lost."""
-        queries = (  # the line's key and request: an invalid line has no request row
-            "SELECT lines.line, lines.key, lines.request, lines.error, "  # noqa: S608 - column names only
-            f"{qualified(_MANIFEST_COLUMNS)} FROM lines LEFT JOIN requests "
-            "ON lines.key = requests.key WHERE lines.line > ? ORDER BY lines.line LIMIT 1000",
-            f"SELECT rowid, key, request, NULL, {', '.join(_MANIFEST_COLUMNS)} FROM requests "  # noqa: S608 - column names only
-            "WHERE rowid > ? AND sends > 0 AND key NOT IN "
-            "(SELECT key FROM lines WHERE key IS NOT NULL) ORDER BY rowid LIMIT 1000",
-        )
 
         def chunks() -> Iterator[bytes]:
-            for number, query in enumerate(queries):
+            for number, query in enumerate(_MANIFEST_QUERIES):
                 after = 0
                 while True:
                     with self._lock:
@@ -584,8 +572,24 @@ def _snapshot(db: sqlite3.Connection, key: str) -> dict[str, Any]:
 # A manifest line's columns after the line's own (line, key, request, error).
 _MANIFEST_COLUMNS: Final = (*(name for name in COLUMNS if name not in ("key", "request")), "sends")
 
+# The requests that no line of the current run names: their lines were edited or deleted.
+_NOT_IN_INPUT: Final = "key NOT IN (SELECT key FROM lines WHERE key IS NOT NULL)"
+_PAID_OUTSIDE_INPUT: Final = (
+    f"SELECT NULL, {', '.join(COLUMNS)} FROM requests "  # noqa: S608 - column names only
+    f"WHERE state = ? AND {_NOT_IN_INPUT} ORDER BY rowid"
+)
+# The manifest's two parts, a chunk after a given line (then rowid) at a time: every line of the
+# input (an invalid one has no request row), then every request sent outside it.
+_MANIFEST_QUERIES: Final = (
+    "SELECT lines.line, lines.key, lines.request, lines.error, "  # noqa: S608 - column names only
+    f"{qualified(_MANIFEST_COLUMNS)} FROM lines LEFT JOIN requests "
+    "ON lines.key = requests.key WHERE lines.line > ? ORDER BY lines.line LIMIT 1000",
+    f"SELECT rowid, key, request, NULL, {', '.join(_MANIFEST_COLUMNS)} FROM requests "  # noqa: S608 - column names only
+    f"WHERE rowid > ? AND sends > 0 AND {_NOT_IN_INPUT} ORDER BY rowid LIMIT 1000",
+)
 
-def _manifest_line(record: Sequence[Any], *, in_input: bool = True) -> str:
+
+def _manifest_line(record: Sequence[Any], *, in_input: bool) -> str:
     line, key, request, line_error, *values = record
     held = dict(zip(_MANIFEST_COLUMNS, values, strict=True))
     entry: dict[str, Any] = {
@@ -612,10 +616,14 @@ def _manifest_line(record: Sequence[Any], *, in_input: bool = True) -> str:
 _LINE_BREAKS: Final = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
+# Every connection's settings: a commit is on disk when it returns.
+_PRAGMAS: Final = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-    connection.execute("PRAGMA journal_mode = WAL")
-    connection.execute("PRAGMA synchronous = FULL")  # a commit is on disk when it returns
+    for pragma in _PRAGMAS:
+        connection.execute(pragma)
     return connection
 
 

@@ -95,7 +95,7 @@ def _manifest_rows(path: Path, report: Reporter) -> Iterator[dict[str, Any]]:
     with path.open("rb") as lines:
         for position, raw in enumerate(lines, start=1):
             try:
-                entry = json.loads(raw.decode("utf-8"))
+                entry = json.loads(raw.decode())
                 if not isinstance(entry, dict):
                     raise ValueError("not an object")
                 state = _STATES.get(entry.get("status", ""))

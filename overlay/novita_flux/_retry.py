@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -14,6 +15,8 @@ from novita_flux._constants import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RET
 from novita_flux._spec import known_reasons
 
 sleep = time.sleep
+
+RETRY_AFTER = "Retry-After"
 
 
 async def async_sleep(seconds: float) -> None:
@@ -56,6 +59,12 @@ def retryable_answer(status: int, reason: str | None, retry_server_errors: bool)
 def retryable_status(status: int) -> bool:
     """Whether an image download may be tried again: a GET of a link costs nothing."""
     return status in (408, 429) or status >= 500
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds an answer's Retry-After asks to wait, if it says (any case of the name: an
+    `httpx.Headers` finds it so)."""
+    return parse_retry_after(headers.get(RETRY_AFTER))
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -61,7 +61,7 @@ def answer_line(exchange: Exchange) -> str:
         message = payload.get("message")
         text = f"{exchange.status} {payload['reason']}"
         return text + (f": {shortened(message.strip())!r}" if isinstance(message, str) else "")
-    head = exchange.body[:60].decode("utf-8", "replace")
+    head = exchange.body[:60].decode(errors="replace")
     return f"{exchange.status} {exchange.reason_phrase}" + (f": {head!r}" if head else "")
 
 
@@ -79,7 +79,7 @@ def judge_generation(attempt: Attempt, *, asked_type: str | None, download: bool
     findings = _content_type(exchange, 200, attempt.send.operation)
     payload = as_json(exchange.body)
     if payload is NOT_JSON:
-        got = show(exchange.body[:60].decode("utf-8", "replace"))
+        got = show(exchange.body[:60].decode(errors="replace"))
         return Judged([*findings, Finding("deviates", "$", "a JSON body", got)], "200, not JSON")
     findings += differences(response_schema(attempt.send.operation, 200), payload)
     body = attempt.send.body if isinstance(attempt.send.body, dict) else {}
@@ -152,7 +152,7 @@ def judge_image(
         )
     answer = fetch.hops[-1]
     if answer.status != 200:
-        got = f"{answer.status} {answer.body[:80].decode('utf-8', 'replace')!r}"
+        got = f"{answer.status} {answer.body[:80].decode(errors='replace')!r}"
         return [Finding("deviates", f"{where}: download", "200 with the image", got)], None, b""
     data = answer.body
     kind = sniff(data[:HEAD_BYTES])
@@ -206,7 +206,7 @@ def judge_read(attempt: Attempt) -> Judged:
     findings = _content_type(exchange, 200, operation)
     payload = as_json(exchange.body)
     if payload is NOT_JSON:
-        got = show(exchange.body[:60].decode("utf-8", "replace"))
+        got = show(exchange.body[:60].decode(errors="replace"))
         return Judged([*findings, Finding("deviates", "$", "a JSON body", got)], "200, not JSON")
     findings += differences(response_schema(operation, 200), payload)
     reader = READERS.get(operation)
@@ -235,7 +235,7 @@ def judge_refusal(attempt: Attempt, reasons: frozenset[str] | None) -> Judged:
     findings = _content_type(exchange, exchange.status, attempt.send.operation)
     payload = as_json(exchange.body)
     if payload is NOT_JSON or not isinstance(payload, dict):
-        got = show(exchange.body[:60].decode("utf-8", "replace"))
+        got = show(exchange.body[:60].decode(errors="replace"))
         findings.append(Finding("deviates", "$", "the error envelope (JSON)", got))
         return Judged(findings, f"{exchange.status}, no error envelope")
     findings += differences(error_schema(), payload)
