@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from novita_flux import AsyncFluxSchnell, FluxSchnell
+from novita_flux._constants import LANE_CONNECTIONS
 from novita_flux._request import prepare_request
 from novita_flux._spec import GENERATE, operation, response_example
 
@@ -235,6 +236,34 @@ async def raw_batch(url: str, requests: list[dict[str, Any]], concurrency: int) 
         return time.perf_counter() - started
 
 
+async def raw_lanes_batch(url: str, requests: list[dict[str, Any]], concurrency: int) -> float:
+    """Seconds for raw httpx shaped as generate_many is: `concurrency` workers taking the next
+    request as they free up, worker n on client n % lanes, each client a pool of
+    LANE_CONNECTIONS. The client's own work is then httpx's, httpcore's and asyncio's alone."""
+    lanes = math.ceil(concurrency / LANE_CONNECTIONS)
+    limits = httpx.Limits(
+        max_connections=LANE_CONNECTIONS, max_keepalive_connections=LANE_CONNECTIONS
+    )
+    headers = {"Authorization": f"Bearer {KEY}"}
+    clients = [httpx.AsyncClient(limits=limits) for _ in range(lanes)]
+    pending = iter(requests)
+
+    async def worker(http: httpx.AsyncClient) -> None:
+        for request in pending:
+            response = await http.post(
+                url + operation(GENERATE).path, json=request, headers=headers
+            )
+            response.json()
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(clients[n % lanes]) for n in range(concurrency)))
+        return time.perf_counter() - started
+    finally:
+        for http in clients:
+            await http.aclose()
+
+
 async def our_batch(url: str, requests: list[dict[str, Any]], concurrency: int) -> float:
     """Seconds for AsyncFluxSchnell.generate_many on the same batch (client made first)."""
     async with AsyncFluxSchnell(api_key=KEY, base_url=url) as flux:
@@ -274,11 +303,15 @@ def bench_throughput(repeats: int, count: int, latency: float, levels: list[int]
             runs = 1 if level == 1 else repeats  # 20 s a run at concurrency 1
             ours: list[float] = []
             raw: list[float] = []
+            shaped: list[float] = []  # raw httpx in generate_many's shape, above one lane
             served: list[float] = []
             busy: list[float] = []
-            client: dict[Any, list[float]] = {our_batch: [], raw_batch: []}
+            client: dict[Any, list[float]] = {our_batch: [], raw_batch: [], raw_lanes_batch: []}
+            batches = [(ours, our_batch), (raw, raw_batch)]
+            if level > LANE_CONNECTIONS:
+                batches.append((shaped, raw_lanes_batch))
             for _ in range(runs):
-                for results, batch in ((ours, our_batch), (raw, raw_batch)):
+                for results, batch in batches:
                     server_before, client_before = cpu_seconds(SERVERS[url]), time.process_time()
                     machine_before = machine_busy()
                     results.append(count / asyncio.run(batch(url, requests, level)))
@@ -305,7 +338,24 @@ def bench_throughput(repeats: int, count: int, latency: float, levels: list[int]
             # (raw httpx at its cheapest level in this run is the floor). The batch cannot end
             # before either has done its work: the row says that bound, and holds the client to
             # what it controls, its CPU per request against raw httpx's.
-            cheapest[level] = statistics.median(client[raw_batch])
+            if shaped:
+                # Beyond one lane, what is left of the gap to the ideal that is not raw httpx's
+                # own in the same shape is the overlay's.
+                c = statistics.median(shaped)
+                row(
+                    f"... @ {level}: against raw httpx in generate_many's shape",
+                    f"{a:.1f} req/s",
+                    f"raw httpx, {level} workers over pools of {LANE_CONNECTIONS}: {c:.1f} req/s "
+                    f"({c / ideal:.3f} of ideal)",
+                    f"{a / c:.3f}",
+                    ">= 0.95",
+                    a / c >= 0.95,
+                )
+            cheapest[level] = min(
+                statistics.median(times)
+                for times in (client[raw_batch], client[raw_lanes_batch])
+                if times
+            )
             server_cpu = statistics.median(served)
             floor = min(cheapest.values())
             ceiling = min(ideal, count / server_cpu if server_cpu else ideal, 1 / floor)
@@ -628,8 +678,8 @@ def main() -> int:
             measure()
     print("\n| measure | novita-flux | baseline | ratio | target | met |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for measure, ours, baseline, ratio, target, ok in ROWS:
-        print(f"| {measure} | {ours} | {baseline} | {ratio} | {target} | {'yes' if ok else 'NO'} |")
+    for name, ours, baseline, ratio, target, ok in ROWS:
+        print(f"| {name} | {ours} | {baseline} | {ratio} | {target} | {'yes' if ok else 'NO'} |")
     return 0 if all(ok for *_, ok in ROWS) else 1
 
 
