@@ -459,8 +459,9 @@ class _BaseClient(Generic[HttpT]):
         failure that may pass (a connection error, a timeout, 408, 429, 5xx) is tried again.
         Were the spec ever to say otherwise, it would be retried as carefully as a generation."""
         free = operation(BALANCE).free
-        request = self._request_for(operation(BALANCE), None, self._timeout_for(timeout))
-        seconds = _deadline.exchange_seconds(self._timeout_for(timeout))
+        chosen = self._timeout_for(timeout)
+        request = self._request_for(operation(BALANCE), None, chosen)
+        _, seconds = self._exchange_limits(chosen)
         retries = self._retries_for(max_retries)
         attempt = 0
         while True:

@@ -118,3 +118,20 @@ def test_the_counting_sees_an_exchange_worked_out_for_a_timeout_of_the_calls_own
         flux.generate("own timeout again", timeout=5)
     assert set(counts) == {"exchange_seconds"}
     assert counts["exchange_seconds"] >= 2  # at least once for each of the two calls
+
+
+def test_reading_the_balance_works_out_no_exchange_under_the_clients_own_timeout(
+    counts: Counts,
+) -> None:
+    """balance() shares generate()'s once-per-client exchange limits, not a second reckoning."""
+    body = _spec.response_example(_spec.BALANCE)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    with httpx.Client(transport=transport) as http:
+        flux = FluxSchnell(api_key=KEY, http_client=http)
+        flux.balance()
+        counts.start()
+        for _ in range(CALLS):
+            flux.balance()
+        assert counts == Counter()
+        flux.balance(timeout=5)
+    assert set(counts) == {"exchange_seconds"}  # a timeout of the call's own is its own
