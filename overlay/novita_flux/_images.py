@@ -247,7 +247,8 @@ def write_atomically(
     """Replace `path` with the chunks' bytes in one step: readers see the old file or the new
     one, and the new one is on disk before it takes the name (so that a crash never leaves an
     empty file under it). `ready` is called between the two: the caller's fault point (a
-    literal `reach`, so that tests/faults can find it)."""
+    literal `reach`, so that tests/faults can find it). The directory is synced after the
+    rename, so that the new name survives a power loss as the contents do."""
     with staged_file(path.parent) as handle:
         for chunk in chunks:
             reach("write.file")
@@ -257,6 +258,7 @@ def write_atomically(
         if ready is not None:
             ready()
         os.replace(handle.name, path)
+    _sync_directory(path.parent)
 
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:

@@ -46,7 +46,7 @@ from novita_flux._errors import APIStatusError
 from novita_flux._faultpoints import reach
 from novita_flux._images import write_atomically
 from novita_flux._journal import JOURNAL_NAME, Journal, Reporter
-from novita_flux._models import GeneratedImage, entry_of
+from novita_flux._models import GeneratedImage, entry_of, image_of
 from novita_flux._recovery import restore_from
 from novita_flux._row import COLUMNS, JSON_COLUMNS, RECORD_COLUMNS, Row, qualified
 from novita_flux._states import INVALID, RANK, TO_DOWNLOAD, TO_PAY, IllegalStep, State, Step
@@ -60,6 +60,8 @@ SCHEMA_VERSION: Final = "1"
 # The states' old names, kept for the modules and tests that import them from here.
 SHORT_ANSWER: Final = "ShortAnswer"  # the `error` type of an answer short of (or past) image_num
 STATES: Final = tuple(State)
+# What reading a garbled row raises (RecursionError: JSON nested past Python's recursion limit).
+_UNREADABLE: Final = (TypeError, ValueError, ArithmeticError, RecursionError)
 
 _SCHEMA: Final = f"""
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -267,7 +269,7 @@ class Ledger:
             for record in found:
                 try:
                     row = Row.read(record)
-                except (TypeError, ValueError, ArithmeticError) as error:
+                except _UNREADABLE as error:
                     if report is not None:
                         report(f"{LEDGER_NAME}: the request of line {record[0]} is garbled "
                                f"({error}); left as it is")  # fmt: skip
@@ -282,7 +284,7 @@ class Ledger:
         with self._lock:
             found = self._db.execute(_PAID_OUTSIDE_INPUT, (State.PAID,)).fetchall()
         for record in found:
-            with contextlib.suppress(TypeError, ValueError, ArithmeticError):  # garbled: kept
+            with contextlib.suppress(*_UNREADABLE):  # garbled: kept
                 yield Row.read(record)
 
     def totals(self, states: Iterable[str]) -> tuple[int, int, Decimal]:
@@ -627,14 +629,18 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-# The text columns whose bytes must decode for a row to be read (task_id is never parsed).
+# The text columns whose bytes must decode for a row to be read (task_id is never parsed); the
+# seed as it is when it is an integer, else as bytes (a garbled text must not fail the query).
 _DECODED: Final = ("key", "state", "cost", *JSON_COLUMNS)
-_COLUMNS: Final = ", ".join(["rowid", "seed"] + [f"CAST({name} AS BLOB)" for name in _DECODED])
+_COLUMNS: Final = ", ".join(
+    ["rowid", "CASE typeof(seed) WHEN 'integer' THEN seed ELSE CAST(seed AS BLOB) END"]
+    + [f"CAST({name} AS BLOB)" for name in _DECODED]
+)
 
 
 def _decoded(record: Sequence[Any]) -> None:
     """Raise ValueError, naming the field, if a row's fields do not decode as what the ledger
-    wrote."""
+    wrote: everything a Row and its images are read from later."""
     _, seed, *blobs = record
     text: dict[str, str | None] = {}
     for name, blob in zip(_DECODED, blobs, strict=True):
@@ -647,20 +653,45 @@ def _decoded(record: Sequence[Any]) -> None:
     if text["state"] not in STATES:
         raise ValueError("state is not one of the ledger's")
     if not isinstance(seed, int):
-        raise ValueError("seed is not a number")
-    for name in JSON_COLUMNS:
-        if name != "error" or text["error"]:
-            try:
-                json.loads(text[name] or "")
-            except ValueError:
-                raise ValueError(f"{name} is not JSON") from None
-    body = json.loads(text["body"] or "")
+        raise ValueError("seed is not an integer")
+    values = {name: _json_of(name, text[name]) for name in JSON_COLUMNS if name != "error"}
+    body, images, files = values["body"], values["images"], values["files"]
     if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
-        raise ValueError("body has no prompt")
+        raise ValueError("body has no text prompt")
+    if type(body.get("image_num")) is not int:
+        raise ValueError("body has no image_num")
+    if not isinstance(images, list) or not all(_is_image(entry) for entry in images):
+        raise ValueError("images is not a list of images")
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        raise ValueError("files is not a list of file names")
+    if text["error"] and not isinstance(_json_of("error", text["error"]), dict):
+        raise ValueError("error is not an object")
     try:
-        Decimal(text["cost"] or "")
+        cost = Decimal(text["cost"] or "")
     except ArithmeticError:
-        raise ValueError("cost is not a decimal") from None
+        raise ValueError("cost is not an amount") from None
+    if not cost.is_finite():
+        raise ValueError("cost is not an amount")
+
+
+def _json_of(name: str, text: str | None) -> Any:
+    try:
+        return json.loads(text or "")
+    except ValueError:
+        raise ValueError(f"{name} is not JSON") from None
+    except RecursionError:
+        raise ValueError(f"{name} is nested too deeply") from None
+
+
+def _is_image(entry: object) -> bool:
+    """Whether a recorded image entry reads back as an image (see `_models.image_of`)."""
+    if not isinstance(entry, dict):
+        return False
+    try:
+        image_of(entry)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _stamp() -> str:

@@ -529,18 +529,44 @@ def test_a_garbled_row_is_reported_and_skipped_by_rows(ledger: Ledger, reports: 
 
 # (the damage, the reason the report and the set-aside file give for it)
 GARBLES = [
-    ("UPDATE requests SET seed = 'x'", "seed is not a number"),
+    ("UPDATE requests SET seed = 'x'", "seed is not an integer"),
+    ("UPDATE requests SET seed = 1.5", "seed is not an integer"),
+    ("UPDATE requests SET seed = CAST(x'ff' AS TEXT)", "seed is not an integer"),
     ("UPDATE requests SET key = NULL", "no key"),
     ("UPDATE requests SET request = '{'", "request is not JSON"),
     ("UPDATE requests SET body = '{'", "body is not JSON"),
-    ("UPDATE requests SET body = '{\"seed\": 1}'", "body has no prompt"),
-    ("UPDATE requests SET body = '{\"prompt\": 3}'", "body has no prompt"),
-    ("UPDATE requests SET body = '[\"prompt\"]'", "body has no prompt"),
-    ("UPDATE requests SET body = '\"prompt\"'", "body has no prompt"),
-    ("UPDATE requests SET cost = 'lots'", "cost is not a decimal"),
+    # 100,000 "[": past Python's recursion limit, which json.loads meets as RecursionError
+    (
+        "UPDATE requests SET body = replace(hex(zeroblob(100000)), '00', '[')",
+        "body is nested too deeply",
+    ),
+    ("UPDATE requests SET body = '{\"seed\": 1}'", "body has no text prompt"),
+    ("UPDATE requests SET body = '{\"prompt\": 3}'", "body has no text prompt"),
+    ("UPDATE requests SET body = '[\"prompt\"]'", "body has no text prompt"),
+    ("UPDATE requests SET body = '\"prompt\"'", "body has no text prompt"),
+    ('UPDATE requests SET body = \'{"prompt": "p"}\'', "body has no image_num"),
+    ('UPDATE requests SET body = \'{"prompt": "p", "image_num": true}\'', "body has no image_num"),
+    ("UPDATE requests SET cost = 'lots'", "cost is not an amount"),
+    ("UPDATE requests SET cost = 'NaN'", "cost is not an amount"),
+    ("UPDATE requests SET cost = 'sNaN'", "cost is not an amount"),
+    ("UPDATE requests SET cost = '-Infinity'", "cost is not an amount"),
     ("UPDATE requests SET images = 'no'", "images is not JSON"),
+    ("UPDATE requests SET images = '{}'", "images is not a list of images"),
+    ("UPDATE requests SET images = '[1]'", "images is not a list of images"),
+    ('UPDATE requests SET images = \'[{"url": "u"}]\'', "images is not a list of images"),
+    (
+        'UPDATE requests SET images = \'[{"url": "u", "type": "png", "ttl": "x"}]\'',
+        "images is not a list of images",
+    ),
+    (
+        'UPDATE requests SET images = \'[{"url": "u", "type": "png", "expires_at": 3}]\'',
+        "images is not a list of images",
+    ),
     ("UPDATE requests SET files = 'no'", "files is not JSON"),
+    ("UPDATE requests SET files = '\"f\"'", "files is not a list of file names"),
+    ("UPDATE requests SET files = '[1]'", "files is not a list of file names"),
     ("UPDATE requests SET error = 'no'", "error is not JSON"),
+    ("UPDATE requests SET error = '[1]'", "error is not an object"),
     ("UPDATE requests SET request = CAST(x'ff' AS TEXT)", "request is not UTF-8"),
     ("UPDATE requests SET key = CAST(x'c3' AS TEXT)", "key is not UTF-8"),
 ]
@@ -581,7 +607,16 @@ def test_opening_sets_a_garbled_row_aside_says_why_and_keeps_the_rest(
 def test_a_row_whose_state_is_none_of_the_ledgers_is_garbled() -> None:
     # The table's CHECK keeps such a state out, and the database's own check (quick_check reads
     # CHECK constraints) sets the whole file aside first; the row-by-row reading still says it.
-    good = (b"k", b"planned", b"0.003", b"{}", b'{"prompt": "p"}', b"[]", b"[]", None)
+    good = (
+        b"k",
+        b"planned",
+        b"0.003",
+        b"{}",
+        b'{"prompt": "p", "image_num": 1}',
+        b"[]",
+        b"[]",
+        None,
+    )
     _ledger._decoded((1, 11, *good))
     with pytest.raises(ValueError, match=r"\Astate is not one of the ledger's\Z"):
         _ledger._decoded((1, 11, good[0], b"gone", *good[2:]))
@@ -597,14 +632,14 @@ def test_several_garbled_rows_are_said_once_per_reason(tmp_path: Path) -> None:
     Ledger.open(tmp_path, reports.append).close()
     (aside,) = tmp_path.glob(f"{LEDGER_NAME}.garbled-*.jsonl")
     assert reports[0] == (
-        "ledger.sqlite3: 3 request(s) could not be read (body is not JSON; cost is not a "
-        f"decimal); kept in {aside.name}, restored from the other records where they can be"
+        "ledger.sqlite3: 3 request(s) could not be read (body is not JSON; cost is not an "
+        f"amount); kept in {aside.name}, restored from the other records where they can be"
     )
     kept = [json.loads(line) for line in aside.read_text().splitlines()]
     assert [(line["row"][0], line["why"]) for line in kept] == [
-        ("1", "cost is not a decimal"),
+        ("1", "cost is not an amount"),
         ("2", "body is not JSON"),
-        ("3", "cost is not a decimal"),
+        ("3", "cost is not an amount"),
     ]
 
 
@@ -613,7 +648,10 @@ def test_several_garbled_rows_are_said_once_per_reason(tmp_path: Path) -> None:
     [
         "UPDATE requests SET error = ''",  # an empty error is no error
         'UPDATE requests SET error = \'{"type": "E"}\'',
-        'UPDATE requests SET images = \'[{"url": "u"}]\', files = \'["f"]\'',
+        'UPDATE requests SET images = \'[{"url": "u", "type": "png"}]\', files = \'["f"]\'',
+        'UPDATE requests SET images = \'[{"url": "u", "type": "png", "ttl": "60", "index": 1, '
+        '"expires_at": "2026-12-07T10:00:00+00:00", "extra": null}]\'',
+        "UPDATE requests SET cost = '0.00075'",
     ],
 )
 def test_opening_keeps_every_row_that_still_decodes(tmp_path: Path, statement: str) -> None:

@@ -492,6 +492,18 @@ def test_write_bytes_atomically_replaces_the_file_and_leaves_nothing_else(tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
 
 
+def test_write_atomically_syncs_the_directory_after_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[tuple[Path, bool]] = []
+    path = tmp_path / "f.bin"
+    monkeypatch.setattr(
+        _images, "_sync_directory", lambda directory: synced.append((directory, path.exists()))
+    )
+    write_bytes_atomically(path, b"data")
+    assert synced == [(tmp_path, True)]  # once, for the file's own directory, after the rename
+
+
 def test_write_bytes_atomically_stages_in_the_target_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
