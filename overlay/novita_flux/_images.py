@@ -174,7 +174,7 @@ def whole_on_disk(path: Path) -> bool:
 def image_index(file_name: str) -> int | None:
     """The image index in a saved file's name (`..._<index>.png`, `..._<index>-2.png`)."""
     stem = file_name.rsplit(".", 1)[0].rsplit("_", 1)[-1].split("-", 1)[0]
-    return int(stem) if stem.isdigit() else None
+    return int(stem) if stem.isascii() and stem.isdigit() else None  # not "²": int() refuses it
 
 
 def prompt_slug(prompt: str, limit: int = 40) -> str:

@@ -28,6 +28,7 @@ then more files saved (`progress`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -142,9 +143,15 @@ class Ledger:
             ledger._check()
             existed, garbled = False, 0
         if not existed or garbled:  # rebuilt, new beside an older run's records, or holes in it
-            restore_from(ledger.restore, directory, manifest, report, damaged=damaged)
+            restore_from(
+                functools.partial(ledger.restore, report=report),
+                directory,
+                manifest,
+                report,
+                damaged=damaged,
+            )
         # The journal last, and always: it holds the latest steps, which a lost -wal may lack.
-        added = ledger.restore(ledger.journal.records(report))
+        added = ledger.restore(ledger.journal.records(report), report)
         if added:
             report(f"brought {added} request(s) up to date from {JOURNAL_NAME}")
         return ledger
@@ -193,36 +200,57 @@ class Ledger:
                     (item.line, item.key, _json(item.request), _text(item.error)),
                 )
 
-    def restore(self, rows: Iterable[dict[str, Any]]) -> int:
+    def restore(self, rows: Iterable[dict[str, Any]], report: Reporter | None = None) -> int:
         """Bring in recovered requests: each one the ledger does not hold, or holds at an earlier
-        step (see `progress`); how many were brought in."""
+        step (see `progress`); how many were brought in. A record that would not read back as
+        a row (the checks that open makes of every row) is reported and skipped, so that it
+        cannot stop a later step; what the ledger held of that request stays as it was."""
         changed = 0
         with self._transaction() as db:
             for row in rows:
-                held = db.execute(
-                    "SELECT sends, state, files FROM requests WHERE key = ?", (row["key"],)
-                ).fetchone()
-                if held is not None and progress(row) <= _held_progress(held):
-                    continue
-                _insert(
-                    db,
-                    "INSERT OR REPLACE",
-                    key=row["key"],
-                    request=_json(row.get("request")),
-                    body=_json(row["body"]),
-                    seed=row["body"]["seed"],
-                    image_num=row["body"]["image_num"],
-                    cost=str(row.get("cost") or 0),
-                    state=row["state"],
-                    task_id=row.get("task_id"),
-                    images=_json(row.get("images") or []),
-                    files=_json(row.get("files") or []),
-                    error=_json(row.get("error")) if row.get("error") else None,
-                    sends=row.get("sends", 0),
-                    updated=_now(),
-                )
-                changed += 1
+                db.execute("SAVEPOINT restoring")
+                try:
+                    if not self._restored(db, row):
+                        continue
+                    changed += 1
+                except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+                    db.execute("ROLLBACK TO restoring")
+                    if report is not None:
+                        why = f"no {error}" if isinstance(error, KeyError) else str(error)
+                        report(f"a recovered record of request {row.get('key')} could not be "
+                               f"read ({why}); skipped")  # fmt: skip
+                finally:
+                    db.execute("RELEASE restoring")
         return changed
+
+    def _restored(self, db: sqlite3.Connection, row: dict[str, Any]) -> bool:
+        """Write one recovered request if it is further along than what is held; whether it
+        was. Raises if the row it makes would not read back."""
+        held = db.execute(
+            "SELECT sends, state, files FROM requests WHERE key = ?", (row["key"],)
+        ).fetchone()
+        if held is not None and progress(row) <= _held_progress(held):
+            return False
+        _insert(
+            db,
+            "INSERT OR REPLACE",
+            key=row["key"],
+            request=_json(row.get("request")),
+            body=_json(row["body"]),
+            seed=row["body"]["seed"],
+            image_num=row["body"]["image_num"],
+            cost=str(row.get("cost") or 0),
+            state=row["state"],
+            task_id=row.get("task_id"),
+            images=_json(row.get("images") or []),
+            files=_json(row.get("files") or []),
+            error=_json(row.get("error")) if row.get("error") else None,
+            sends=row.get("sends", 0),
+            updated=_now(),
+        )
+        query = f"SELECT {_COLUMNS} FROM requests WHERE key = ?"  # noqa: S608 - names only
+        _decoded(db.execute(query, (row["key"],)).fetchone())
+        return True
 
     def seed_of(self, key: str) -> int | None:
         with self._lock:
@@ -629,9 +657,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-# The text columns whose bytes must decode for a row to be read (task_id is never parsed); the
-# seed as it is when it is an integer, else as bytes (a garbled text must not fail the query).
-_DECODED: Final = ("key", "state", "cost", *JSON_COLUMNS)
+# The text columns whose bytes must decode for a row to be read; the seed as it is when it is
+# an integer, else as bytes (a garbled text must not fail the query).
+_DECODED: Final = ("key", "state", "cost", "task_id", *JSON_COLUMNS)
 _COLUMNS: Final = ", ".join(
     ["rowid", "CASE typeof(seed) WHEN 'integer' THEN seed ELSE CAST(seed AS BLOB) END"]
     + [f"CAST({name} AS BLOB)" for name in _DECODED]
@@ -670,8 +698,12 @@ def _decoded(record: Sequence[Any]) -> None:
         cost = Decimal(text["cost"] or "")
     except ArithmeticError:
         raise ValueError("cost is not an amount") from None
-    if not cost.is_finite():
+    # A price: finite, not negative, and small enough for the totals' arithmetic.
+    if not cost.is_finite() or cost < 0 or cost.adjusted() > _LARGEST_COST_DIGITS:
         raise ValueError("cost is not an amount")
+
+
+_LARGEST_COST_DIGITS: Final = 30
 
 
 def _json_of(name: str, text: str | None) -> Any:
@@ -688,10 +720,11 @@ def _is_image(entry: object) -> bool:
     if not isinstance(entry, dict):
         return False
     try:
-        image_of(entry)
-    except (KeyError, TypeError, ValueError):
+        image = image_of(entry)
+    except (KeyError, TypeError, ValueError, ArithmeticError):  # ArithmeticError: int(1e999)
         return False
-    return True
+    # An expiry is compared with the aware time now: a naive one could not be.
+    return image.expires_at is None or image.expires_at.tzinfo is not None
 
 
 def _stamp() -> str:

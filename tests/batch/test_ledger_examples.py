@@ -550,6 +550,9 @@ GARBLES = [
     ("UPDATE requests SET cost = 'NaN'", "cost is not an amount"),
     ("UPDATE requests SET cost = 'sNaN'", "cost is not an amount"),
     ("UPDATE requests SET cost = '-Infinity'", "cost is not an amount"),
+    ("UPDATE requests SET cost = '-0.001'", "cost is not an amount"),
+    ("UPDATE requests SET cost = '1E+1000000'", "cost is not an amount"),
+    ("UPDATE requests SET task_id = CAST(x'ff' AS TEXT)", "task_id is not UTF-8"),
     ("UPDATE requests SET images = 'no'", "images is not JSON"),
     ("UPDATE requests SET images = '{}'", "images is not a list of images"),
     ("UPDATE requests SET images = '[1]'", "images is not a list of images"),
@@ -560,6 +563,19 @@ GARBLES = [
     ),
     (
         'UPDATE requests SET images = \'[{"url": "u", "type": "png", "expires_at": 3}]\'',
+        "images is not a list of images",
+    ),
+    (
+        'UPDATE requests SET images = \'[{"url": "u", "type": "png", "ttl": 1e999}]\'',
+        "images is not a list of images",
+    ),
+    (
+        'UPDATE requests SET images = \'[{"url": "u", "type": "png", "index": Infinity}]\'',
+        "images is not a list of images",
+    ),
+    (
+        "UPDATE requests SET images = "
+        '\'[{"url": "u", "type": "png", "expires_at": "2026-01-01T00:00:00"}]\'',
         "images is not a list of images",
     ),
     ("UPDATE requests SET files = 'no'", "files is not JSON"),
@@ -597,7 +613,7 @@ def test_opening_sets_a_garbled_row_aside_says_why_and_keeps_the_rest(
         (kept,) = [json.loads(line) for line in aside.read_text().splitlines()]
         assert kept["why"] == why
         assert kept["row"][0] == "2"  # the rowid, then the columns, each as its repr
-        assert len(kept["row"]) == 10
+        assert len(kept["row"]) == 11
         assert [row.key for row in again.rows(STATES)] == [K1]
         assert again._db.execute("SELECT key FROM requests").fetchall() == [(K1,)]
     finally:
@@ -611,6 +627,7 @@ def test_a_row_whose_state_is_none_of_the_ledgers_is_garbled() -> None:
         b"k",
         b"planned",
         b"0.003",
+        None,
         b"{}",
         b'{"prompt": "p", "image_num": 1}',
         b"[]",
@@ -895,6 +912,50 @@ def test_the_journal_keeps_each_step_s_whole_row_error_included(
 # --- restore ------------------------------------------------------------------------------------
 
 
+def test_restore_skips_and_reports_a_record_that_would_not_read_back(ledger: Ledger) -> None:
+    ledger.plan([planned(1, K1, "a")])
+    ledger.sending(K1)
+    before = raw(ledger, K1)
+    reports: list[str] = []
+    recovered = [
+        # further along than what is held, but its image could never be read
+        {"key": K1, "body": body("a"), "state": State.PAID, "sends": 2, "images": [{"url": "u"}]},
+        {"key": K2, "body": {"prompt": "b", "seed": 7}, "state": State.FAILED},  # no image_num
+        {"key": K3, "body": body("c"), "state": State.FAILED, "cost": "NaN"},
+        {"key": K4, "body": body("d"), "state": State.FAILED},  # sound
+    ]
+    assert ledger.restore(recovered, reports.append) == 1
+    assert reports == [
+        f"a recovered record of request {K1} could not be read (images is not a list of "
+        "images); skipped",
+        f"a recovered record of request {K2} could not be read (no 'image_num'); skipped",
+        f"a recovered record of request {K3} could not be read (cost is not an amount); skipped",
+    ]
+    assert raw(ledger, K1) == before  # what was held of it stays as it was
+    assert [key for (key,) in ledger._db.execute("SELECT key FROM requests")] == [K1, K4]
+    assert ledger.restore(recovered) == 0  # K4 held now; the others skipped, reporter or not
+
+
+def test_a_journal_record_that_would_not_read_back_is_skipped_at_every_open(
+    tmp_path: Path,
+) -> None:
+    planned_and_closed(tmp_path, planned(1, K1, "a"))
+    line = {"key": K1, "body": body("a"), "state": "paid", "sends": 1, "images": [{"url": "u"}]}
+    (tmp_path / JOURNAL_NAME).write_text(json.dumps(line) + "\n")
+    for _ in range(2):
+        reports: list[str] = []
+        again = Ledger.open(tmp_path, reports.append)
+        try:
+            assert reports == [
+                f"a recovered record of request {K1} could not be read (images is not a list "
+                "of images); skipped"
+            ]
+            assert raw(again, K1)["state"] == State.PLANNED
+            assert list(tmp_path.glob("*.garbled-*")) == []
+        finally:
+            again.close()
+
+
 def test_restore_inserts_new_requests_with_their_defaults_and_advances_known_ones(
     ledger: Ledger,
 ) -> None:
@@ -904,8 +965,8 @@ def test_restore_inserts_new_requests_with_their_defaults_and_advances_known_one
         {"key": K1, "body": body("a", 99), "state": State.SAVED},
         {"key": K4, "body": body("d", 98), "state": State.PLANNED},  # no further along: kept as is
         {"key": K2, "body": body("b", 7, 2), "state": State.PAID, "request": {"prompt": "b"},
-         "cost": "0.0015", "task_id": "t", "images": [{"url": "u"}], "files": ["b_0.png"],
-         "error": {"type": "E"}, "sends": 3},
+         "cost": "0.0015", "task_id": "t", "images": [{"url": "u", "type": "png"}],
+         "files": ["b_0.png"], "error": {"type": "E"}, "sends": 3},
         {"key": K3, "body": body("c"), "state": State.FAILED, "cost": None, "images": None,
          "files": None, "error": {}},
     ]  # fmt: skip
@@ -917,7 +978,8 @@ def test_restore_inserts_new_requests_with_their_defaults_and_advances_known_one
         "key": K2, "request": '{"prompt":"b"}',
         "body": '{"prompt":"b","seed":7,"image_num":2,"width":64,"height":64}', "seed": 7,
         "image_num": 2, "cost": "0.0015", "state": State.PAID, "task_id": "t",
-        "images": '[{"url":"u"}]', "files": '["b_0.png"]', "error": '{"type":"E"}', "sends": 3,
+        "images": '[{"url":"u","type":"png"}]', "files": '["b_0.png"]', "error": '{"type":"E"}',
+        "sends": 3,
     }  # fmt: skip
     assert NOW.match(second["updated"])
     third = raw(ledger, K3)
