@@ -552,6 +552,7 @@ GARBLES = [
     ("UPDATE requests SET cost = '-Infinity'", "cost is not an amount"),
     ("UPDATE requests SET cost = '-0.001'", "cost is not an amount"),
     ("UPDATE requests SET cost = '1E+1000000'", "cost is not an amount"),
+    ("UPDATE requests SET cost = '1E+31'", "cost is not an amount"),  # past 30 digits
     ("UPDATE requests SET task_id = CAST(x'ff' AS TEXT)", "task_id is not UTF-8"),
     ("UPDATE requests SET images = 'no'", "images is not JSON"),
     ("UPDATE requests SET images = '{}'", "images is not a list of images"),
@@ -669,6 +670,7 @@ def test_several_garbled_rows_are_said_once_per_reason(tmp_path: Path) -> None:
         'UPDATE requests SET images = \'[{"url": "u", "type": "png", "ttl": "60", "index": 1, '
         '"expires_at": "2026-12-07T10:00:00+00:00", "extra": null}]\'',
         "UPDATE requests SET cost = '0.00075'",
+        "UPDATE requests SET cost = '1E+30'",  # the largest order of magnitude kept
     ],
 )
 def test_opening_keeps_every_row_that_still_decodes(tmp_path: Path, statement: str) -> None:
@@ -680,6 +682,29 @@ def test_opening_keeps_every_row_that_still_decodes(tmp_path: Path, statement: s
         assert reports == []
         assert list(tmp_path.glob("*.garbled-*")) == []
         assert [key for (key,) in again._db.execute("SELECT key FROM requests")] == [K1, K2]
+    finally:
+        again.close()
+
+
+def test_a_manifest_record_that_would_not_read_back_is_said_when_the_ledger_is_rebuilt(
+    tmp_path: Path,
+) -> None:
+    first = Ledger.open(tmp_path, [].append)
+    first.plan([planned(1, K1, "a"), planned(2, K2, "b")])
+    first.export_manifest(tmp_path / MANIFEST_NAME)
+    first.close()
+    manifest = tmp_path / MANIFEST_NAME
+    lines = manifest.read_text().splitlines()
+    damaged = json.loads(lines[1]) | {"cost": "NaN"}  # the second request's record
+    manifest.write_text("\n".join([lines[0], json.dumps(damaged), *lines[2:]]) + "\n")
+    (tmp_path / LEDGER_NAME).write_bytes(b"not a database")
+    reports: list[str] = []
+    again = Ledger.open(tmp_path, reports.append)
+    try:
+        assert (
+            f"a recovered record of request {K2} could not be read (cost is not an amount); skipped"
+        ) in reports
+        assert [key for (key,) in again._db.execute("SELECT key FROM requests")] == [K1]
     finally:
         again.close()
 
