@@ -215,10 +215,11 @@ class Ledger:
                     changed += 1
                 except (KeyError, TypeError, ValueError, ArithmeticError) as error:
                     db.execute("ROLLBACK TO restoring")
-                    if report is not None:
+                    if report is not None:  # with its task, so that what was paid is found
                         why = f"no {error}" if isinstance(error, KeyError) else str(error)
-                        report(f"a recovered record of request {row.get('key')} could not be "
-                               f"read ({why}); skipped")  # fmt: skip
+                        task = f" (task {row['task_id']})" if row.get("task_id") else ""
+                        report(f"a recovered record of request {row.get('key')}{task} could not "
+                               f"be read ({why}); skipped")  # fmt: skip
                 finally:
                     db.execute("RELEASE restoring")
         return changed

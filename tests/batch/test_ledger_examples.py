@@ -944,15 +944,22 @@ def test_restore_skips_and_reports_a_record_that_would_not_read_back(ledger: Led
     reports: list[str] = []
     recovered = [
         # further along than what is held, but its image could never be read
-        {"key": K1, "body": body("a"), "state": State.PAID, "sends": 2, "images": [{"url": "u"}]},
+        {
+            "key": K1,
+            "body": body("a"),
+            "state": State.PAID,
+            "sends": 2,
+            "task_id": "t1",
+            "images": [{"url": "u"}],
+        },
         {"key": K2, "body": {"prompt": "b", "seed": 7}, "state": State.FAILED},  # no image_num
         {"key": K3, "body": body("c"), "state": State.FAILED, "cost": "NaN"},
         {"key": K4, "body": body("d"), "state": State.FAILED},  # sound
     ]
     assert ledger.restore(recovered, reports.append) == 1
     assert reports == [
-        f"a recovered record of request {K1} could not be read (images is not a list of "
-        "images); skipped",
+        f"a recovered record of request {K1} (task t1) could not be read (images is not a "
+        "list of images); skipped",
         f"a recovered record of request {K2} could not be read (no 'image_num'); skipped",
         f"a recovered record of request {K3} could not be read (cost is not an amount); skipped",
     ]
@@ -965,15 +972,16 @@ def test_a_journal_record_that_would_not_read_back_is_skipped_at_every_open(
     tmp_path: Path,
 ) -> None:
     planned_and_closed(tmp_path, planned(1, K1, "a"))
-    line = {"key": K1, "body": body("a"), "state": "paid", "sends": 1, "images": [{"url": "u"}]}
+    line = {"key": K1, "body": body("a"), "state": "paid", "sends": 1, "task_id": "t1",
+            "images": [{"url": "u"}]}  # fmt: skip
     (tmp_path / JOURNAL_NAME).write_text(json.dumps(line) + "\n")
     for _ in range(2):
         reports: list[str] = []
         again = Ledger.open(tmp_path, reports.append)
         try:
             assert reports == [
-                f"a recovered record of request {K1} could not be read (images is not a list "
-                "of images); skipped"
+                f"a recovered record of request {K1} (task t1) could not be read (images is "
+                "not a list of images); skipped"
             ]
             assert raw(again, K1)["state"] == State.PLANNED
             assert list(tmp_path.glob("*.garbled-*")) == []
