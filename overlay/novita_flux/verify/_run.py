@@ -229,7 +229,7 @@ class _Runner:
         )
         if not retryable or (exchange.status == 429 and not retry_429):
             return None
-        retry_after = _retry.parse_retry_after(exchange.header("retry-after"))
+        retry_after = _retry.parse_retry_after(exchange.header(_retry.RETRY_AFTER))
         if retry_after is None and exchange.status == 429:
             # A 429 that names no wait of its own is waited out for the request's share of
             # the window, not the backoff: sent sooner, it would only be refused again.
