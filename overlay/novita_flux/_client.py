@@ -21,6 +21,7 @@ from novita_flux import _deadline, _interrupts, _retry
 from novita_flux._arguments import check_callback, check_http_request
 from novita_flux._balance import Balance, preflight
 from novita_flux._base_client import (
+    NO_AUTH,
     Budget,
     ResultT,
     _BaseClient,
@@ -312,7 +313,7 @@ class FluxSchnell(_BaseClient[httpx.Client]):
             if isinstance(step, _Send):
                 if step.billable:
                     reach("api.sending")
-                return self._http.send(step.request, auth=self._auth, follow_redirects=False)
+                return self._http.send(step.request, auth=NO_AUTH, follow_redirects=False)
             response = self._http.send(step.request, stream=True, auth=None, follow_redirects=False)
             try:
                 receive = step.receiver.feed if response.is_success else step.receiver.keep_error
@@ -614,7 +615,7 @@ class AsyncFluxSchnell(_BaseClient[httpx.AsyncClient]):
 
     async def _exchange(self, step: _Send | _Fetch) -> httpx.Response:
         if isinstance(step, _Send):
-            return await self._http.send(step.request, auth=self._auth, follow_redirects=False)
+            return await self._http.send(step.request, auth=NO_AUTH, follow_redirects=False)
         response = await self._http.send(
             step.request, stream=True, auth=None, follow_redirects=False
         )

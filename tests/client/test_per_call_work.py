@@ -3,12 +3,17 @@ counts instead of timing, so that it holds on any machine.
 
 A valid answer builds no failure message (a `oneOf` branch that does not match is thrown away,
 so writing out what it expected is wasted), and no call reads the spec or compiles a schema:
-both are done once per process. Each is counted by wrapping the function that does it.
+both are done once per process. Nor does a call parse the API's URL, make a JSON encoder, run an
+auth flow to find out whether the key may go with a request built for the API's own origin, or
+copy the answer into the generated model's objects: the URL and the headers are worked out once
+per client, the encoder once per process, and the conformed answer is read as it stands. Each is
+counted by wrapping the function that does it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -16,16 +21,28 @@ from typing import Any
 import httpx
 import pytest
 
-from novita_flux import AsyncFluxSchnell, FluxSchnell, ValidationError, _deadline, _schema, _spec
+from novita_flux import (
+    AsyncFluxSchnell,
+    FluxSchnell,
+    ValidationError,
+    _base_client,
+    _deadline,
+    _schema,
+    _spec,
+)
+from novita_flux_api.models import Flux1SchnellResponse
 from tests.support import KEY, success_body
 
 CALLS = 20
 # The functions that write a message, read the spec, compile a schema, or work out how long an
 # exchange under the client's own timeout may take (once per client: _BaseClient._exchange_limits).
-COUNTED = {
+COUNTED: dict[Any, tuple[str, ...]] = {
     _schema: ("describe", "show", "compile_schema", "_checker"),
     _spec: ("document", "resolve", "operations_in"),
     _deadline: ("exchange_seconds",),
+    json.JSONEncoder: ("__init__",),  # what json.dumps(..., separators=...) makes every time
+    _base_client._APIKeyAuth: ("auth_flow",),
+    Flux1SchnellResponse: ("from_dict",),
 }
 
 
@@ -41,6 +58,14 @@ class Counts(Counter[str]):
         for module, names in COUNTED.items():
             for name in names:
                 self._monkeypatch.setattr(module, name, self._counting(name, getattr(module, name)))
+        parse = httpx.URL.__init__
+
+        def parsing(url: httpx.URL, *args: Any, **kwargs: Any) -> None:
+            if args and isinstance(args[0], str):  # a URL made from another is not parsed again
+                self["URL parsed"] += 1
+            parse(url, *args, **kwargs)
+
+        self._monkeypatch.setattr(httpx.URL, "__init__", parsing)
 
     def _counting(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -59,7 +84,13 @@ def answering(ttl: int | str) -> httpx.MockTransport:
     body = success_body(image_num=2)
     for image in body["images"]:
         image["image_url_ttl"] = ttl  # an int, or the string of digits the other branch takes
-    return httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    return answering_with(body)
+
+
+def answering_with(body: Any) -> httpx.MockTransport:
+    # Encoded once: the mock's own json= would make an encoder on every answer.
+    content = json.dumps(body).encode()
+    return httpx.MockTransport(lambda request: httpx.Response(200, content=content))
 
 
 @pytest.mark.parametrize("ttl", [3600, "3600"])
@@ -125,8 +156,7 @@ def test_reading_the_balance_works_out_no_exchange_under_the_clients_own_timeout
 ) -> None:
     """balance() shares generate()'s once-per-client exchange limits, not a second reckoning."""
     body = _spec.response_example(_spec.BALANCE)
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
-    with httpx.Client(transport=transport) as http:
+    with httpx.Client(transport=answering_with(body)) as http:
         flux = FluxSchnell(api_key=KEY, http_client=http)
         flux.balance()
         counts.start()

@@ -386,14 +386,22 @@ def test_a_non_json_200_body_is_kept_whole_up_to_2000_characters_then_cut_with_a
     assert refused(b"x" * length).body == kept
 
 
+def test_a_ttl_too_long_for_an_integer_is_refused_with_the_reason_and_the_links_kept() -> None:
+    # It matches the spec's digits, but Python will not read 5,000 digits as an int.
+    error = refused(answer(image(ttl="9" * 5000)))
+    assert error.problem.startswith("ValueError('Exceeds the limit (4300 digits)")
+    assert error.task_id == "t-1"
+    assert [found.url for found in error.images] == [URL]
+
+
 @pytest.mark.parametrize("failure", [KeyError("images"), TypeError("no"), ValueError("bad")])
-def test_a_model_that_refuses_a_conforming_body_gives_its_repr_as_the_problem(
+def test_a_reading_step_that_refuses_a_conforming_body_gives_its_repr_as_the_problem(
     failure: Exception, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(_: object) -> object:
         raise failure
 
-    monkeypatch.setattr(_base_client, "Flux1SchnellResponse", SimpleNamespace(from_dict=refuse))
+    monkeypatch.setattr(_base_client, "canonical_image_type", refuse)
     payload = answer(image(ttl=5))
     error = refused(payload)
     assert error.problem == repr(failure)

@@ -7,16 +7,20 @@ import os
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from unittest import mock
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import respx
 from hypothesis import example, given, settings
 
 from novita_flux import FluxSchnell, ResponseValidationError, _spec
+from novita_flux._base_client import parse_generation
+from novita_flux._schema import compile_schema, conform
 from novita_flux_api.models import Flux1SchnellRequest, Flux1SchnellResponse
 from tests.strategies import conforming_bodies, nonconforming_bodies, valid_requests
 from tests.support import API_URL, KEY, encoded
@@ -163,6 +167,35 @@ def test_the_generated_response_model_round_trips_every_conforming_body(
     body: dict[str, Any],
 ) -> None:
     assert Flux1SchnellResponse.from_dict(body).to_dict() == body
+
+
+@given(body=conforming_bodies())
+@example(body=OBSERVED_BODY)
+@example(body=DOCS_EXAMPLE)
+def test_the_client_reads_every_conforming_body_as_the_generated_model_reads_it(
+    body: dict[str, Any],
+) -> None:
+    # The client reads the conformed answer as it stands (issue 22); the generated model is
+    # the low-level client's reading of the same spec, and the two must never part.
+    sent = datetime(2026, 1, 1, tzinfo=UTC)
+    request = {"seed": 1, "image_num": len(body["images"]), "response_image_type": "png"}
+    generation = parse_generation(httpx.Response(200, json=body), request, Decimal(0), sent)
+    model = Flux1SchnellResponse.from_dict(
+        conform(compile_schema(_spec.response_schema(_spec.GENERATE)), body)
+    )
+    assert generation.task_id == model.task.task_id
+    assert [
+        (image.url, image.ttl, image.type, image.extra, image.index) for image in generation.images
+    ] == [
+        (
+            read.image_url,
+            int(read.image_url_ttl),
+            _spec.canonical_image_type(read.image_type),
+            read.additional_properties,
+            index,
+        )
+        for index, read in enumerate(model.images)
+    ]
 
 
 @settings(max_examples=max(10, settings.default.max_examples // 3))  # a whole batch each
