@@ -37,6 +37,11 @@ ECMA_SPACES: Final = (
 )
 _LINE_TERMINATORS: Final = "\n\r\u2028\u2029"
 
+# A JSON string is Unicode text: a lone surrogate (which Python lets a str hold, from a JSON
+# `\ud800` escape or an undecodable byte of a command line) is no character, cannot be written
+# as UTF-8, and I-JSON (RFC 7493, section 2.1) forbids it.
+LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
 _SPACES_SET: Final = "".join(f"\\u{ord(char):04x}" for char in ECMA_SPACES)
 _IN_CLASS: Final = {"d": "0-9", "w": "A-Za-z0-9_", "s": _SPACES_SET}
 _CLASS_ESCAPES: Final = {

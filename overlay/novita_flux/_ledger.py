@@ -31,7 +31,6 @@ import contextlib
 import functools
 import json
 import os
-import re
 import sqlite3
 import threading
 from collections import Counter
@@ -47,6 +46,7 @@ from novita_flux._errors import APIStatusError
 from novita_flux._faultpoints import reach
 from novita_flux._images import write_atomically
 from novita_flux._journal import JOURNAL_NAME, Journal, Reporter
+from novita_flux._jsonstrings import LONE_SURROGATE as _LONE_SURROGATE
 from novita_flux._models import GeneratedImage, entry_of, image_of
 from novita_flux._recovery import restore_from
 from novita_flux._row import COLUMNS, JSON_COLUMNS, RECORD_COLUMNS, Row, qualified
@@ -762,9 +762,6 @@ def _text(text: str | None) -> str | None:
     """A message for a TEXT column, any lone surrogate in it (a field named by an input line)
     written as a backslash escape."""
     return None if text is None else text.encode(errors="backslashreplace").decode()
-
-
-_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def _now() -> str:

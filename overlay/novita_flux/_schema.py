@@ -24,11 +24,12 @@ independent one's verdict (jsonschema-rs) on values drawn for every schema of th
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NoReturn
 
+from novita_flux._fits import Fits, compile_fits
 from novita_flux._format import shortened
+from novita_flux._jsonstrings import LONE_SURROGATE as _LONE_SURROGATE
 from novita_flux._jsonstrings import ecma_pattern, is_uri
 from novita_flux._spec import Schema, resolve
 
@@ -165,7 +166,7 @@ def show(value: Any, limit: int = 60) -> str:
 
 
 Checker = Callable[[Any, Location], Any]
-_CHECKERS: dict[int, tuple[Schema, Checker]] = {}
+_CHECKERS: dict[int, tuple[Schema, Fits, Checker]] = {}
 
 
 def conform(schema: Schema, value: Any, location: Location = ()) -> Any:
@@ -181,8 +182,12 @@ def conform(schema: Schema, value: Any, location: Location = ()) -> Any:
     if entry is None or entry[0] is not schema:
         if len(_CHECKERS) > 256:  # only ever a handful of spec schemas; bound stray ones
             _CHECKERS.clear()
-        entry = _CHECKERS[id(schema)] = (schema, _checker(schema))
-    return entry[1](value, location)
+        entry = _CHECKERS[id(schema)] = (schema, compile_fits(schema), _checker(schema))
+    # Almost every value conforms as it stands: one straight-line function says so (_fits);
+    # the tree of checks decides the rest, and says why.
+    if entry[1](value):
+        return value
+    return entry[2](value, location)
 
 
 def _fail(schema: Schema, value: Any, location: Location) -> NoReturn:
@@ -301,12 +306,6 @@ def _string(schema: Schema) -> Checker:
         return value
 
     return check
-
-
-# A JSON string is Unicode text: a lone surrogate (which Python lets a str hold, from a JSON
-# `\ud800` escape or an undecodable byte of a command line) is no character, cannot be written
-# as UTF-8, and I-JSON (RFC 7493, section 2.1) forbids it.
-_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def _check_unicode(schema: Schema, value: str, location: Location) -> None:

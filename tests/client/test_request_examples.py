@@ -1418,9 +1418,13 @@ def test_conform_never_uses_a_checker_built_for_another_schema_at_the_same_id(
 
 def test_conform_reuses_the_checker_it_built_for_a_schema(monkeypatch: pytest.MonkeyPatch) -> None:
     schema = compile_schema({"type": "integer"})
-    cache: dict[int, Any] = {id(schema): (schema, lambda value, location: "cached")}
+    cache: dict[int, Any] = {
+        id(schema): (schema, lambda value: False, lambda value, location: "cached")
+    }
     monkeypatch.setattr(schema_module, "_CHECKERS", cache)
     assert conform(schema, 5) == "cached"
+    cache[id(schema)] = (schema, lambda value: True, lambda value, location: "cached")
+    assert conform(schema, 5) == 5  # what fits as it stands is handed back, the tree not asked
 
 
 def test_the_checker_cache_is_cleared_once_it_holds_more_than_256(

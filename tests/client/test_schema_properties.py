@@ -25,6 +25,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from novita_flux import _schema
+from novita_flux._fits import compile_fits, source_of
 from novita_flux._jsonstrings import ECMA_SPACES, UntranslatablePattern, ecma_pattern, is_uri
 from novita_flux._schema import SchemaViolation, compile_schema, conform
 from novita_flux._spec import Schema, document
@@ -268,3 +270,54 @@ URI_JUDGE = jsonschema_rs.Draft7Validator({"format": "uri"}, validate_formats=Tr
 @example(text="http://h/x?y#z@")
 def test_is_uri_agrees_with_jsonschema_rs_on_any_text(text: str) -> None:
     assert is_uri(text) is URI_JUDGE.is_valid(text)
+
+
+# --- the fast half of conform (_fits) -----------------------------------------------------------
+
+FITS = {where: compile_fits(compiled) for where, compiled in COMPILED.items()}
+TREES = {where: _schema._checker(compiled) for where, compiled in COMPILED.items()}
+
+
+def _holds_a_float(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(map(_holds_a_float, value.values()))
+    if isinstance(value, list):
+        return any(map(_holds_a_float, value))
+    return isinstance(value, float)
+
+
+@given(case=cases())
+@example(case=("Flux1SchnellRequest.width", 512.0))  # conforms, but changes: an int
+@example(case=("Flux1SchnellRequest.width", True))
+@example(case=("Flux1SchnellRequest.prompt", "un renard \u00e9l\u00e9gant"))
+@example(case=("Flux1SchnellRequest.prompt", "a \ud800 fox"))  # a lone surrogate
+@example(case=("Image.image_url_ttl", 3600.0))
+@example(case=("Image.image_url_ttl", "3600"))
+@example(case=("Image.image_url_ttl", -1))
+@example(case=("Image", {"image_url": "https://a/x", "image_url_ttl": 1.0, "image_type": "png"}))
+def test_the_fast_check_says_yes_exactly_when_the_tree_hands_the_value_back_unchanged(
+    case: tuple[str, Any],
+) -> None:
+    where, value = case
+    try:
+        conformed = TREES[where](value, ())
+    except SchemaViolation:
+        conformed = SchemaViolation
+    fits = FITS[where](value)
+    # Never a wrong yes: what it lets through, the tree would have handed back as it is.
+    assert not fits or conformed is value, f"{where}: {value!r} fits, the tree says {conformed!r}"
+    # And no needless no on the spec's schemas: a value with no float to make an int conforms
+    # as it stands, and so is never left to the slower tree (that costs time, not correctness).
+    if conformed is value and not _holds_a_float(value):
+        assert fits, f"{where}: {value!r} conforms unchanged, but fits says no"
+
+
+def test_the_fast_check_writes_a_property_name_as_a_literal_never_as_code() -> None:
+    name = "x'] or True or [\"']"
+    source, _ = source_of(compile_schema({"type": "object", "properties": {name: {}}}))
+    assert repr(name) in source  # a literal, however it is spelled
+    fits = compile_fits(
+        compile_schema({"type": "object", "properties": {name: {"type": "integer"}}})
+    )
+    assert fits({name: 1})
+    assert not fits({name: "1"})
