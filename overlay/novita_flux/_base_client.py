@@ -279,7 +279,7 @@ class _BaseClient(Generic[HttpT]):
         # Our own pools carry the User-Agent as a default; an injected client gets it per request.
         self._headers = _DEFAULT_HEADERS if self._injected else None
         self._limits: tuple[httpx.Timeout, dict[str, float | None], float | None] | None = None
-        self._routes: dict[str, tuple[str, httpx.URL, Mapping[str, str], Mapping[str, str]]] = {}
+        self._routes: dict[str, tuple[str, httpx.URL, httpx.Headers, httpx.Headers]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -345,17 +345,22 @@ class _BaseClient(Generic[HttpT]):
         not have, a body for one that takes none, or a body that is not JSON.
         """
         check_operation(operation_id, body)
-        return self._request_for(operation(operation_id), body, self._timeout_for(timeout))
+        timeouts, _ = self._exchange_limits(self._timeout_for(timeout))
+        return self._request_for(operation(operation_id), body, timeouts)
 
     def _request_for(
-        self, called: Operation, body: Any, timeout: httpx.Timeout, *, keyed: bool = False
+        self,
+        called: Operation,
+        body: Any,
+        timeouts: dict[str, float | None],
+        *,
+        keyed: bool = False,
     ) -> httpx.Request:
         """`keyed`: with the API key already in it (the flows' own requests, which go nowhere but
         the API's origin), sent with `NO_AUTH`; without, `send` adds it through `_auth`."""
         url, headers, keyed_headers = self._route(called)
         if keyed:
             headers = keyed_headers
-        timeouts, _ = self._exchange_limits(timeout)
         return self._http.build_request(
             called.method,
             url,
@@ -366,7 +371,7 @@ class _BaseClient(Generic[HttpT]):
             extensions={"timeout": dict(timeouts)},
         )
 
-    def _route(self, called: Operation) -> tuple[httpx.URL, Mapping[str, str], Mapping[str, str]]:
+    def _route(self, called: Operation) -> tuple[httpx.URL, httpx.Headers, httpx.Headers]:
         """The operation's URL and this client's headers for it (without the key, and with it),
         worked out once per client: parsing the URL was a third of building each request, and
         an auth flow comparing origins a tenth of the client's own work (issue 22)."""
@@ -375,7 +380,9 @@ class _BaseClient(Generic[HttpT]):
             headers = {**(self._headers or {}), **_JSON_BODY}
             keyed = {**headers, _AUTHORIZATION: self._auth.header}
             url = httpx.URL(self.base_url + called.path)
-            known = (self.base_url, url, MappingProxyType(headers), MappingProxyType(keyed))
+            # As httpx.Headers, which httpx copies as they are instead of encoding each name and
+            # value again; never changed once made (httpx merges into a copy).
+            known = (self.base_url, url, httpx.Headers(headers), httpx.Headers(keyed))
             self._routes[called.path] = known
         return known[1], known[2], known[3]
 
@@ -434,8 +441,8 @@ class _BaseClient(Generic[HttpT]):
         retry_server_errors: bool,
     ) -> Generator[_Step, httpx.Response | None, Generation]:
         chosen = self._timeout_for(timeout)
-        request = self._request_for(operation(GENERATE), body, chosen, keyed=True)
-        _, seconds = self._exchange_limits(chosen)
+        timeouts, seconds = self._exchange_limits(chosen)
+        request = self._request_for(operation(GENERATE), body, timeouts, keyed=True)
         what = (
             f"seed {body['seed']}, {body['width']}x{body['height']}, {body['steps']} steps, "
             f"{body['image_num']} image(s)"
@@ -487,8 +494,8 @@ class _BaseClient(Generic[HttpT]):
         Were the spec ever to say otherwise, it would be retried as carefully as a generation."""
         free = operation(BALANCE).free
         chosen = self._timeout_for(timeout)
-        request = self._request_for(operation(BALANCE), None, chosen, keyed=True)
-        _, seconds = self._exchange_limits(chosen)
+        timeouts, seconds = self._exchange_limits(chosen)
+        request = self._request_for(operation(BALANCE), None, timeouts, keyed=True)
         retries = self._retries_for(max_retries)
         attempt = 0
         while True:
@@ -700,8 +707,15 @@ def _image(image: dict[str, Any], index: int, sent: datetime) -> GeneratedImage:
         type=canonical_image_type(image["image_type"]),
         expires_at=link_expiry(sent, ttl),
         index=index,
-        extra={name: value for name, value in image.items() if name not in _image_fields()},
+        extra=_unnamed(image, _image_fields()),
     )
+
+
+def _unnamed(fields: dict[str, Any], named: frozenset[str]) -> dict[str, Any]:
+    """The fields the spec does not name, in a dict of their own (most answers have none)."""
+    if fields.keys() <= named:
+        return {}
+    return {name: value for name, value in fields.items() if name not in named}
 
 
 @cache
