@@ -460,7 +460,8 @@ def bench_import(repeats: int) -> None:
     )
     heavy = subprocess.run(
         [sys.executable, "-c", "import sys, novita_flux; print(sorted({'PIL', 'starlette', "
-         "'uvicorn', 'novita_flux.testing', 'novita_flux._cli', 'asyncio', 'httpcore'} "
+         "'uvicorn', 'novita_flux.testing', 'novita_flux._cli', 'asyncio', 'httpcore', "
+         "'novita_flux_api'} "
          "& set(sys.modules)))"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip

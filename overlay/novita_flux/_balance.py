@@ -14,8 +14,6 @@ import httpx
 from novita_flux._errors import BalanceValidationError, InsufficientBalanceError, NovitaError
 from novita_flux._schema import SchemaViolation, compile_schema, conform
 from novita_flux._spec import BALANCE, Schema, amount_fields, response_schema
-from novita_flux_api.models import BalanceDetail
-from novita_flux_api.types import Unset
 
 
 @attrs.frozen
@@ -61,6 +59,11 @@ def parse_balance(response: httpx.Response) -> Balance:
         payload = json.loads(response.content)
     except ValueError as error:
         raise BalanceValidationError(response, f"the body is not JSON ({error})") from None
+    # Here, not at the top: the generated models cost `import novita_flux` a twentieth of
+    # httpx's own import time, and a first generate() does not need them (issue 22).
+    from novita_flux_api.models import BalanceDetail
+    from novita_flux_api.types import Unset
+
     try:
         conformed = conform(_compiled(), payload)
         parsed = BalanceDetail.from_dict(conformed)

@@ -6,6 +6,7 @@ and the tests use comes from here, so the spec stays the one place where each is
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Mapping
 from decimal import Decimal
@@ -13,9 +14,17 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-import novita_flux_api
 
-SPEC_PATH: Final = Path(novita_flux_api.__file__).with_name("openapi.json")
+# Found, not imported: the generated package's __init__ loads its client, which the overlay
+# does not use (issue 22: `import novita_flux` loads nothing a first generate() does not need).
+def _shipped_spec() -> Path:
+    generated = importlib.util.find_spec("novita_flux_api")
+    if generated is None or generated.origin is None:
+        raise ImportError("novita_flux needs novita_flux_api, the generated package it ships with")
+    return Path(generated.origin).with_name("openapi.json")
+
+
+SPEC_PATH: Final = _shipped_spec()
 
 Schema = dict[str, Any]
 

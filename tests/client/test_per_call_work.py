@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -165,3 +167,22 @@ def test_reading_the_balance_works_out_no_exchange_under_the_clients_own_timeout
         assert counts == Counter()
         flux.balance(timeout=5)
     assert set(counts) == {"exchange_seconds"}  # a timeout of the call's own is its own
+
+
+def test_importing_the_client_and_a_first_generate_load_nothing_of_the_generated_package() -> None:
+    """`import novita_flux` is a share of every command's start (issue 22): the generated models
+    and client are loaded when the balance is first read, not before."""
+    code = (
+        "import json, sys, httpx\n"
+        "from novita_flux import FluxSchnell\n"
+        "from tests.support import KEY, success_body\n"
+        "content = json.dumps(success_body()).encode()\n"
+        "answer = httpx.MockTransport(lambda request: httpx.Response(200, content=content))\n"
+        "with httpx.Client(transport=answer) as http:\n"
+        "    FluxSchnell(api_key=KEY, http_client=http).generate('a fox')\n"
+        "print(sorted(name for name in sys.modules if name.startswith('novita_flux_api')))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert output.strip() == "[]"
