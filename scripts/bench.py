@@ -359,7 +359,10 @@ def bench_throughput(repeats: int, count: int, latency: float, levels: list[int]
         cheapest: dict[int, float] = {}  # raw httpx's client CPU per request, by concurrency
         print(f"  one request alone: {seen * 1000:.1f} ms (nominal {latency * 1000:.0f} ms)")
         for level in levels:
-            runs = 1 if level == 1 else repeats  # 20 s a run at concurrency 1
+            # At concurrency 1 a third of the batch per run, for the same 20 s in all: the
+            # median of three runs keeps one noisy run from deciding the CPU row.
+            count = len(requests) if level > 1 else math.ceil(len(requests) / 3)
+            runs = repeats if level > 1 else 3
             ours: list[float] = []
             raw: list[float] = []
             shaped: list[float] = []  # raw httpx in generate_many's shape, above one lane
@@ -373,7 +376,7 @@ def bench_throughput(repeats: int, count: int, latency: float, levels: list[int]
                 for results, batch in batches:
                     server_before, client_before = cpu_seconds(SERVERS[url]), time.process_time()
                     machine_before = machine_busy()
-                    results.append(count / asyncio.run(batch(url, requests, level)))
+                    results.append(count / asyncio.run(batch(url, requests[:count], level)))
                     client[batch].append((time.process_time() - client_before) / count)
                     if batch is our_batch:
                         served.append(cpu_seconds(SERVERS[url]) - server_before)
@@ -416,7 +419,7 @@ def bench_throughput(repeats: int, count: int, latency: float, levels: list[int]
                 # the row above from it is the exchange, the server and httpx's socket work that
                 # raw httpx pays alike, on a machine whose two cores the two processes share.
                 free = statistics.median(
-                    count / asyncio.run(exchange_free_batch(requests, level, latency))
+                    count / asyncio.run(exchange_free_batch(requests[:count], level, latency))
                     for _ in range(runs)
                 )
                 ideal_free = count / (math.ceil(count / level) * latency)
