@@ -449,7 +449,8 @@ def bench_throughput(repeats: int, count: int, latency: float, levels: list[int]
             # At concurrency 1 a third of the batch per run, for the same 20 s in all: the
             # median of three runs keeps one noisy run from deciding the CPU row.
             count = len(requests) if level > 1 else math.ceil(len(requests) / 3)
-            runs = repeats if level > 1 else 3
+            # Above one lane a batch takes half a second and varies most: seven runs.
+            runs = 3 if level == 1 else repeats if level <= LANE_CONNECTIONS else 7
             ours: list[float] = []
             raw: list[float] = []
             shaped: list[float] = []  # raw httpx in generate_many's shape, above one lane
