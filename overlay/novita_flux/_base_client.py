@@ -160,13 +160,20 @@ class _APIKeyAuth(httpx.Auth):
     """Adds the bearer key to requests for the API's own origin and to nothing else."""
 
     def __init__(self, key: str, origin: tuple[str, str, int | None]) -> None:
-        self.header = f"Bearer {key}"
+        self._header = f"Bearer {key}"
         self._origin = origin
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        url = request.url
+    def header_for(self, url: httpx.URL) -> str | None:
+        """The Authorization header for a request to `url`: None unless it is the API's origin
+        (the base URL the client was made with, whatever `base_url` has been set to since)."""
         if (url.scheme, url.host, url.port or DEFAULT_PORTS.get(url.scheme)) == self._origin:
-            request.headers[_AUTHORIZATION] = self.header
+            return self._header
+        return None
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        header = self.header_for(request.url)
+        if header is not None:
+            request.headers[_AUTHORIZATION] = header
         yield request
 
     def __repr__(self) -> str:
@@ -378,8 +385,9 @@ class _BaseClient(Generic[HttpT]):
         known = self._routes.get(called.path)
         if known is None or known[0] is not self.base_url:
             headers = {**(self._headers or {}), **_JSON_BODY}
-            keyed = {**headers, _AUTHORIZATION: self._auth.header}
             url = httpx.URL(self.base_url + called.path)
+            key = self._auth.header_for(url)  # a base_url changed since to another host: none
+            keyed = headers if key is None else {**headers, _AUTHORIZATION: key}
             # As httpx.Headers, which httpx copies as they are instead of encoding each name and
             # value again; never changed once made (httpx merges into a copy).
             known = (self.base_url, url, httpx.Headers(headers), httpx.Headers(keyed))

@@ -17,6 +17,7 @@ only as `repr()` literals, so nothing in the spec is ever read as code.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -31,12 +32,28 @@ _UNCHANGED_SCALARS = (str, int, bool, type(None))
 
 
 def compile_fits(schema: Schema) -> Fits:
-    """The function answering "conforms, and unchanged?" for a schema `compile_schema` made."""
-    source, constants = source_of(schema)
+    """The function answering "conforms, and unchanged?" for a schema `compile_schema` made.
+
+    A schema it cannot write as straight-line code (a type the tree does not know either, nesting
+    deeper than Python's compiler takes) gets a function that always says no: the tree then
+    decides every value, as it did before there was a fast half."""
+    try:
+        source, constants = source_of(schema)
+        code = compile(source, "<novita_flux._fits>", "exec")
+    except (_Unwritable, SyntaxError, RecursionError, MemoryError):
+        return _never
     namespace: dict[str, Any] = dict(constants)
-    exec(compile(source, "<novita_flux._fits>", "exec"), namespace)  # noqa: S102
+    exec(code, namespace)  # noqa: S102
     fits: Fits = namespace["fits"]
     return fits
+
+
+def _never(value: Any) -> bool:
+    return False
+
+
+class _Unwritable(Exception):
+    """A schema the writer has no straight-line code for."""
 
 
 def source_of(schema: Schema) -> tuple[str, dict[str, Any]]:
@@ -81,18 +98,37 @@ class _Writer:
         """The lines that return False unless `value` (a local name) fits `schema`."""
         kind = schema.get("type")
         if kind is not None:
-            getattr(self, f"_{kind}")(schema, value, depth)
+            write = _BY_TYPE.get(kind) if isinstance(kind, str) else None
+            if write is None:
+                raise _Unwritable(kind)
+            write(self, schema, value, depth)
         branches = schema.get("oneOf", schema.get("anyOf"))
         if branches is not None:
             self._union(branches, "oneOf" in schema, value, depth)
         if "enum" in schema:
             self.fail_unless(depth, f"{value} in {self.constant(schema['enum'])}")
 
+    def block(self, depth: int, opening: str, body: Callable[[], None]) -> None:
+        """`opening` (a `for` or an `if`) and the lines `body` writes under it, or `pass` when it
+        writes none (an `items: {}` checks nothing)."""
+        self.line(depth, opening)
+        written = len(self.lines)
+        body()
+        if len(self.lines) == written:
+            self.line(depth + 1, "pass")
+
+    def literal(self, bound: Any) -> str:
+        """A bound as source: an int or a finite float as itself, anything else by name (`inf`
+        and `nan` have no literal)."""
+        if type(bound) is int or (type(bound) is float and math.isfinite(bound)):
+            return repr(bound)
+        return self.constant(bound)
+
     def _bounds(self, schema: Schema, measure: str, low: str, high: str, depth: int) -> None:
         if schema.get(low) is not None:
-            self.fail_unless(depth, f"{measure} >= {schema[low]!r}")
+            self.fail_unless(depth, f"{measure} >= {self.literal(schema[low])}")
         if schema.get(high) is not None:
-            self.fail_unless(depth, f"{measure} <= {schema[high]!r}")
+            self.fail_unless(depth, f"{measure} <= {self.literal(schema[high])}")
 
     def _integer(self, schema: Schema, value: str, depth: int) -> None:
         # Not a whole float (conform makes it an int: a change), never a bool.
@@ -123,8 +159,11 @@ class _Writer:
         self._bounds(schema, f"len({value})", "minItems", "maxItems", depth)
         if "items" in schema:
             item = self.variable()
-            self.line(depth, f"for {item} in {value}:")
-            self.node(schema["items"], item, depth + 1)
+            self.block(
+                depth,
+                f"for {item} in {value}:",
+                lambda: self.node(schema["items"], item, depth + 1),
+            )
 
     def _object(self, schema: Schema, value: str, depth: int) -> None:
         self.fail_unless(depth, f"type({value}) is dict")
@@ -139,8 +178,9 @@ class _Writer:
             known = self.constant(frozenset(properties))
             name, item = self.variable(), self.variable()
             self.line(depth, f"for {name}, {item} in {value}.items():")
-            self.line(depth + 1, f"if {name} not in {known}:")
-            self.node(extra, item, depth + 2)
+            self.block(
+                depth + 1, f"if {name} not in {known}:", lambda: self.node(extra, item, depth + 2)
+            )
         for name, sub in properties.items():
             item = self.variable()
             self.line(depth, f"if {name!r} in {value}:")
@@ -156,3 +196,13 @@ class _Writer:
         for branch in branches:  # each a function of its own: its checks return from it
             self.line(depth, f"{count} += {self.constant(compile_fits(branch))}({value})")
         self.fail_unless(depth, f"{count} == 1" if exclusive else f"{count} >= 1")
+
+
+_BY_TYPE: dict[str, Callable[[_Writer, Schema, str, int], None]] = {
+    "integer": _Writer._integer,
+    "number": _Writer._number,
+    "boolean": _Writer._boolean,
+    "string": _Writer._string,
+    "array": _Writer._array,
+    "object": _Writer._object,
+}

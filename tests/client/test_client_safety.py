@@ -3,6 +3,7 @@ storage host, whose timeout applies, what is retried, and downloads as storage h
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from novita_flux import (
     InternalServerError,
     SaveIncompleteError,
     ValidationError,
+    _spec,
 )
 from tests.support import (
     API_URL,
@@ -97,6 +99,41 @@ def test_an_image_host_gets_no_header_of_an_injected_client_beyond_the_allow_lis
         sent = route.calls.last.request.headers
         assert set(sent.keys()) <= {"host", "connection", "user-agent", "accept", "accept-encoding"}
         assert "secret" not in str(sent.raw)
+
+
+@pytest.mark.parametrize("client_type", [FluxSchnell, AsyncFluxSchnell])
+def test_a_base_url_changed_after_the_client_was_made_gets_requests_but_never_the_key(
+    client_type: type[FluxSchnell] | type[AsyncFluxSchnell],
+) -> None:
+    # The key goes to the origin the client was made for: a base_url set later to another
+    # host (a typo, a proxy, a test double) is sent the request, as before, and no key.
+    elsewhere = "http://elsewhere.example"
+    balance = _spec.response_example(_spec.BALANCE)
+    with respx.mock:
+        respx.post(API_URL).respond(200, json=success_body())
+        generation = respx.post(elsewhere + _spec.operation(_spec.GENERATE).path)
+        generation.respond(200, json=success_body())
+        reading = respx.get(elsewhere + _spec.operation(_spec.BALANCE).path)
+        reading.respond(200, json=balance)
+        flux = client_type(api_key=KEY)
+        if isinstance(flux, AsyncFluxSchnell):
+
+            async def run(flux: AsyncFluxSchnell) -> None:
+                await flux.generate("x")  # the API's own route is worked out first
+                flux.base_url = elsewhere
+                await flux.generate("x")
+                await flux.balance()
+
+            asyncio.run(run(flux))
+        else:
+            flux.generate("x")
+            flux.base_url = elsewhere
+            flux.generate("x")
+            flux.balance()
+    for route in (generation, reading):
+        assert route.call_count == 1
+        assert "authorization" not in route.calls.last.request.headers
+        assert KEY not in str(route.calls.last.request.headers.raw)
 
 
 def test_an_api_request_keeps_the_injected_clients_headers() -> None:

@@ -321,3 +321,35 @@ def test_the_fast_check_writes_a_property_name_as_a_literal_never_as_code() -> N
     )
     assert fits({name: 1})
     assert not fits({name: "1"})
+
+
+def _nested(depth: int) -> Schema:
+    schema: Schema = {"type": "array"}
+    for _ in range(depth):
+        schema = {"type": "array", "items": schema}
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("schema", "value", "fits"),
+    [
+        ({"type": "array", "items": {}}, [1, "a"], True),  # a loop that checks nothing
+        ({"type": "object", "additionalProperties": {}}, {"a": 1}, True),
+        ({"type": "object", "additionalProperties": {"description": "any"}}, {"a": 1}, True),
+        ({"type": "integer", "maximum": float("inf")}, 5, True),  # no literal for inf
+        ({"type": "number", "minimum": float("nan")}, 5, False),  # the tree decides
+        (_nested(25), [[[]]], False),  # deeper than Python compiles: always the tree
+    ],
+)
+def test_a_schema_the_fast_check_cannot_write_plainly_still_conforms_as_the_tree_says(
+    schema: Schema, value: Any, fits: bool
+) -> None:
+    assert compile_fits(schema)(value) is fits
+    assert conform(schema, value) is value
+
+
+def test_a_type_neither_half_knows_still_fails_as_the_tree_fails() -> None:
+    for kind in ("widget", "_init__", 3):
+        assert compile_fits({"type": kind})(1) is False
+        with pytest.raises(KeyError):
+            conform({"type": kind}, 1)
