@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,3 +86,10 @@ def failing_at(errors: Mapping[str, BaseException]) -> _faultpoints.Hook:
             raise errors[point]
 
     return fail
+
+
+def printed(code: str) -> str:
+    """What a fresh Python process prints running `code` (what it imports is its own)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
