@@ -19,10 +19,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from novita_flux._faultpoints import reach
+from novita_flux._images import write_atomically
 from novita_flux._states import State
 
 JOURNAL_NAME: Final = "ledger.journal.jsonl"
@@ -30,6 +32,11 @@ _STATES: Final = frozenset(state.value for state in State)
 _COUNTED: Final = ("seed", "image_num")  # the request body's fields the ledger has columns for
 
 Reporter = Callable[[str], None]  # says one line of what was found and set aside
+
+
+def stamp() -> str:
+    """The time now, for the name of a file set aside: sortable, to the microsecond."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 class Journal:
@@ -50,7 +57,9 @@ class Journal:
         os.fsync(self._fd)
 
     def records(self, report: Reporter) -> Iterator[dict[str, Any]]:
-        """Every row snapshot that reads, oldest first."""
+        """Every row snapshot that reads, oldest first. The lines that do not read are kept as
+        they were in `ledger.journal.jsonl.unread-<time>` before they are reported: the journal
+        is emptied at the run's clean end, and a damaged line may still name a paid task."""
         try:
             source = self.path.open("rb")
         except FileNotFoundError:
@@ -58,6 +67,7 @@ class Journal:
         except OSError as error:
             report(f"{self.path.name}: cannot be read ({error.strerror or error}); skipped")
             return
+        unread: list[tuple[int, str, bytes]] = []
         with source:
             for number, raw in enumerate(source, start=1):
                 try:
@@ -76,9 +86,19 @@ class Journal:
                         raise ValueError("its sends is not a count")
                 except (UnicodeDecodeError, ValueError) as error:
                     if raw.strip(b"\x00 \t\r\n"):  # a file cut to zeros reads as nothing
-                        report(f"{self.path.name} line {number}: cannot be read ({error}); skipped")
+                        unread.append((number, str(error), raw))
                     continue
                 yield record
+        if unread:
+            aside = self.path.with_name(f"{self.path.name}.unread-{stamp()}")
+            write_atomically(
+                aside, (raw if raw.endswith(b"\n") else raw + b"\n" for *_, raw in unread)
+            )
+            for number, why, _ in unread:
+                report(
+                    f"{self.path.name} line {number}: cannot be read ({why}); skipped, and kept "
+                    f"in {aside.name}"
+                )
 
     def clear(self) -> None:
         """Empty the journal: everything in it is held twice elsewhere now."""

@@ -46,6 +46,7 @@ from novita_flux._errors import APIStatusError
 from novita_flux._faultpoints import reach
 from novita_flux._images import write_atomically
 from novita_flux._journal import JOURNAL_NAME, Journal, Reporter
+from novita_flux._journal import stamp as _stamp
 from novita_flux._jsonstrings import LONE_SURROGATE as _LONE_SURROGATE
 from novita_flux._models import GeneratedImage, entry_of, image_of
 from novita_flux._recovery import restore_from
@@ -203,9 +204,13 @@ class Ledger:
     def restore(self, rows: Iterable[dict[str, Any]], report: Reporter | None = None) -> int:
         """Bring in recovered requests: each one the ledger does not hold, or holds at an earlier
         step (see `progress`); how many were brought in. A record that would not read back as
-        a row (the checks that open makes of every row) is reported and skipped, so that it
-        cannot stop a later step; what the ledger held of that request stays as it was."""
+        a row (the checks that open makes of every row) is skipped, so that it cannot stop a
+        later step, and what the ledger held of that request stays as it was; the record is
+        kept whole in `ledger.sqlite3.unread-<time>.jsonl` and reported with its task id, since
+        its source may not outlive the run (the journal is emptied at a clean end, the
+        manifest written anew from the ledger)."""
         changed = 0
+        unread: list[tuple[str, dict[str, Any]]] = []
         with self._transaction() as db:
             for row in rows:
                 db.execute("SAVEPOINT restoring")
@@ -215,13 +220,20 @@ class Ledger:
                     changed += 1
                 except (KeyError, TypeError, ValueError, ArithmeticError) as error:
                     db.execute("ROLLBACK TO restoring")
-                    if report is not None:  # with its task, so that what was paid is found
-                        why = f"no {error}" if isinstance(error, KeyError) else str(error)
-                        task = f" (task {row['task_id']})" if row.get("task_id") else ""
-                        report(f"a recovered record of request {row.get('key')}{task} could not "
-                               f"be read ({why}); skipped")  # fmt: skip
+                    unread.append(
+                        (f"no {error}" if isinstance(error, KeyError) else str(error), row)
+                    )
                 finally:
                     db.execute("RELEASE restoring")
+        if unread:
+            aside = self.path.with_name(f"{self.path.name}.unread-{_stamp()}.jsonl")
+            kept = (json.dumps({"why": why, "record": row}, default=repr) for why, row in unread)
+            write_atomically(aside, (f"{line}\n".encode() for line in kept))
+            for why, row in unread:
+                task = f" (task {row['task_id']})" if row.get("task_id") else ""  # what was paid
+                if report is not None:
+                    report(f"a recovered record of request {row.get('key')}{task} could not be "
+                           f"read ({why}); skipped, and kept in {aside.name}")  # fmt: skip
         return changed
 
     def _restored(self, db: sqlite3.Connection, row: dict[str, Any]) -> bool:
@@ -726,10 +738,6 @@ def _is_image(entry: object) -> bool:
         return False
     # An expiry is compared with the aware time now: a naive one could not be.
     return image.expires_at is None or image.expires_at.tzinfo is not None
-
-
-def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 def _set_aside(path: Path) -> Path:

@@ -5,6 +5,7 @@ ledger in a temporary directory, and the exact rows, totals, counts and manifest
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import re
 import sqlite3
@@ -701,10 +702,18 @@ def test_a_manifest_record_that_would_not_read_back_is_said_when_the_ledger_is_r
     reports: list[str] = []
     again = Ledger.open(tmp_path, reports.append)
     try:
+        (aside,) = tmp_path.glob(f"{LEDGER_NAME}.unread-*.jsonl")
         assert (
-            f"a recovered record of request {K2} could not be read (cost is not an amount); skipped"
+            f"a recovered record of request {K2} could not be read (cost is not an amount); "
+            f"skipped, and kept in {aside.name}"
         ) in reports
         assert [key for (key,) in again._db.execute("SELECT key FROM requests")] == [K1]
+        # The manifest is written anew from the ledger: the record lives on beside it.
+        again.export_manifest(manifest)
+        assert K2 not in manifest.read_text()
+        (kept,) = map(json.loads, aside.read_text().splitlines())
+        assert kept["why"] == "cost is not an amount"
+        assert (kept["record"]["key"], kept["record"]["cost"]) == (K2, "NaN")
     finally:
         again.close()
 
@@ -886,17 +895,33 @@ def test_a_journal_line_that_parses_but_is_not_a_whole_row_is_reported_and_skipp
     reports: list[str] = []
     ledger = Ledger.open(tmp_path, reports.append)
     try:
+        (aside,) = tmp_path.glob(f"{JOURNAL_NAME}.unread-*")
+        kept = f"skipped, and kept in {aside.name}"
         assert reports == [
-            f"{JOURNAL_NAME} line 1: cannot be read (no state of the ledger's); skipped",
-            f"{JOURNAL_NAME} line 2: cannot be read (no state of the ledger's); skipped",
+            f"{JOURNAL_NAME} line 1: cannot be read (no state of the ledger's); {kept}",
+            f"{JOURNAL_NAME} line 2: cannot be read (no state of the ledger's); {kept}",
             f"{JOURNAL_NAME} line 3: cannot be read (no seed or image_num in its request body); "
-            "skipped",
-            f"{JOURNAL_NAME} line 4: cannot be read (its sends is not a count); skipped",
+            f"{kept}",
+            f"{JOURNAL_NAME} line 4: cannot be read (its sends is not a count); {kept}",
             f"brought 1 request(s) up to date from {JOURNAL_NAME}",
         ]
         assert (raw(ledger, K1)["state"], raw(ledger, K1)["sends"]) == (State.PAID, 1)
+        # Each as it was, the task id with it, whatever the journal becomes.
+        ledger.export_manifest(tmp_path / MANIFEST_NAME)
+        ledger.release_journal()
+        assert (tmp_path / JOURNAL_NAME).read_text() == ""
+        assert [json.loads(line) for line in aside.read_text().splitlines()] == records[:4]
     finally:
         ledger.close()
+
+
+def test_a_torn_last_journal_line_is_kept_as_it_was(tmp_path: Path) -> None:
+    planned_and_closed(tmp_path, planned(1, K1, "a"))
+    torn = b'{"key": "' + K1.encode() + b'", "task_id": "t-9", "sta'
+    (tmp_path / JOURNAL_NAME).write_bytes(torn)
+    Ledger.open(tmp_path, [].append).close()
+    (aside,) = tmp_path.glob(f"{JOURNAL_NAME}.unread-*")
+    assert aside.read_bytes() == torn + b"\n"
 
 
 def test_when_the_journal_fails_too_the_ledger_s_own_error_is_raised(tmp_path: Path) -> None:
@@ -957,11 +982,18 @@ def test_restore_skips_and_reports_a_record_that_would_not_read_back(ledger: Led
         {"key": K4, "body": body("d"), "state": State.FAILED},  # sound
     ]
     assert ledger.restore(recovered, reports.append) == 1
+    (aside,) = ledger.path.parent.glob(f"{LEDGER_NAME}.unread-*.jsonl")
+    kept = f"skipped, and kept in {aside.name}"
     assert reports == [
         f"a recovered record of request {K1} (task t1) could not be read (images is not a "
-        "list of images); skipped",
-        f"a recovered record of request {K2} could not be read (no 'image_num'); skipped",
-        f"a recovered record of request {K3} could not be read (cost is not an amount); skipped",
+        f"list of images); {kept}",
+        f"a recovered record of request {K2} could not be read (no 'image_num'); {kept}",
+        f"a recovered record of request {K3} could not be read (cost is not an amount); {kept}",
+    ]
+    assert [json.loads(line) for line in aside.read_text().splitlines()] == [
+        {"why": "images is not a list of images", "record": recovered[0]},
+        {"why": "no 'image_num'", "record": recovered[1]},
+        {"why": "cost is not an amount", "record": recovered[2] | {"state": "failed"}},
     ]
     assert raw(ledger, K1) == before  # what was held of it stays as it was
     assert [key for (key,) in ledger._db.execute("SELECT key FROM requests")] == [K1, K4]
@@ -979,14 +1011,53 @@ def test_a_journal_record_that_would_not_read_back_is_skipped_at_every_open(
         reports: list[str] = []
         again = Ledger.open(tmp_path, reports.append)
         try:
+            aside = sorted(tmp_path.glob(f"{LEDGER_NAME}.unread-*.jsonl"))[-1]
             assert reports == [
                 f"a recovered record of request {K1} (task t1) could not be read (images is "
-                "not a list of images); skipped"
+                f"not a list of images); skipped, and kept in {aside.name}"
             ]
             assert raw(again, K1)["state"] == State.PLANNED
             assert list(tmp_path.glob("*.garbled-*")) == []
         finally:
             again.close()
+
+
+def test_a_journal_record_that_would_not_read_back_outlives_the_journal(tmp_path: Path) -> None:
+    # A paid task the ledger cannot take: at a clean end the journal is emptied, and the
+    # record, its task id and links with it, must still be on disk.
+    planned_and_closed(tmp_path, planned(1, K1, "a"))
+    line = {"key": K1, "body": body("a"), "state": "paid", "sends": 1, "task_id": "t1",
+            "images": [{"url": "https://x.example/1.png"}]}  # fmt: skip
+    (tmp_path / JOURNAL_NAME).write_text(json.dumps(line) + "\n")
+    again = Ledger.open(tmp_path, [].append)
+    try:
+        again.export_manifest(tmp_path / MANIFEST_NAME)
+        again.release_journal()
+    finally:
+        again.close()
+    assert (tmp_path / JOURNAL_NAME).read_text() == ""  # emptied, as at every clean end
+    (aside,) = tmp_path.glob(f"{LEDGER_NAME}.unread-*.jsonl")
+    assert json.loads(aside.read_text()) == {
+        "why": "images is not a list of images",
+        "record": line,
+    }
+
+
+def test_a_full_disk_while_keeping_an_unreadable_record_loses_nothing(tmp_path: Path) -> None:
+    # The record is kept aside before anything can empty the journal: a disk that cannot take
+    # the file stops the open, the journal still holds the record, and the next open keeps it.
+    planned_and_closed(tmp_path, planned(1, K1, "a"))
+    line = {"key": K1, "body": body("a"), "state": "paid", "sends": 1, "task_id": "t1",
+            "images": [{"url": "u"}]}  # fmt: skip
+    (tmp_path / JOURNAL_NAME).write_text(json.dumps(line) + "\n")
+    full = failing_at({"write.file": OSError(errno.ENOSPC, "No space left on device")})
+    with hooked(full), pytest.raises(OSError, match="No space left"):
+        Ledger.open(tmp_path, [].append)
+    assert list(tmp_path.glob(f"{LEDGER_NAME}.unread-*")) == []  # nothing half-written
+    assert json.loads((tmp_path / JOURNAL_NAME).read_text()) == line
+    Ledger.open(tmp_path, [].append).close()
+    (aside,) = tmp_path.glob(f"{LEDGER_NAME}.unread-*.jsonl")
+    assert json.loads(aside.read_text())["record"] == line
 
 
 def test_restore_inserts_new_requests_with_their_defaults_and_advances_known_ones(
