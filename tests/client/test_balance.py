@@ -123,6 +123,24 @@ def test_a_balance_is_refused_when_it_is_not_an_amount() -> None:
 # --- the library ---------------------------------------------------------------------------------
 
 
+def test_the_balance_is_asked_for_with_a_bare_get_and_the_key() -> None:
+    sent: list[httpx.Request] = []
+    body = _spec.response_example(_spec.BALANCE)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json=body)
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as http:
+        FluxSchnell(api_key="sk-1", http_client=http).balance()
+    (request,) = sent
+    assert (request.method, request.url.path) == ("GET", _spec.operation(_spec.BALANCE).path)
+    assert request.content == b""  # no body, not even `null`
+    assert "content-length" not in request.headers
+    assert request.headers["authorization"] == "Bearer sk-1"
+    assert request.headers["content-type"] == "application/json"  # as Novita's pages list it
+
+
 def test_balance_is_a_frozen_value_of_exact_usd(server: ReferenceServer, flux: FluxSchnell) -> None:
     server.account.balance = "12.3456"
     balance = flux.balance()
