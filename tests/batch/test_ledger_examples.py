@@ -1043,6 +1043,15 @@ def test_a_journal_record_that_would_not_read_back_outlives_the_journal(tmp_path
     }
 
 
+def test_an_unreadable_record_is_kept_whatever_it_holds(ledger: Ledger) -> None:
+    # A record recovered from a damaged ledger may hold bytes where text was: kept by its repr.
+    record = {"key": K2, "body": {"prompt": "b", "seed": 7}, "state": State.FAILED,
+              "task_id": b"t-\xff"}  # fmt: skip
+    assert ledger.restore([record], [].append) == 0
+    (aside,) = ledger.path.parent.glob(f"{LEDGER_NAME}.unread-*.jsonl")
+    assert json.loads(aside.read_text())["record"]["task_id"] == "b't-\\xff'"
+
+
 def test_a_full_disk_while_keeping_an_unreadable_record_loses_nothing(tmp_path: Path) -> None:
     # The record is kept aside before anything can empty the journal: a disk that cannot take
     # the file stops the open, the journal still holds the record, and the next open keeps it.
