@@ -34,6 +34,16 @@ _COUNTED: Final = ("seed", "image_num")  # the request body's fields the ledger 
 Reporter = Callable[[str], None]  # says one line of what was found and set aside
 
 
+def parsed(text: str | bytes) -> Any:
+    """JSON read from a file that may be damaged: ValueError for anything that is not JSON,
+    nesting too deep for Python's parser included (its RecursionError would stop the reading of
+    every record after it, and with it the ledger's opening, on every run)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def stamp() -> str:
     """The time now, for the name of a file set aside: sortable, to the microsecond."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -71,7 +81,7 @@ class Journal:
         with source:
             for number, raw in enumerate(source, start=1):
                 try:
-                    record = json.loads(raw.decode("ascii"))
+                    record = parsed(raw.decode("ascii"))
                     if not isinstance(record, dict) or not isinstance(record.get("key"), str):
                         raise ValueError("not a journal record")
                     if not isinstance(record.get("body"), dict):

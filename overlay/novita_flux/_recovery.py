@@ -10,7 +10,6 @@ record that cannot be read is reported with its position and skipped; it never s
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -19,7 +18,7 @@ from typing import Any
 
 from novita_flux._errors import NovitaError
 from novita_flux._identity import normalised, request_key
-from novita_flux._journal import Reporter
+from novita_flux._journal import Reporter, parsed
 from novita_flux._row import JSON_COLUMNS, RECORD_COLUMNS
 from novita_flux._states import State, Step, target
 
@@ -80,7 +79,7 @@ def _database_rows(path: Path, report: Reporter) -> Iterator[dict[str, Any]]:
                 yield {
                     **row,
                     **{
-                        name: json.loads(row[name]) if name != "error" or row[name] else None
+                        name: parsed(row[name]) if name != "error" or row[name] else None
                         for name in JSON_COLUMNS
                     },
                     "state": _STATES.get(row["state"], State.UNKNOWN),
@@ -95,7 +94,7 @@ def _manifest_rows(path: Path, report: Reporter) -> Iterator[dict[str, Any]]:
     with path.open("rb") as lines:
         for position, raw in enumerate(lines, start=1):
             try:
-                entry = json.loads(raw.decode())
+                entry = parsed(raw.decode())
                 if not isinstance(entry, dict):
                     raise ValueError("not an object")
                 state = _STATES.get(entry.get("status", ""))
@@ -136,7 +135,7 @@ def _sidecar_rows(directory: Path, report: Reporter) -> Iterator[dict[str, Any]]
     found: dict[str, dict[str, Any]] = {}
     for sidecar in sorted(directory.glob("*.json")):
         try:
-            data = json.loads(sidecar.read_text(encoding="utf-8"))
+            data = parsed(sidecar.read_text(encoding="utf-8"))
             batch = data.get("batch") if isinstance(data, dict) else None
             if not isinstance(batch, dict):
                 continue  # not written by a batch

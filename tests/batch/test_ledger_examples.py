@@ -915,6 +915,29 @@ def test_a_journal_line_that_parses_but_is_not_a_whole_row_is_reported_and_skipp
         ledger.close()
 
 
+def test_a_journal_line_nested_too_deeply_is_kept_aside_and_the_ledger_opens(
+    tmp_path: Path,
+) -> None:
+    # It made every open fail with RecursionError, so the batch could never run again.
+    planned_and_closed(tmp_path, planned(1, K1, "a"))
+    deep = "[" * 100_000 + "]" * 100_000
+    good = {"key": K1, "body": body("a"), "state": "paid", "sends": 1, "task_id": "t"}
+    (tmp_path / JOURNAL_NAME).write_text(deep + "\n" + json.dumps(good) + "\n")
+    reports: list[str] = []
+    ledger = Ledger.open(tmp_path, reports.append)
+    try:
+        (aside,) = tmp_path.glob(f"{JOURNAL_NAME}.unread-*")
+        assert reports == [
+            f"{JOURNAL_NAME} line 1: cannot be read (nested too deeply); skipped, and kept in "
+            f"{aside.name}",
+            f"brought 1 request(s) up to date from {JOURNAL_NAME}",
+        ]
+        assert raw(ledger, K1)["state"] == State.PAID
+        assert aside.read_text() == deep + "\n"
+    finally:
+        ledger.close()
+
+
 def test_a_torn_last_journal_line_is_kept_as_it_was(tmp_path: Path) -> None:
     planned_and_closed(tmp_path, planned(1, K1, "a"))
     torn = b'{"key": "' + K1.encode() + b'", "task_id": "t-9", "sta'

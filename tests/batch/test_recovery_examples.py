@@ -576,3 +576,30 @@ def test_a_source_that_adds_nothing_is_not_reported(tmp_path: Path) -> None:
     restore_from(restore, tmp_path, tmp_path / "manifest.jsonl", reports.append, None)
     assert restore.calls == 2
     assert reports == ["recovered 1 request(s) from manifest.jsonl"]
+
+
+# --- JSON nested past Python's recursion limit: one record lost, never the whole reading ------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_a_row_nested_too_deeply_is_reported_and_the_others_are_kept(tmp_path: Path) -> None:
+    path = database(tmp_path / "db", [{"key": K1, "images": DEEP}, {"key": K2}])
+    reports: list[str] = []
+    assert [row["key"] for row in _database_rows(path, reports.append)] == [K2]
+    assert reports == [f"db: request {K1} is garbled; skipped"]
+
+
+def test_a_manifest_line_nested_too_deeply_is_reported_by_position(tmp_path: Path) -> None:
+    path = manifest(tmp_path / "manifest.jsonl", DEEP, entry(key=K2))
+    reports: list[str] = []
+    assert [row["key"] for row in _manifest_rows(path, reports.append)] == [K2]
+    assert reports == ["manifest.jsonl line 1: cannot be read (nested too deeply); skipped"]
+
+
+def test_a_sidecar_nested_too_deeply_is_reported_by_name(tmp_path: Path) -> None:
+    sidecar(tmp_path, "a", DEEP)
+    sidecar(tmp_path, "b", batch_sidecar())
+    reports: list[str] = []
+    assert [row["key"] for row in _sidecar_rows(tmp_path, reports.append)] == [K1]
+    assert reports == ["a.json: cannot be read (nested too deeply); skipped"]
